@@ -1,0 +1,26 @@
+# Two commands do everything on a fresh machine: `make test` and `make book`. Both create .venv on first use.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+.PHONY: venv test book data clean
+venv: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# Main job: fetch the lab data if missing, execute every chapter (quick profile on CPU), build the HTML book.
+book: $(VENV)/.installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m dcanalysis.book --profile $${PROFILE:-quick}
+
+data: $(VENV)/.installed
+	$(BIN)/python -m dcanalysis.lab.data
+
+clean:
+	rm -rf book/_build

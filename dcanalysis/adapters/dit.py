@@ -1,0 +1,62 @@
+"""DiT (Peebles & Xie 2023) through diffusers: class-conditional latent diffusion on ImageNet (paper Sec. 5.3)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .base import place_module
+from ..images import ImageSource, load_image
+from ..weights import resolve_pretrained
+
+DIT_COMPONENTS = ("transformer", "vae", "scheduler")
+
+
+class DiTAdapter:
+    """Conditions are ImageNet class indices 0..999 (DiT's own label 1000 is the null class for guidance).
+
+    DiT learns the variance too: its output has 2C channels, eps in the first C and the variance
+    interpolation in the rest. Only the eps half enters the classifier's error.
+    """
+
+    def __init__(self, *, transformer, vae, scheduler, device="cpu", dtype=torch.float32):
+        self.transformer = place_module(transformer, device, dtype)
+        self.vae = place_module(vae, device, dtype)
+        self.alphas_cumprod = scheduler.alphas_cumprod.float().cpu()
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.latent_channels = transformer.config.in_channels
+        self.num_classes = transformer.config.num_embeds_ada_norm
+        self.resolution = transformer.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "DiTAdapter":
+        """Load from a DiT pipeline folder or a cached hub id, e.g. 'facebook/DiT-XL-2-256'."""
+        from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
+
+        folder = str(resolve_pretrained(name_or_path, subfolders=DIT_COMPONENTS))
+        kw = dict(local_files_only=True)
+        return cls(
+            transformer=DiTTransformer2DModel.from_pretrained(folder, subfolder="transformer", **kw),
+            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw),
+            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
+            device=device, dtype=dtype,
+        )
+
+    def load(self, source: ImageSource) -> torch.Tensor:
+        return load_image(source, size=self.resolution, mode="RGB")
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        latent = self.vae.encode(images.to(self.device, self.dtype)).latent_dist.mean
+        return (latent * self.vae.config.scaling_factor).float()
+
+    def embed(self, conditions: Sequence) -> torch.Tensor:
+        idx = [int(c) for c in conditions]
+        bad = [c for c in idx if not 0 <= c < self.num_classes]
+        if bad:
+            raise ValueError(f"class indices {bad} are out of range; DiT classes are 0..{self.num_classes - 1}.")
+        return torch.tensor(idx, dtype=torch.long)
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        out = self.transformer(x_t.to(self.dtype), timestep=t, class_labels=cond).sample
+        return out[:, : self.latent_channels].float()

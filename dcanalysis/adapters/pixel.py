@@ -1,0 +1,62 @@
+"""Adapter for pixel-space class-conditional UNets: our lab-scale models (a diffusers ``UNet2DModel`` with a
+class embedding, trained by ``dcanalysis.lab.train``)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .base import place_module
+from ..images import ImageSource, load_image
+from ..schedule_math import linear_alphas_cumprod
+
+
+class PixelAdapter:
+    """x_0 is the image itself, zero-padded (with -1, black) from ``image_size`` to the UNet's ``sample_size``.
+
+    Conditions are class indices 0..num_classes-1.
+    """
+
+    def __init__(self, unet, *, image_size: int, alphas_cumprod: torch.Tensor | None = None,
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+        self.unet = place_module(unet, device, dtype)
+        self.image_size = image_size
+        self.channels = unet.config.in_channels
+        self.sample_size = unet.config.sample_size
+        self.num_classes = unet.config.num_class_embeds
+        if self.num_classes is None:
+            raise ValueError("this UNet has no class embedding (num_class_embeds is None); it cannot be class-conditional.")
+        self.alphas_cumprod = linear_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod.float().cpu()
+        self.device = torch.device(device)
+        self.dtype = dtype
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, *, image_size: int, device="cpu", dtype=torch.float32) -> "PixelAdapter":
+        from diffusers import UNet2DModel
+
+        return cls(UNet2DModel.from_pretrained(str(folder), local_files_only=True), image_size=image_size,
+                   device=device, dtype=dtype)
+
+    def load(self, source: ImageSource) -> torch.Tensor:
+        return load_image(source, size=self.image_size, mode="L" if self.channels == 1 else "RGB")
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] != self.channels:
+            raise ValueError(f"expected {self.channels}-channel images, got shape {tuple(images.shape)}.")
+        pad = self.sample_size - images.shape[-1]
+        if pad < 0:
+            raise ValueError(f"images of {images.shape[-1]} px are larger than the model's {self.sample_size} px.")
+        return F.pad(images.float(), (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), value=-1.0)
+
+    def embed(self, conditions: Sequence) -> torch.Tensor:
+        idx = []
+        for c in conditions:
+            if not 0 <= int(c) < self.num_classes:
+                raise ValueError(f"class index {c} is out of range; this model knows classes 0..{self.num_classes - 1}.")
+            idx.append(int(c))
+        return torch.tensor(idx, dtype=torch.long)
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.unet(x_t.to(self.dtype), t, class_labels=cond).sample.float()

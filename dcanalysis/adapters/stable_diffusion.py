@@ -1,0 +1,80 @@
+"""Stable Diffusion 1.x / 2.x through diffusers components: the paper's zero-shot setting (Sec. 5.1)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .base import place_module
+from ..images import ImageSource, load_image
+from ..schedule_math import eps_from_prediction
+from ..weights import resolve_pretrained
+
+SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
+
+
+class StableDiffusionAdapter:
+    """Latent diffusion with a CLIP text encoder. Conditions are prompts (strings).
+
+    x_0 is the VAE latent's *mean* times ``vae.config.scaling_factor`` (0.18215 for SD), as in the paper's
+    code: sampling the latent would add noise that is the same for all prompts but hurts nothing and helps
+    nothing. Images are resized and centre-cropped to the UNet's native resolution.
+    """
+
+    def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32):
+        self.unet = place_module(unet, device, dtype)
+        self.vae = place_module(vae, device, dtype)
+        self.text_encoder = place_module(text_encoder, device, dtype)
+        self.tokenizer = tokenizer
+        self.scheduler = scheduler
+        self.alphas_cumprod = scheduler.alphas_cumprod.float().cpu()
+        self.prediction_type = scheduler.config.prediction_type
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
+        self.resolution = unet.config.sample_size * self.vae_scale
+        vocab = getattr(tokenizer, "vocab_size", 0)
+        if vocab < 16:
+            raise ValueError(
+                f"the tokenizer has a vocabulary of {vocab} tokens, so it did not load (transformers can return a "
+                "placeholder when a hub tokenizer is unreachable). Point at a folder that holds tokenizer/ files."
+            )
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "StableDiffusionAdapter":
+        """Load from a diffusers pipeline folder or a cached hub id, e.g. 'stabilityai/stable-diffusion-2-base'."""
+        from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+        from transformers import CLIPTextModel, CLIPTokenizer
+
+        folder = str(resolve_pretrained(name_or_path, subfolders=SD_COMPONENTS))
+        kw = dict(local_files_only=True)
+        return cls(
+            unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **kw),
+            vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw),
+            text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw),
+            tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **kw),
+            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
+            device=device, dtype=dtype,
+        )
+
+    def load(self, source: ImageSource) -> torch.Tensor:
+        return load_image(source, size=self.resolution, mode="RGB")
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        latent = self.vae.encode(images.to(self.device, self.dtype)).latent_dist.mean
+        return (latent * self.vae.config.scaling_factor).float()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents (B, 4, h, w) -> images (B, 3, H, W) in [-1, 1] (for figures)."""
+        return self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample.float().clamp(-1, 1)
+
+    def embed(self, conditions: Sequence[str]) -> torch.Tensor:
+        if not all(isinstance(c, str) for c in conditions):
+            raise TypeError("Stable Diffusion conditions are prompts (str); build them with datasets.prompts().")
+        tokens = self.tokenizer(list(conditions), padding="max_length", max_length=self.tokenizer.model_max_length,
+                                truncation=True, return_tensors="pt")
+        return self.text_encoder(tokens.input_ids.to(self.device))[0]
+
+    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()
+        return eps_from_prediction(out, x_t.float(), self.alphas_cumprod.to(t.device)[t], self.prediction_type)

@@ -1,0 +1,86 @@
+"""Reading images from disk or memory into the tensors a diffusion model expects.
+
+Preprocessing follows the paper (App. B): resize the shorter side to the model's resolution with bicubic
+filtering, centre-crop to a square, scale pixels to [-1, 1]. Fixable problems (wrong mode, wrong size) are
+fixed with a warning; unfixable ones (a file PIL cannot decode) raise ``ImageLoadError`` naming the file.
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+ImageSource = Union[str, Path, Image.Image]
+
+
+class ImageLoadError(ValueError):
+    """An image that cannot be read: corrupt, truncated, or not an image."""
+
+
+def open_image(source: ImageSource) -> Image.Image:
+    """Open and fully decode an image, so a truncated file fails here and not deep inside a model call."""
+    if isinstance(source, Image.Image):
+        return source
+    path = Path(source)
+    if not path.is_file():
+        raise ImageLoadError(f"image file {str(path)!r} does not exist; check the path.")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise ImageLoadError(
+            f"cannot decode image {str(path)!r} ({type(e).__name__}: {e}); the file is corrupt or not an "
+            "image. Re-download or re-export it, or remove it from the folder."
+        ) from e
+
+
+def convert_mode(image: Image.Image, mode: str) -> Image.Image:
+    """Convert to ``mode`` ("RGB" or "L"); transparent pixels are composited on white, as a viewer shows them."""
+    if image.mode == mode:
+        return image
+    warnings.warn(f"image mode {image.mode} converted to {mode} for this model.", stacklevel=3)
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert(mode)
+
+
+def resize_center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Shorter side to ``size`` (bicubic), then the central ``size x size`` square."""
+    w, h = image.size
+    if (w, h) != (size, size):
+        warnings.warn(f"image of size {w}x{h} resized and centre-cropped to {size}x{size}.", stacklevel=3)
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        image = image.resize((nw, nh), Image.BICUBIC)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        image = image.crop((left, top, left + size, top + size))
+    return image
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """PIL image to a float tensor (C, H, W) in [-1, 1]."""
+    a = np.asarray(image, dtype=np.float32)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    return torch.from_numpy(a).permute(2, 0, 1).contiguous() / 127.5 - 1.0
+
+
+def to_pil(x: torch.Tensor) -> Image.Image:
+    """Tensor (C, H, W) in [-1, 1] back to a PIL image (for figures)."""
+    a = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
+
+
+def load_image(source: ImageSource, *, size: int, mode: str = "RGB") -> torch.Tensor:
+    """Read, convert, resize and scale one image. Returns (C, H, W) in [-1, 1] with C = 3 for RGB, 1 for L."""
+    image = open_image(source)
+    image = convert_mode(image, mode)
+    image = resize_center_crop(image, size)
+    return to_tensor(image)

@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from dcanalysis import ClassifierConfig, DiffusionClassifier, NonFiniteError, Schedule, SequentialTest
+from dcanalysis.adapters.toy import exact_log_likelihood
+
+
+class ShiftedDenoiser:
+    """eps_theta = x_t - offset[c]: class 0's error is lowest for x near 0, an easy known answer."""
+
+    def __init__(self, offsets):
+        self.offsets = torch.tensor(offsets, dtype=torch.float32)
+        self.alphas_cumprod = torch.linspace(0.999, 0.01, 1000)
+        self.device = torch.device("cpu")
+        self.calls = []
+
+    def load(self, source):
+        raise TypeError
+
+    def encode(self, images):
+        return images.float()
+
+    def embed(self, conditions):
+        return torch.tensor([int(c) for c in conditions])
+
+    def predict_noise(self, x_t, t, cond):
+        self.calls.append(x_t.shape[0])
+        return torch.zeros_like(x_t) + self.offsets[cond].view(-1, *([1] * (x_t.ndim - 1)))
+
+
+def test_exhaustive_picks_the_clearly_best_class_and_counts_evaluations():
+    model = ShiftedDenoiser([0.0, 0.5, 1.0, 1.5])
+    clf = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(20), batch_size=16))
+    r = clf.classify(torch.zeros(3, 4, 4), [3, 1, 0, 2])
+    assert r.prediction == 0 and r.ranking == [2, 1, 3, 0]
+    assert r.n_evaluations == 80 and r.errors.shape == (4, 20)
+    assert torch.isclose(r.posterior.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert max(model.calls) == 16 and len(model.calls) == 5  # batched, never one call per pair
+
+
+def test_adaptive_matches_exhaustive_with_fewer_evaluations():
+    model = ShiftedDenoiser([0.8, 0.0, 0.6, 0.9, 0.7, 1.0])
+    ex = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(50))).classify(torch.zeros(2, 3), range(6))
+    ad = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.from_lists((10, 50), (2, 1)))).classify(torch.zeros(2, 3), range(6))
+    assert ad.prediction == ex.prediction == 1
+    assert ad.n_evaluations == 6 * 10 + 2 * 40 < ex.n_evaluations
+    # Later stages extend the same plan: shared trials have identical errors.
+    assert torch.equal(ad.errors[1], ex.errors[1])
+    assert ad.trials_per_candidate.tolist().count(50) == 2
+
+
+def test_sequential_test_stops_early_on_easy_cases():
+    model = ShiftedDenoiser([0.0, 1.0, 2.0])
+    r = DiffusionClassifier(model, ClassifierConfig(schedule=SequentialTest(step=5, min_trials=10, max_trials=200))).classify(torch.zeros(4), [0, 1, 2])
+    assert r.prediction == 0 and r.n_evaluations <= 3 * 10
+
+
+def test_same_seed_same_result_other_seed_other_noise(toy_adapter):
+    cfg = ClassifierConfig(schedule=Schedule.exhaustive(30), timesteps="uniform", seed=5)
+    x = torch.tensor([0.3, 0.4])
+    a = DiffusionClassifier(toy_adapter, cfg).classify(x, [0, 1], image_index=2)
+    b = DiffusionClassifier(toy_adapter, cfg).classify(x, [0, 1], image_index=2)
+    c = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(30), timesteps="uniform", seed=6)).classify(x, [0, 1], image_index=2)
+    assert torch.equal(a.errors, b.errors) and not torch.equal(a.errors, c.errors)
+
+
+def test_toy_elbo_classifier_agrees_with_exact_bayes(toy_adapter):
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(40, 2, generator=g) * 1.2
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(200)))
+    agree = 0
+    for i, x in enumerate(points):
+        exact = torch.stack([exact_log_likelihood(x[None], k)[0] for k in toy_adapter.classes]).argmax().item()
+        agree += clf.classify(x, [0, 1], image_index=i).prediction == exact
+    assert agree >= 34  # the ELBO is a bound, not the likelihood: near the boundary it may disagree
+
+
+@pytest.mark.parametrize("cands,msg", [([], "empty"), ([1, 2, 1], "duplicate")])
+def test_bad_candidate_lists(toy_adapter, cands, msg):
+    with pytest.raises(ValueError, match=msg):
+        DiffusionClassifier(toy_adapter).classify(torch.zeros(2), cands)
+
+
+def test_nan_from_the_network_is_reported():
+    model = ShiftedDenoiser([0.0, float("nan")])
+    with pytest.raises(NonFiniteError, match="candidate #1"):
+        DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(4))).classify(torch.zeros(2), [0, 1])
+
+
+def test_loaded_plan_must_fit(toy_adapter):
+    from dcanalysis.noise import make_noise_plan
+
+    plan = make_noise_plan(5, (2,), seed=0)
+    with pytest.raises(ValueError, match="needs 100"):
+        DiffusionClassifier(toy_adapter).classify(torch.zeros(2), [0, 1], plan=plan)
+
+
+def test_config_rejects_unknown_names():
+    with pytest.raises(ValueError, match="timestep strategy"):
+        ClassifierConfig(timesteps="random")
