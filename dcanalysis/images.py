@@ -72,6 +72,14 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(a).permute(2, 0, 1).contiguous() / 127.5 - 1.0
 
 
+def pad_to(images: torch.Tensor, size: int, value: float = -1.0) -> torch.Tensor:
+    """Centre images (..., h, w) on a ``size x size`` canvas filled with ``value`` (-1 is black in [-1, 1])."""
+    ph, pw = size - images.shape[-2], size - images.shape[-1]
+    if ph < 0 or pw < 0:
+        raise ValueError(f"images of {tuple(images.shape[-2:])} px do not fit a {size} px canvas.")
+    return torch.nn.functional.pad(images, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
+
+
 def to_pil(x: torch.Tensor) -> Image.Image:
     """Tensor (C, H, W) in [-1, 1] back to a PIL image (for figures)."""
     a = ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()

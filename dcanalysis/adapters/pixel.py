@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
 from .base import place_module
-from ..images import ImageSource, load_image
+from ..images import ImageSource, load_image, pad_to
 from ..schedule_math import linear_alphas_cumprod
 
 
@@ -45,10 +44,7 @@ class PixelAdapter:
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[1] != self.channels:
             raise ValueError(f"expected {self.channels}-channel images, got shape {tuple(images.shape)}.")
-        pad = self.sample_size - images.shape[-1]
-        if pad < 0:
-            raise ValueError(f"images of {images.shape[-1]} px are larger than the model's {self.sample_size} px.")
-        return F.pad(images.float(), (pad // 2, pad - pad // 2, pad // 2, pad - pad // 2), value=-1.0)
+        return pad_to(images.float(), self.sample_size)
 
     def embed(self, conditions: Sequence) -> torch.Tensor:
         idx = []

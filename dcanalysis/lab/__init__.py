@@ -1,0 +1,1 @@
+"""Lab-scale models: real data from registry packages, our own diffusion models and discriminative baselines."""

@@ -1,0 +1,53 @@
+"""Lab models by name: ``load_lab_diffusion('fashion_mnist_unet')`` works offline on a CPU.
+
+Each model lives in ``data/models/<name>/`` with its weights (fp16 safetensors) and ``model_card.json``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..adapters.pixel import PixelAdapter
+from ..paths import MODELS_DIR
+from .models import build_classifier
+
+DIFFUSION_NAMES = ("fashion_mnist_unet", "mnist_unet")
+CLASSIFIER_NAMES = tuple(f"{d}_{a}" for d in ("fashion_mnist", "mnist") for a in ("cnn", "resnet", "vit"))
+
+
+def model_dir(name: str, root: Path | None = None) -> Path:
+    if name not in DIFFUSION_NAMES + CLASSIFIER_NAMES:
+        raise ValueError(f"unknown lab model {name!r}; choose one of {list(DIFFUSION_NAMES + CLASSIFIER_NAMES)}.")
+    folder = (root or MODELS_DIR) / name
+    if not (folder / "model_card.json").is_file():
+        raise FileNotFoundError(
+            f"lab model {name!r} is not in {folder}. The shipped models are in git under data/models/; train one with "
+            f"`python -m dcanalysis.lab.train` (see its model card for the command)."
+        )
+    return folder
+
+
+def model_card(name: str, root: Path | None = None) -> dict:
+    return json.loads((model_dir(name, root) / "model_card.json").read_text())
+
+
+def load_lab_diffusion(name: str, *, device="cpu", dtype=torch.float32, root: Path | None = None) -> PixelAdapter:
+    """A trained class-conditional UNet behind the adapter protocol; conditions are class indices."""
+    if name not in DIFFUSION_NAMES:
+        raise ValueError(f"{name!r} is not a lab diffusion model; choose one of {list(DIFFUSION_NAMES)}.")
+    return PixelAdapter.from_pretrained(model_dir(name, root), image_size=28, device=device, dtype=dtype)
+
+
+def load_lab_classifier(name: str, *, device="cpu", root: Path | None = None) -> torch.nn.Module:
+    """A trained discriminative baseline (input (B, 1, 32, 32) in [-1, 1], output logits (B, 10))."""
+    from safetensors.torch import load_file
+
+    if name not in CLASSIFIER_NAMES:
+        raise ValueError(f"{name!r} is not a lab classifier; choose one of {list(CLASSIFIER_NAMES)}.")
+    folder = model_dir(name, root)
+    model = build_classifier(model_card(name, root)["config"]["model"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / "model.safetensors")).items()}
+    model.load_state_dict(state)
+    return model.to(device).eval()
