@@ -14,3 +14,8 @@ for d in fashion_mnist mnist; do for a in cnn resnet vit; do
 done; done
 wait
 tail -n 3 $OUT/*.log
+# Ship the exported models (not the resumable train_state.pt) back in files under 16 MB each.
+tar czf $OUT/fashion_mnist_unet.tgz --exclude=train_state.pt -C $M fashion_mnist_unet
+tar czf $OUT/baselines.tgz --exclude=train_state.pt -C $M mnist_unet fashion_mnist_cnn fashion_mnist_resnet fashion_mnist_vit mnist_cnn mnist_resnet mnist_vit
+cat $OUT/*.log > $OUT/train_logs.txt
+ls -la $OUT
