@@ -141,18 +141,30 @@ def _fetch_official(name: str, work: Path) -> Path:
 
 
 def _save_npz(ds: LabDataset, path: Path) -> None:
+    """Write ``<name>.npz`` and a test-only ``<name>-test.npz`` (small enough to send to the GPU machine)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, train_images=ds.train_images, train_labels=ds.train_labels,
-                        test_images=ds.test_images, test_labels=ds.test_labels)
-    tmp.replace(path)  # atomic: a killed conversion never leaves a half-written cache
+    empty = np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    for target, (tx, ty) in ((path, (ds.train_images, ds.train_labels)), (_test_path(path), empty)):
+        tmp = target.with_suffix(".tmp.npz")
+        np.savez_compressed(tmp, train_images=tx, train_labels=ty, test_images=ds.test_images, test_labels=ds.test_labels)
+        tmp.replace(target)  # atomic: a killed conversion never leaves a half-written cache
 
 
-def load_lab_dataset(name: str, *, cache_dir: Path | None = None, fetch: bool = True) -> LabDataset:
-    """Load MNIST or Fashion-MNIST, fetching and caching on first use (see module docstring)."""
+def _test_path(path: Path) -> Path:
+    return path.with_name(path.stem + "-test.npz")
+
+
+def load_lab_dataset(name: str, *, cache_dir: Path | None = None, fetch: bool = True,
+                     test_only: bool = False) -> LabDataset:
+    """Load MNIST or Fashion-MNIST, fetching and caching on first use (see module docstring).
+
+    ``test_only=True`` also accepts the small ``<name>-test.npz`` cache; its train arrays are empty.
+    """
     if name not in SHA256:
         raise ValueError(f"unknown lab dataset {name!r}; choose one of {sorted(SHA256)}.")
     cache = (cache_dir or LAB_DATA_DIR) / f"{name}.npz"
+    if test_only and not cache.is_file() and _test_path(cache).is_file():
+        cache = _test_path(cache)
     if cache.is_file():
         with np.load(cache) as z:
             return LabDataset(name, CLASSES[name], z["train_images"], z["train_labels"], z["test_images"], z["test_labels"])

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Diffusion Classifier and baselines on the lab datasets, in and out of distribution, on one H100 (< 10 min).
+# Usage on the GPU machine: bash data/jobs/evaluate_lab_models.sh OUTDIR
+set -u
+OUT=${1:?output dir}
+source data/jobs/gpu_env.sh
+E="python3 -m dcanalysis.lab.evaluate"
+$E --dataset fashion_mnist --out $OUT/runs --n-images 10000 --n-shifted 1000 --trials 100 \
+   --strategies uniform middle fixed_500 fixed_0_500_999 fixed_475_500_525 --n-strategy 300 --budget 330 > $OUT/fashion.log 2>&1
+$E --dataset mnist --out $OUT/runs --n-images 10000 --n-shifted 1000 --trials 100 --budget 150 > $OUT/mnist.log 2>&1
+# Compact tables (first 1000 images of each run) + records + manifests, under 16 MB per file.
+python3 -c "
+import pathlib
+from dcanalysis.runs import consolidate_tables
+for d in sorted(pathlib.Path('$OUT/runs').iterdir()):
+    if d.is_dir(): consolidate_tables(d, max_images=1000)
+"
+cd $OUT/runs && tar czf $OUT/fashion_runs.tgz --exclude='errors-rank*' fashion_mnist_* && tar czf $OUT/mnist_runs.tgz --exclude='errors-rank*' mnist_*
+cp $OUT/runs/*_summary.json $OUT/
+ls -la $OUT

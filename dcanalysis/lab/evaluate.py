@@ -1,0 +1,126 @@
+"""The lab evaluation job: Diffusion Classifier and the discriminative baselines on the same images, in and
+out of distribution. Writes run directories (see ``runs.py``) and one summary JSON.
+
+    python -m dcanalysis.lab.evaluate --dataset fashion_mnist --out RUNS --n-images 10000 --trials 100
+
+Every phase is resumable and has a time budget, so a long evaluation can be spread over several GPU
+commands; the summary states how many images each number rests on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..classifier import ClassifierConfig, DiffusionClassifier
+from ..estimators import accuracy_interval
+from ..images import pad_to
+from ..noise import make_noise_plan
+from ..runs import run_dataset, summarize
+from ..schedules import Schedule
+from .data import load_lab_dataset, sklearn_digits_28, to_model_input
+from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion
+from .shifts import CORRUPTIONS, corrupt
+
+
+def shifted_sets(dataset: str, n: int, severity: int = 3, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Named (images uint8 (N, 28, 28), labels) sets: the clean test split head, each corruption, and for MNIST
+    scikit-learn's digits upsampled to 28x28."""
+    ds = load_lab_dataset(dataset, test_only=True)
+    x, y = ds.test_images[:n], ds.test_labels[:n]
+    sets = {"clean": (x, y)}
+    for name in CORRUPTIONS:
+        sets[f"{name}_s{severity}"] = (corrupt(x, name, severity, seed=seed), y)
+    if dataset == "mnist":
+        dx, dy = sklearn_digits_28()
+        sets["sklearn_digits"] = (dx[:n], dy[:n])
+    return sets
+
+
+@torch.no_grad()
+def baseline_predictions(model: torch.nn.Module, images: np.ndarray, *, device, batch_size: int = 1000) -> np.ndarray:
+    """Predicted labels (N,) of a discriminative model on uint8 images (N, 28, 28)."""
+    out = []
+    for s in range(0, len(images), batch_size):
+        x = pad_to(to_model_input(images[s:s + batch_size]), 32).to(device)
+        out.append(model(x).argmax(1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, set_name: str, trials: int,
+                  strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0) -> dict:
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), timesteps=strategy,
+                                                        batch_size=10 * trials, seed=seed))
+    x = to_model_input(images)
+    plan_t = make_noise_plan(trials, (1,), seed=seed, strategy=strategy).timesteps.tolist()
+    settings = {"model": model_name, "set": set_name, "timesteps": plan_t}
+    records = run_dataset(clf, lambda i: (x[i], int(labels[i])), len(x), list(range(10)), run_dir,
+                          settings=settings, time_limit_s=time_limit_s)
+    s = summarize(records)
+    return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
+            "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Evaluate lab models (Diffusion Classifier and baselines).")
+    p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
+    p.add_argument("--out", required=True, type=Path, help="run directories are created inside")
+    p.add_argument("--n-images", type=int, default=10000, help="clean test images (the head of the test split)")
+    p.add_argument("--n-shifted", type=int, default=1000, help="images per shifted set")
+    p.add_argument("--trials", type=int, default=100)
+    p.add_argument("--strategies", nargs="*", default=[], help="extra timestep strategies on --n-strategy images")
+    p.add_argument("--n-strategy", type=int, default=300)
+    p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args(argv)
+    torch.backends.cudnn.benchmark = True
+    dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
+    adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
+    start = time.time()
+    left = lambda share: max(1.0, share * a.budget - (time.time() - start)) if a.budget else 0.0  # noqa: E731
+    ds = load_lab_dataset(a.dataset, test_only=True)
+    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "command": "python -m dcanalysis.lab.evaluate "
+               + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "diffusion": {}, "baselines": {}}
+    # 1. in distribution: the head of the official test split
+    x, y = ds.test_images[:a.n_images], ds.test_labels[:a.n_images]
+    summary["diffusion"]["test"] = diffusion_run(adapter, x, y, a.out / f"{a.dataset}_test", model_name=f"{a.dataset}_unet",
+                                                 set_name="test", trials=a.trials, seed=a.seed, time_limit_s=left(0.55))
+    # 2. timestep strategies (chapter 4)
+    for strat in a.strategies:
+        summary["diffusion"][f"strategy_{strat}"] = diffusion_run(
+            adapter, x[:a.n_strategy], y[:a.n_strategy], a.out / f"{a.dataset}_strategy_{strat}",
+            model_name=f"{a.dataset}_unet", set_name="test", trials=a.trials, strategy=strat, seed=a.seed,
+            time_limit_s=left(0.7))
+    # 3. shifted sets (chapter 9)
+    sets = shifted_sets(a.dataset, a.n_shifted, seed=a.seed)
+    for name, (sx, sy) in sets.items():
+        if name == "clean":
+            continue
+        summary["diffusion"][name] = diffusion_run(adapter, sx, sy, a.out / f"{a.dataset}_{name}",
+                                                   model_name=f"{a.dataset}_unet", set_name=name, trials=a.trials,
+                                                   seed=a.seed, time_limit_s=left(1.0))
+    # 4. baselines on exactly the same images (the head of each set, as many as the diffusion run finished)
+    sets["test"] = (x, y)
+    for cname in [c for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_")]:
+        model = load_lab_classifier(cname, device=a.device)
+        res = {}
+        for name, (sx, sy) in sets.items():
+            if name == "clean":
+                continue
+            n = summary["diffusion"].get(name, {}).get("n", len(sx))
+            pred = baseline_predictions(model, sx[:n], device=a.device)
+            correct = int((pred == sy[:n]).sum())
+            res[name] = {"n": n, "accuracy": correct / n, "ci95": list(accuracy_interval(correct, n))}
+        summary["baselines"][cname] = res
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / f"{a.dataset}_summary.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
