@@ -3,6 +3,7 @@
 # Usage on the GPU machine: bash data/jobs/evaluate_lab_models.sh OUTDIR
 set -u
 OUT=${1:?output dir}
+mkdir -p $OUT/runs
 source data/jobs/gpu_env.sh
 E="python3 -m dcanalysis.lab.evaluate"
 $E --dataset fashion_mnist --out $OUT/runs --n-images 10000 --n-shifted 1000 --trials 100 \
