@@ -75,6 +75,8 @@ def main(argv=None):
     p.add_argument("--strategies", nargs="*", default=[], help="extra timestep strategies on --n-strategy images")
     p.add_argument("--n-strategy", type=int, default=300)
     p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
+    p.add_argument("--phases", nargs="*", default=["test", "strategies", "shifted"],
+                   help="which diffusion phases to run (finished images are never recomputed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
@@ -88,14 +90,16 @@ def main(argv=None):
                + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "diffusion": {}, "baselines": {}}
     # 1. in distribution: the head of the official test split
     x, y = ds.test_images[:a.n_images], ds.test_labels[:a.n_images]
+    budget = lambda phase, share: left(share) if phase in a.phases else 1e-9  # noqa: E731  (skip: summarise only)
     summary["diffusion"]["test"] = diffusion_run(adapter, x, y, a.out / f"{a.dataset}_test", model_name=f"{a.dataset}_unet",
-                                                 set_name="test", trials=a.trials, seed=a.seed, time_limit_s=left(0.55))
+                                                 set_name="test", trials=a.trials, seed=a.seed,
+                                                 time_limit_s=budget("test", 0.55))
     # 2. timestep strategies (chapter 4)
     for strat in a.strategies:
         summary["diffusion"][f"strategy_{strat}"] = diffusion_run(
             adapter, x[:a.n_strategy], y[:a.n_strategy], a.out / f"{a.dataset}_strategy_{strat}",
             model_name=f"{a.dataset}_unet", set_name="test", trials=a.trials, strategy=strat, seed=a.seed,
-            time_limit_s=left(0.7))
+            time_limit_s=budget("strategies", 0.7))
     # 3. shifted sets (chapter 9)
     sets = shifted_sets(a.dataset, a.n_shifted, seed=a.seed)
     for name, (sx, sy) in sets.items():
@@ -103,7 +107,7 @@ def main(argv=None):
             continue
         summary["diffusion"][name] = diffusion_run(adapter, sx, sy, a.out / f"{a.dataset}_{name}",
                                                    model_name=f"{a.dataset}_unet", set_name=name, trials=a.trials,
-                                                   seed=a.seed, time_limit_s=left(1.0))
+                                                   seed=a.seed, time_limit_s=budget("shifted", 1.0))
     # 4. baselines on exactly the same images (the head of each set, as many as the diffusion run finished)
     sets["test"] = (x, y)
     for cname in [c for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_")]:
