@@ -79,6 +79,16 @@ def write_manifest(run_dir: Path, settings: dict) -> dict:
     return manifest
 
 
+def repair_torn_tail(path: Path) -> None:
+    """Cut a last line that a kill left half-written, so the next append starts on a fresh line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    data = path.read_bytes()
+    if not data.endswith(b"\n"):
+        with open(path, "r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def load_records(run_dir: Path) -> list[dict]:
     """All complete records of all ranks, sorted by id (a torn last line is skipped)."""
     records = {}
@@ -163,7 +173,9 @@ def run_dataset(
     cand_index = {str(c): k for k, c in enumerate(candidates)}
     start, correct, seen = time.time(), 0, 0
     bar = tqdm(todo, desc=f"rank {rank}", disable=not progress, mininterval=2)
-    with open(run_dir / f"records-rank{rank}.jsonl", "a") as out:
+    records_path = run_dir / f"records-rank{rank}.jsonl"
+    repair_torn_tail(records_path)
+    with open(records_path, "a") as out:
         for i in bar:
             if time_limit_s and time.time() - start > time_limit_s:
                 print(f"time limit reached; {len(todo) - seen} images left for the next run")

@@ -1,0 +1,138 @@
+"""Analyses over error tables: compute once on the GPU, analyse many times on a CPU (paper Figs. 3-5).
+
+An error table is ``errors`` (N images, K candidates, T trials) with the timestep of each trial in
+``timesteps`` (T,). Because every candidate of an image shares one noise plan, any schedule, any trial budget
+and any single timestep can be *replayed* from a full exhaustive table exactly as if it had been run: the
+replay reads the same numbers the live classifier would have computed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .schedules import Schedule
+
+
+@dataclass(frozen=True)
+class ErrorTables:
+    """Errors (N, K, T) float32, labels (N,), timesteps (T,), image ids (N,)."""
+
+    errors: np.ndarray
+    labels: np.ndarray
+    timesteps: np.ndarray
+    ids: np.ndarray
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> "ErrorTables":
+        with np.load(Path(run_dir) / "tables.npz") as z:
+            return cls(z["errors"].astype(np.float32), z["labels"], z["timesteps"], z["ids"])
+
+    def head(self, n: int) -> "ErrorTables":
+        return ErrorTables(self.errors[:n], self.labels[:n], self.timesteps, self.ids[:n])
+
+
+def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
+    return float((pred == labels).mean())
+
+
+def accuracy_vs_trials(tables: ErrorTables, n_trials: list[int]) -> np.ndarray:
+    """Accuracy of exhaustive classification with the first n trials of the plan, for each n. Returns (len,)."""
+    out = []
+    for n in n_trials:
+        pred = tables.errors[:, :, :n].mean(axis=2).argmin(axis=1)
+        out.append(accuracy(pred, tables.labels))
+    return np.array(out)
+
+
+def bootstrap_accuracy_band(tables: ErrorTables, n_trials: list[int], *, n_boot: int = 200, seed: int = 0,
+                            level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile band of ``accuracy_vs_trials`` over images resampled with replacement: (lo, hi), each (len,)."""
+    rng = np.random.default_rng(seed)
+    correct = np.stack([(tables.errors[:, :, :n].mean(2).argmin(1) == tables.labels) for n in n_trials], axis=1)
+    idx = rng.integers(0, len(correct), size=(n_boot, len(correct)))
+    accs = correct[idx].mean(axis=1)  # (n_boot, len)
+    q = (1 - level) / 2
+    return np.quantile(accs, q, axis=0), np.quantile(accs, 1 - q, axis=0)
+
+
+def single_timestep_accuracy(tables: ErrorTables) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy when classes are compared on one trial only, for each distinct t (paper Fig. 3).
+
+    Returns (t values (U,), accuracy (U,)); trials that share a t are each scored alone and averaged.
+    """
+    ts = np.unique(tables.timesteps)
+    accs = []
+    for t in ts:
+        cols = np.nonzero(tables.timesteps == t)[0]
+        accs.append(np.mean([accuracy(tables.errors[:, :, c].argmin(1), tables.labels) for c in cols]))
+    return ts, np.array(accs)
+
+
+def replay_schedule(tables: ErrorTables, schedule: Schedule) -> tuple[float, float]:
+    """Accuracy and mean evaluations per image of a staged schedule (Algorithm 2), replayed from full tables."""
+    if schedule.total_trials > tables.errors.shape[2]:
+        raise ValueError(f"the schedule needs {schedule.total_trials} trials; the tables hold {tables.errors.shape[2]}.")
+    N, K, _ = tables.errors.shape
+    preds = np.empty(N, dtype=int)
+    for i in range(N):
+        alive, done = np.arange(K), 0
+        for st in schedule.stages:
+            means = tables.errors[i, alive, : st.trials].mean(axis=1)
+            alive = alive[np.argsort(means, kind="stable")[: st.keep]]
+            done = st.trials
+        preds[i] = alive[0]
+    return accuracy(preds, tables.labels), float(schedule.evaluations(K))
+
+
+def replay_sequential(tables: ErrorTables, *, step: int, min_trials: int, max_trials: int,
+                      confidence: float) -> tuple[float, float]:
+    """Accuracy and mean evaluations per image of the sequential paired test (``sequential.py``), replayed."""
+    import torch
+
+    from .sequential import confidently_worse
+
+    N, K, T = tables.errors.shape
+    if max_trials > T:
+        raise ValueError(f"max_trials={max_trials} exceeds the {T} trials in the tables.")
+    preds, evals = np.empty(N, dtype=int), np.empty(N)
+    for i in range(N):
+        alive, done, spent = list(range(K)), 0, 0
+        while done < max_trials and len(alive) > 1:
+            hi = min(done + step, max_trials)
+            spent += len(alive) * (hi - done)
+            done = hi
+            if done >= min_trials:
+                sub = torch.from_numpy(tables.errors[i, alive, :done])
+                leader = int(sub.mean(1).argmin())
+                worse = confidently_worse(sub, leader, confidence)
+                alive = [k for k, w in zip(alive, worse.tolist()) if not w]
+        preds[i] = alive[int(np.argmin(tables.errors[i, alive, :done].mean(1)))]
+        evals[i] = spent
+    return accuracy(preds, tables.labels), float(evals.mean())
+
+
+def load_summary(path: str | Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+ARCH_NAMES = {"cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
+
+
+def robustness_table(summary: dict) -> list[dict]:
+    """Rows (model, set, accuracy, ci) for every model of a lab evaluation summary, diffusion first."""
+    rows = []
+    for set_name, r in summary["diffusion"].items():
+        if set_name.startswith("strategy_"):
+            continue
+        rows.append({"model": "Diffusion Classifier", "set": set_name, "n": r["n"], "accuracy": r["accuracy"],
+                     "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
+    for model, sets in summary["baselines"].items():
+        for set_name, r in sets.items():
+            rows.append({"model": ARCH_NAMES.get(model.split("_")[-1], model),
+                         "set": set_name, "n": r["n"], "accuracy": r["accuracy"], "ci_lo": r["ci95"][0],
+                         "ci_hi": r["ci95"][1]})
+    return rows
+

@@ -1,0 +1,142 @@
+"""Figures of the book: one function per paper figure, one shared style, one ``save_figure``.
+
+Every function takes plain arrays (from ``analysis.py`` or a ``ClassificationResult``) and returns a
+matplotlib Figure; nothing here computes a result.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
+
+PALETTE = "colorblind"
+
+
+def set_style() -> None:
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "axes.titleweight": "bold"})
+
+
+def save_figure(fig, name: str, out_dir: str | Path = "figures") -> Path:
+    """Save as PNG and SVG under ``out_dir`` (beside the executed notebook); returns the PNG path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{name}.png")
+    fig.savefig(out / f"{name}.svg")
+    return out / f"{name}.png"
+
+
+def decision_regions(grid_x: np.ndarray, grid_y: np.ndarray, exact: np.ndarray, elbo: np.ndarray,
+                     points: np.ndarray | None = None, labels: np.ndarray | None = None):
+    """Chapter 1: exact-Bayes vs ELBO-classifier decision regions on a 2-D grid (arrays (H, W) of class ids)."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4), sharey=True)
+    for ax, z, title in zip(axes, (exact, elbo), ("exact Bayes: argmax log p(x|c)", "ELBO (Diffusion Classifier)")):
+        ax.contourf(grid_x, grid_y, z, levels=[-0.5, 0.5, 1.5], colors=sns.color_palette(PALETTE, 2), alpha=0.35)
+        ax.contour(grid_x, grid_y, exact, levels=[0.5], colors="k", linewidths=1.2, linestyles="--")
+        if points is not None:
+            ax.scatter(points[:, 0], points[:, 1], c=[sns.color_palette(PALETTE)[int(l)] for l in labels], s=6)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x1")
+    axes[0].set_ylabel("x2")
+    fig.suptitle("Dashed: the exact Bayes boundary", fontsize=9)
+    return fig
+
+
+def paired_errors(timesteps: np.ndarray, errors: np.ndarray, condition_names: Sequence[str]):
+    """Fig. 2: errors over t for several fixed eps (rows of ``errors``: (C conditions, E eps, T timesteps)),
+    normalised per t by the mean over conditions and eps, as in the paper."""
+    norm = errors / errors.mean(axis=(0, 1), keepdims=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    styles = ["-", "--", ":", "-."]
+    colors = sns.color_palette(PALETTE, len(condition_names))
+    for c, name in enumerate(condition_names):
+        for e in range(errors.shape[1]):
+            axes[0].plot(timesteps, norm[c, e], styles[e % 4], color=colors[c], lw=1,
+                         label=f"{name}" if e == 0 else None)
+    axes[0].set(xlabel="timestep t", ylabel="error / mean error at t", title="errors for 4 fixed eps")
+    axes[0].legend(fontsize=8)
+    diff = norm[0] - norm[1]
+    for e in range(errors.shape[1]):
+        axes[1].plot(timesteps, diff[e], styles[e % 4], color="k", lw=1)
+    axes[1].axhline(0, color="grey", lw=0.8)
+    axes[1].set(xlabel="timestep t", ylabel=f"{condition_names[0]} - {condition_names[1]}",
+                title="paired difference: the eps effect cancels")
+    return fig
+
+
+def single_timestep_accuracy(curves: dict[str, tuple[np.ndarray, np.ndarray]], chance: float):
+    """Fig. 3: accuracy when every class is scored at one timestep, over t; one curve per model."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for name, (t, acc) in curves.items():
+        ax.plot(t, 100 * acc, marker=".", lw=1.2, label=name)
+    ax.axhline(100 * chance, color="grey", ls=":", label="chance")
+    ax.set(xlabel="timestep t (0-based)", ylabel="accuracy (%)", title="Accuracy from a single timestep")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def scaling_curves(n_trials: Sequence[int], curves: dict[str, np.ndarray],
+                   bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
+    """Fig. 4: accuracy vs trials per timestep strategy, with bootstrap bands."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, acc in curves.items():
+        line, = ax.plot(n_trials, 100 * acc, marker="o", ms=3, label=name)
+        if bands and name in bands:
+            lo, hi = bands[name]
+            ax.fill_between(n_trials, 100 * lo, 100 * hi, color=line.get_color(), alpha=0.15)
+    ax.set_xscale("log")
+    ax.set(xlabel="trials per class", ylabel="accuracy (%)", title="Timestep strategies")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def compute_frontier(points: dict[str, tuple[Sequence[float], Sequence[float]]]):
+    """Chapter 5: accuracy vs network evaluations per image, one series per method."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for name, (evals, acc) in points.items():
+        ax.plot(evals, 100 * np.asarray(acc), marker="o", ms=4, label=name)
+    ax.set_xscale("log")
+    ax.set(xlabel="network evaluations per image", ylabel="accuracy (%)", title="Compute-accuracy frontier")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def effective_robustness(rows: list[dict], ood_sets: Sequence[str]):
+    """Fig. 7: in-distribution accuracy (x) vs mean accuracy over shifted sets (y), one point per model.
+
+    The diagonal-ish trend of discriminative models is what 'effective robustness' is measured against.
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    id_acc = df[df.set == "test"].set_index("model").accuracy
+    ood_acc = df[df.set.isin(ood_sets)].groupby("model").accuracy.mean()
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for i, model in enumerate(id_acc.index):
+        marker = "*" if model == "Diffusion Classifier" else "o"
+        ax.scatter(100 * id_acc[model], 100 * ood_acc[model], s=160 if marker == "*" else 60, marker=marker,
+                   color=sns.color_palette(PALETTE)[i], label=model, zorder=3)
+    base = [m for m in id_acc.index if m != "Diffusion Classifier"]
+    if len(base) >= 2:
+        fit = np.polyfit(100 * id_acc[base].values, 100 * ood_acc[base].values, 1)
+        xs = np.linspace(100 * id_acc.min() - 1, 100 * id_acc.max() + 1, 10)
+        ax.plot(xs, np.polyval(fit, xs), color="grey", ls="--", lw=1, label="fit to discriminative models")
+    ax.set(xlabel="in-distribution accuracy (%)", ylabel="mean accuracy on shifted sets (%)",
+           title="Effective robustness")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return fig
+
+
+def accuracy_bars(rows: list[dict], sets: Sequence[str]):
+    """Per-set accuracies with 95 % intervals for every model (chapter 9 table as a figure)."""
+    import pandas as pd
+
+    df = pd.DataFrame([r for r in rows if r["set"] in sets])
+    fig, ax = plt.subplots(figsize=(10, 4))
+    sns.barplot(df, x="set", y="accuracy", hue="model", ax=ax, order=list(sets))
+    ax.set(ylabel="accuracy", xlabel="")
+    ax.tick_params(axis="x", rotation=30)
+    return fig
