@@ -47,6 +47,7 @@ class ClassifierConfig:
     batch_size: int = 64
     seed: int = 0
     temperature: float = 1.0
+    static_shapes: bool = False  # pad the last batch to batch_size: one shape for torch.compile / CUDA graphs
 
     def __post_init__(self):
         get_strategy(self.timesteps)
@@ -160,11 +161,13 @@ def evaluate_pairs(
     *,
     error: str = "l2",
     batch_size: int = 64,
+    static_shapes: bool = False,
 ) -> torch.Tensor:
     """Errors of (trial, candidate) pairs, batched through the network.
 
     x0 : (*sample_shape) on the adapter's device; cond : embeddings of all K candidates, on the device;
-    trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU.
+    trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU. With ``static_shapes`` the last
+    batch is padded (by repeating its first pair) so that the network always sees ``batch_size`` rows.
     """
     kernel = get_error_kernel(error)
     device = adapter.device
@@ -173,19 +176,23 @@ def evaluate_pairs(
     for start in range(0, trial_idx.numel(), batch_size):
         ti = trial_idx[start:start + batch_size]
         ci = cand_idx[start:start + batch_size]
+        n = ti.numel()
+        if static_shapes and n < batch_size:
+            ti = torch.cat([ti, ti[:1].expand(batch_size - n)])
+            ci = torch.cat([ci, ci[:1].expand(batch_size - n)])
         t = plan.timesteps[ti].to(device)
         eps = plan.noise[ti].to(device)
         x_t = noisy_sample(x0, eps, abar_all[t])
         with torch.no_grad():
             pred = adapter.predict_noise(x_t, t, index_conditioning(cond, ci.to(device)))
-        err = kernel(pred, eps)
+        err = kernel(pred, eps)[:n]
         if not torch.isfinite(err).all():
             bad = int((~torch.isfinite(err)).nonzero()[0])
             raise NonFiniteError(
                 f"the network returned NaN/inf at t={int(t[bad])} for candidate #{int(ci[bad])}. Check the model "
                 "weights and dtype (fp16 overflow is common; try dtype=torch.float32 or bfloat16)."
             )
-        out[start:start + ti.numel()] = err.double().cpu()
+        out[start:start + n] = err.double().cpu()
     return out
 
 
@@ -273,7 +280,7 @@ class DiffusionClassifier:
         ti = trials.repeat_interleave(len(alive))
         ci = cands.repeat(hi - lo)
         e = evaluate_pairs(self.adapter, x0, cond, plan, ti, ci, error=self.config.error,
-                           batch_size=self.config.batch_size)
+                           batch_size=self.config.batch_size, static_shapes=self.config.static_shapes)
         errors[ci, ti] = e
 
     def _run_schedule(self, x0, cond, plan, errors) -> list[int]:

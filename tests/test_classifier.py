@@ -98,3 +98,11 @@ def test_loaded_plan_must_fit(toy_adapter):
 def test_config_rejects_unknown_names():
     with pytest.raises(ValueError, match="timestep strategy"):
         ClassifierConfig(timesteps="random")
+
+
+def test_static_shapes_pad_the_last_batch_without_changing_results():
+    model = ShiftedDenoiser([0.0, 0.5, 1.0])
+    plain = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=4)).classify(torch.zeros(3), [0, 1, 2])
+    model.calls.clear()
+    static = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=4, static_shapes=True)).classify(torch.zeros(3), [0, 1, 2])
+    assert set(model.calls) == {4} and torch.equal(plain.errors, static.errors)

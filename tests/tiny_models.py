@@ -1,39 +1,15 @@
 """Tiny randomly initialised diffusers components, built in memory (no download), for the tests."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 
-def _byte_alphabet() -> list[str]:
-    """The 256 printable stand-ins byte-level BPE uses for bytes: printable Latin-1 maps to itself, the
-    rest (controls, space) to code points from 256 on."""
-    keep = [b for b in range(256) if 33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255]
-    shifted = [b for b in range(256) if b not in keep]
-    return [chr(b) for b in keep] + [chr(256 + i) for i in range(len(shifted))]
-
-
-def byte_level_tokenizer_files(folder: Path) -> Path:
-    """Write vocab.json + merges.txt of a CLIP byte-level BPE with no merges: every character is a token."""
-    chars = sorted(set(_byte_alphabet()))
-    vocab = {c: i for i, c in enumerate(chars)}
-    for c in chars:
-        vocab[c + "</w>"] = len(vocab)
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    return folder
-
-
 def tiny_clip_tokenizer(folder: Path):
-    from transformers import CLIPTokenizer
+    from dcanalysis.adapters.tokenizers import byte_level_clip_tokenizer
 
-    byte_level_tokenizer_files(folder)
-    return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+    return byte_level_clip_tokenizer(folder, model_max_length=16)
 
 
 def tiny_sd_components(tmp: Path, *, seed: int = 0, prediction_type: str = "epsilon") -> dict:
