@@ -140,3 +140,17 @@ def accuracy_bars(rows: list[dict], sets: Sequence[str]):
     ax.set(ylabel="accuracy", xlabel="")
     ax.tick_params(axis="x", rotation=30)
     return fig
+
+
+def throughput(rows: list[dict]):
+    """Chapter 10: achieved TFLOP/s as a fraction of the same-run bf16 matmul, per model and variant."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df["percent of matmul"] = 100 * df["ratio_to_matmul"]
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    sns.barplot(df, x="model", y="percent of matmul", hue="variant", ax=ax)
+    for c in ax.containers:
+        ax.bar_label(c, fmt="%.0f%%", fontsize=8)
+    ax.set(xlabel="", ylabel="% of bf16 matmul TFLOP/s", title="Evaluation-loop efficiency (random weights)")
+    return fig

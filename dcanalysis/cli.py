@@ -1,0 +1,151 @@
+"""Command line: ``dcanalysis classify``, ``dcanalysis eval``, ``dcanalysis report``.
+
+    dcanalysis classify digit.png --model mnist_unet --trials 50
+    dcanalysis eval --model fashion_mnist_unet --dataset fashion_mnist --schedule exhaustive_100 --out runs/fm
+    dcanalysis report runs/fm
+    dcanalysis eval --model /models/sd-2-base --dataset pets --images /data/pets --schedule paper_pets --out runs/pets
+
+``--model`` is a lab model name or a folder / cached hub id of Stable Diffusion (a folder with ``unet/``) or
+DiT (a folder with ``transformer/``). ``--dataset`` is a lab dataset (mnist, fashion_mnist: its test split) or
+a dataset of ``data/datasets`` whose images are in ``--images root/<class>/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from .classifier import ClassifierConfig, DiffusionClassifier
+from .datasets import ImageFolder, available_datasets, dataset_info
+from .errors import ERROR_KERNELS
+from .runs import load_records, run_dataset, summarize
+from .schedules import SCHEDULES, Schedule, get_schedule
+from .timesteps import TIMESTEP_STRATEGIES
+
+
+def load_adapter(model: str, *, device: str, dtype: torch.dtype):
+    """A lab model by name, or SD / DiT from a folder or cached hub id."""
+    from .adapters import DiTAdapter, StableDiffusionAdapter
+    from .lab.registry import DIFFUSION_NAMES, load_lab_diffusion
+    from .weights import resolve_pretrained
+
+    if model in DIFFUSION_NAMES:
+        return load_lab_diffusion(model, device=device, dtype=dtype)
+    folder = resolve_pretrained(model, subfolders=("vae", "scheduler"))
+    if (folder / "transformer").is_dir():
+        return DiTAdapter.from_pretrained(str(folder), device=device, dtype=dtype)
+    return StableDiffusionAdapter.from_pretrained(str(folder), device=device, dtype=dtype)
+
+
+def parse_schedule(text: str) -> Schedule:
+    """A registered name, or 'TRIALS:KEEP,TRIALS:KEEP' such as '25:5,250:1'."""
+    if text in SCHEDULES:
+        return get_schedule(text)
+    try:
+        pairs = [tuple(int(v) for v in part.split(":")) for part in text.split(",")]
+        return Schedule.from_lists([p[0] for p in pairs], [p[1] for p in pairs])
+    except (ValueError, IndexError):
+        raise SystemExit(f"--schedule {text!r}: use one of {sorted(SCHEDULES)} or stages like '25:5,250:1'.") from None
+
+
+def candidates_for(dataset: str, adapter) -> tuple[list, list[str]]:
+    """Conditions and display names: class indices for class-conditional models, prompts for SD."""
+    from .adapters import StableDiffusionAdapter
+    from .lab.data import CLASSES
+
+    names = list(CLASSES[dataset]) if dataset in CLASSES else list(dataset_info(dataset).classes)
+    if isinstance(adapter, StableDiffusionAdapter):
+        return dataset_info(dataset).prompts(), names
+    return list(range(len(names))), names
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", required=True, help="lab model name (mnist_unet, fashion_mnist_unet) or SD/DiT folder")
+    p.add_argument("--schedule", default="exhaustive_100", help=f"{sorted(SCHEDULES)} or stages like '25:5,250:1'")
+    p.add_argument("--timesteps", default="even", choices=sorted(TIMESTEP_STRATEGIES))
+    p.add_argument("--error", default="l2", choices=sorted(ERROR_KERNELS))
+    p.add_argument("--batch-size", type=int, default=250)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--fp32", action="store_true", help="float32 on the GPU (default bfloat16)")
+
+
+def build_classifier(a) -> DiffusionClassifier:
+    dtype = torch.float32 if a.fp32 or a.device == "cpu" else torch.bfloat16
+    adapter = load_adapter(a.model, device=a.device, dtype=dtype)
+    cfg = ClassifierConfig(schedule=parse_schedule(a.schedule), timesteps=a.timesteps, error=a.error,
+                           batch_size=a.batch_size, seed=a.seed)
+    return DiffusionClassifier(adapter, cfg)
+
+
+def cmd_classify(a) -> None:
+    clf = build_classifier(a)
+    cands, names = candidates_for(a.dataset, clf.adapter)
+    r = clf.classify(a.image, cands)
+    top = sorted(range(len(cands)), key=lambda k: -r.posterior[k].item())[: a.top]
+    print(f"prediction: {names[r.prediction_index]}   ({r.n_evaluations} network evaluations, seed {a.seed})")
+    for k in top:
+        print(f"  {names[k]:30s} p={r.posterior[k].item():.3f}  mean error {r.mean_errors[k].item():.5f}")
+
+
+def cmd_eval(a) -> None:
+    from .lab.data import CLASSES, load_lab_dataset, to_model_input
+
+    clf = build_classifier(a)
+    cands, names = candidates_for(a.dataset, clf.adapter)
+    if a.dataset in CLASSES:
+        ds = load_lab_dataset(a.dataset, test_only=True)
+        x, y = to_model_input(ds.test_images), ds.test_labels
+        n = min(a.n_images or len(x), len(x))
+        get = lambda i: (x[i], int(y[i]))  # noqa: E731
+    else:
+        if a.images is None:
+            raise SystemExit(f"--images is required for {a.dataset!r}: a folder laid out as root/<class>/<image>.")
+        folder = ImageFolder(a.images, classes=names)
+        n = min(a.n_images or len(folder), len(folder))
+        get = folder.__getitem__
+    settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None}
+    run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size)
+    print(summarize(load_records(a.out), names))
+
+
+def cmd_report(a) -> None:
+    records = load_records(a.run_dir)
+    manifest = json.loads((Path(a.run_dir) / "manifest.json").read_text())
+    s = summarize(records)
+    print(f"run {a.run_dir}: model {manifest['settings'].get('model')}, {manifest['environment']['device']}")
+    print(s)
+    for name, acc in s.per_class.items():
+        print(f"  class {name:12s} {100 * acc:6.2f}%")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="dcanalysis", description="Diffusion models as classifiers (Li et al., ICCV 2023).")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("classify", help="classify one image and print the posterior")
+    c.add_argument("image", help="image file (any PIL-readable format)")
+    c.add_argument("--dataset", default="mnist", help=f"label set: mnist, fashion_mnist or one of {available_datasets()}")
+    c.add_argument("--top", type=int, default=5)
+    add_common(c)
+    c.set_defaults(func=cmd_classify)
+    e = sub.add_parser("eval", help="classify a dataset into a resumable run directory")
+    e.add_argument("--dataset", required=True)
+    e.add_argument("--images", type=Path, help="root/<class>/<image> folder (not needed for mnist, fashion_mnist)")
+    e.add_argument("--out", required=True, type=Path, help="run directory; rerun the same command to resume")
+    e.add_argument("--n-images", type=int, default=0, help="first N images only (0: all)")
+    e.add_argument("--rank", type=int, default=0)
+    e.add_argument("--world-size", type=int, default=1)
+    add_common(e)
+    e.set_defaults(func=cmd_eval)
+    r = sub.add_parser("report", help="accuracy with a 95%% interval and per-class accuracy of a run")
+    r.add_argument("run_dir", type=Path)
+    r.set_defaults(func=cmd_report)
+    a = p.parse_args(argv)
+    a.func(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
