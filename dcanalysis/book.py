@@ -69,13 +69,42 @@ def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: 
     return out
 
 
+def vendor_mathjax(target: Path) -> Path | None:
+    """MathJax 3 from the npm registry, so formulas render in the offline HTML (the default loads a CDN)."""
+    js = target / "mathjax" / "es5" / "tex-chtml.js"
+    if js.is_file():
+        return js
+    if shutil.which("npm") is None:
+        print("npm not found: formulas will need a network connection to render (MathJax from its CDN)")
+        return None
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", "mathjax@3", "--silent"], cwd=tmp, check=True, capture_output=True, timeout=300)
+        with tarfile.open(next(Path(tmp).glob("mathjax-*.tgz"))) as tar:
+            tar.extractall(tmp, filter="data")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(Path(tmp) / "package" / "es5", target / "mathjax" / "es5", dirs_exist_ok=True)
+    return js
+
+
 def build_html(executed: Path) -> Path:
     stage = BOOK / "_build" / "stage"
     if stage.exists():
         shutil.rmtree(stage)
     (stage / "chapters").mkdir(parents=True)
-    for f in ("_config.yml", "_toc.yml", "intro.md"):
+    vendor = BOOK / "_build" / "vendor"
+    if vendor_mathjax(vendor):
+        shutil.copytree(vendor, stage / "_vendor")
+    for f in ("_toc.yml", "intro.md"):
         shutil.copy(BOOK / f, stage / f)
+    config = (BOOK / "_config.yml").read_text()
+    if (stage / "_vendor").is_dir():
+        # Served from the book's own _static: html_static_path copies _vendor/* there.
+        config = config.replace("  config:\n", "  config:\n    html_static_path: [_vendor]\n"
+                                "    mathjax_path: mathjax/es5/tex-chtml.js\n", 1)
+    (stage / "_config.yml").write_text(config)
     for nb in executed.glob("*.ipynb"):
         shutil.copy(nb, stage / "chapters" / nb.name)
     if (executed / "figures").is_dir():
