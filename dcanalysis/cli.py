@@ -91,9 +91,33 @@ def cmd_classify(a) -> None:
         print(f"  {names[k]:30s} p={r.posterior[k].item():.3f}  mean error {r.mean_errors[k].item():.5f}")
 
 
+def distributed_setup(a) -> bool:
+    """Under torchrun (RANK / WORLD_SIZE set), join the process group and take this process's shard.
+
+    Each rank classifies images ``rank, rank + world_size, ...`` and writes its own records file; the report
+    merges them. gloo on CPU, NCCL with one GPU per rank.
+    """
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return False
+    import torch.distributed as dist
+
+    use_cuda = torch.cuda.is_available() and a.device.startswith("cuda")
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    a.rank, a.world_size = dist.get_rank(), dist.get_world_size()
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        a.device = f"cuda:{local}"
+    return True
+
+
 def cmd_eval(a) -> None:
     from .lab.data import CLASSES, load_lab_dataset, to_model_input
 
+    distributed = distributed_setup(a)
     clf = build_classifier(a)
     cands, names = candidates_for(a.dataset, clf.adapter)
     if a.dataset in CLASSES:
@@ -109,7 +133,13 @@ def cmd_eval(a) -> None:
         get = folder.__getitem__
     settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None}
     run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size)
-    print(summarize(load_records(a.out), names))
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank's records are on disk before rank 0 reports the merged run
+        dist.destroy_process_group()
+    if a.rank == 0:
+        print(summarize(load_records(a.out), names))
 
 
 def cmd_report(a) -> None:

@@ -59,7 +59,7 @@ def check_writable(run_dir: Path, *, min_free_bytes: int = 50 * 2**20) -> None:
         raise OSError(f"only {free / 2**20:.0f} MiB free under {str(run_dir)!r}; free some space or choose another --out.")
 
 
-def write_manifest(run_dir: Path, settings: dict) -> dict:
+def write_manifest(run_dir: Path, settings: dict, *, rank: int = 0) -> dict:
     """Create the manifest, or check that an existing one has the same settings."""
     path = run_dir / "manifest.json"
     if path.is_file():
@@ -73,7 +73,7 @@ def write_manifest(run_dir: Path, settings: dict) -> dict:
             )
         return old
     manifest = {"settings": settings, "environment": environment(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".rank{rank}.tmp")  # ranks may start together: never share a temporary file
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(path)
     return manifest
@@ -165,7 +165,7 @@ def run_dataset(
     check_writable(run_dir)
     full = {**settings, "classifier": classifier.config.to_dict(), "candidates": [str(c) for c in candidates],
             "n_items": n_items, "world_size": world_size}
-    write_manifest(run_dir, json.loads(json.dumps(full, default=str)))
+    write_manifest(run_dir, json.loads(json.dumps(full, default=str)), rank=rank)
     table_dir = run_dir / f"errors-rank{rank}"
     table_dir.mkdir(exist_ok=True)
     done = {r["id"] for r in load_records(run_dir)}
