@@ -6,13 +6,13 @@ from typing import Sequence
 import torch
 
 from .base import place_module
-from ..images import ImageSource, load_image
+from .latent import LatentImages, vae_downsampling
 from ..weights import resolve_pretrained
 
 DIT_COMPONENTS = ("transformer", "vae", "scheduler")
 
 
-class DiTAdapter:
+class DiTAdapter(LatentImages):
     """Conditions are ImageNet class indices 0..999 (DiT's own label 1000 is the null class for guidance).
 
     DiT learns the variance too: its output has 2C channels, eps in the first C and the variance
@@ -27,7 +27,7 @@ class DiTAdapter:
         self.dtype = dtype
         self.latent_channels = transformer.config.in_channels
         self.num_classes = transformer.config.num_embeds_ada_norm
-        self.resolution = transformer.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1)
+        self.resolution = transformer.config.sample_size * vae_downsampling(vae)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "DiTAdapter":
@@ -42,13 +42,6 @@ class DiTAdapter:
             scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
             device=device, dtype=dtype,
         )
-
-    def load(self, source: ImageSource) -> torch.Tensor:
-        return load_image(source, size=self.resolution, mode="RGB")
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        latent = self.vae.encode(images.to(self.device, self.dtype)).latent_dist.mean
-        return (latent * self.vae.config.scaling_factor).float()
 
     def embed(self, conditions: Sequence) -> torch.Tensor:
         idx = [int(c) for c in conditions]

@@ -6,19 +6,17 @@ from typing import Sequence
 import torch
 
 from .base import place_module
-from ..images import ImageSource, load_image
+from .latent import LatentImages, vae_downsampling
 from ..schedule_math import eps_from_prediction
 from ..weights import resolve_pretrained
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
-class StableDiffusionAdapter:
+class StableDiffusionAdapter(LatentImages):
     """Latent diffusion with a CLIP text encoder. Conditions are prompts (strings).
 
-    x_0 is the VAE latent's *mean* times ``vae.config.scaling_factor`` (0.18215 for SD), as in the paper's
-    code: sampling the latent would add noise that is the same for all prompts but hurts nothing and helps
-    nothing. Images are resized and centre-cropped to the UNet's native resolution.
+    Images are resized and centre-cropped to the UNet's native resolution (see ``LatentImages`` for x_0).
     """
 
     def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32):
@@ -31,8 +29,7 @@ class StableDiffusionAdapter:
         self.prediction_type = scheduler.config.prediction_type
         self.device = torch.device(device)
         self.dtype = dtype
-        self.vae_scale = 2 ** (len(vae.config.block_out_channels) - 1)
-        self.resolution = unet.config.sample_size * self.vae_scale
+        self.resolution = unet.config.sample_size * vae_downsampling(vae)
         vocab = getattr(tokenizer, "vocab_size", 0)
         if vocab < 16:
             raise ValueError(
@@ -56,17 +53,6 @@ class StableDiffusionAdapter:
             scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
             device=device, dtype=dtype,
         )
-
-    def load(self, source: ImageSource) -> torch.Tensor:
-        return load_image(source, size=self.resolution, mode="RGB")
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        latent = self.vae.encode(images.to(self.device, self.dtype)).latent_dist.mean
-        return (latent * self.vae.config.scaling_factor).float()
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (B, 4, h, w) -> images (B, 3, H, W) in [-1, 1] (for figures)."""
-        return self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample.float().clamp(-1, 1)
 
     def embed(self, conditions: Sequence[str]) -> torch.Tensor:
         if not all(isinstance(c, str) for c in conditions):
