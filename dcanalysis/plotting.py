@@ -154,3 +154,23 @@ def throughput(rows: list[dict]):
         ax.bar_label(c, fmt="%.0f%%", fontsize=8)
     ax.set(xlabel="", ylabel="% of bf16 matmul TFLOP/s", title="Evaluation-loop efficiency (random weights)")
     return fig
+
+
+def denoising_panel(example: dict, condition_names: Sequence[str], *, true_name: str | None = None):
+    """Top: x_0, x_t and the true noise. Below, per condition: its denoised estimate of x_0 and its squared
+    error map (from ``explorer.denoising_example``); a darker map means the condition explains the noise."""
+    k = len(condition_names)
+    fig, axes = plt.subplots(1 + k, 3, figsize=(9.0, 2.7 * (1 + k)))
+    show = lambda ax, img, title, **kw: (ax.imshow(img.permute(1, 2, 0).squeeze(-1).float().numpy(), **kw),  # noqa: E731
+                                         ax.set_title(title, fontsize=9), ax.axis("off"))
+    show(axes[0, 0], example["x0"], "image x_0", cmap="gray", vmin=-1, vmax=1)
+    show(axes[0, 1], example["x_t"], f"noisy x_t (t = {example['t']})", cmap="gray")
+    show(axes[0, 2], example["eps"], "true noise eps", cmap="gray")
+    vmax = float(example["error_maps"].max())
+    for row, (name, err) in enumerate(zip(condition_names, example["errors"].tolist()), start=1):
+        show(axes[row, 0], example["denoised"][row - 1], f"denoised | {name}", cmap="gray", vmin=-1, vmax=1)
+        show(axes[row, 1], example["error_maps"][row - 1], f"squared error, mean {err:.4f}", cmap="magma", vmin=0, vmax=vmax)
+        axes[row, 2].axis("off")
+    gap = example["errors"][1] - example["errors"][0] if k > 1 else 0.0
+    fig.suptitle((f"true class {true_name}; " if true_name else "") + f"error gap (B - A) = {gap:.4f}", fontsize=10)
+    return fig

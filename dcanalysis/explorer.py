@@ -1,0 +1,63 @@
+"""Look inside one denoising step: x_t, the true noise, and the noise each of two conditions predicts.
+
+``denoising_example`` is the computation (pure, testable); ``denoising_explorer`` wraps it in ipywidgets
+sliders for a live notebook. The book's static HTML shows ``plotting.denoising_panel`` of one example instead
+of a widget that would need a running kernel.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .classifier import noisy_sample
+from .errors import l2
+from .noise import derive_generator
+
+
+def denoising_example(adapter, x0: torch.Tensor, t: int, conditions: Sequence, *, seed: int = 0) -> dict:
+    """One x_t and each condition's eps prediction.
+
+    x0 : (*sample_shape) in the diffusion space. Returns tensors x0, x_t, eps (sample_shape); predictions,
+    denoised (each condition's implied clean image ``(x_t - sqrt(1 - abar) eps_hat) / sqrt(abar)``) and
+    error_maps ``(eps_hat - eps)^2``, each (len(conditions), *sample_shape); errors (len(conditions),) (L2).
+    """
+    eps = torch.randn(x0.shape, generator=derive_generator(seed, t))
+    k = len(conditions)
+    ts = torch.full((k,), int(t), dtype=torch.long)
+    x_t = noisy_sample(x0, eps.expand(k, *x0.shape), adapter.alphas_cumprod[ts])
+    with torch.no_grad():
+        cond = adapter.embed(list(conditions))
+        pred = adapter.predict_noise(x_t.to(adapter.device), ts.to(adapter.device), cond.to(adapter.device)).cpu()
+    abar = adapter.alphas_cumprod[int(t)]
+    denoised = (x_t - (1 - abar).sqrt() * pred) / abar.sqrt()
+    return {"x0": x0, "x_t": x_t[0], "eps": eps, "predictions": pred, "denoised": denoised,
+            "error_maps": (pred - eps) ** 2, "errors": l2(pred, eps.expand_as(pred)), "t": int(t)}
+
+
+def denoising_explorer(adapter, images: torch.Tensor, labels: Sequence[int], class_names: Sequence[str], *, seed: int = 0):
+    """An ipywidgets explorer: pick a test image, a timestep and two classes; see x_t, eps and both predictions.
+
+    images : (N, C, H, W) model inputs in [-1, 1]; labels : (N,) class indices.
+    """
+    import ipywidgets as w
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .plotting import denoising_panel
+
+    index = w.IntSlider(0, 0, len(images) - 1, description="image")
+    t = w.IntSlider(400, 0, len(adapter.alphas_cumprod) - 1, step=10, description="t")
+    a = w.Dropdown(options=[(n, i) for i, n in enumerate(class_names)], value=int(labels[0]), description="class A")
+    b = w.Dropdown(options=[(n, i) for i, n in enumerate(class_names)], value=(int(labels[0]) + 1) % len(class_names),
+                   description="class B")
+
+    def show(index, t, a, b):
+        x0 = adapter.encode(images[index:index + 1])[0]
+        ex = denoising_example(adapter, x0, t, [a, b], seed=seed)
+        fig = denoising_panel(ex, [class_names[a], class_names[b]], true_name=class_names[int(labels[index])])
+        display(fig)
+        plt.close(fig)
+
+    out = w.interactive_output(show, {"index": index, "t": t, "a": a, "b": b})
+    return w.VBox([w.HBox([index, t]), w.HBox([a, b]), out])
