@@ -78,11 +78,10 @@ def replay_schedule(tables: ErrorTables, schedule: Schedule) -> tuple[float, flo
     N, K, _ = tables.errors.shape
     preds = np.empty(N, dtype=int)
     for i in range(N):
-        alive, done = np.arange(K), 0
+        alive = np.arange(K)
         for st in schedule.stages:
             means = tables.errors[i, alive, : st.trials].mean(axis=1)
             alive = alive[np.argsort(means, kind="stable")[: st.keep]]
-            done = st.trials
         preds[i] = alive[0]
     return accuracy(preds, tables.labels), float(schedule.evaluations(K))
 

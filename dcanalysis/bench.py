@@ -123,7 +123,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
             m(**inputs)
             sync(device)
             first_call = time.perf_counter() - t0
-            s = time_calls(lambda: m(**inputs), device=device)
+            s = time_calls(lambda m=m: m(**inputs), device=device)
             evals = batch / s
             tflops = flops * evals / 1e12
             rows.append({"model": name, "variant": variant, "batch": batch, "gflop_per_eval": flops / 1e9,

@@ -1,5 +1,4 @@
 """Runs as a user launches them: separate processes, killed mid-way, or sharded by torchrun."""
-import json
 import os
 import shutil
 import signal
