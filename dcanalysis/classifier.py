@@ -151,11 +151,13 @@ def noisy_sample(x0: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor) -> tor
     return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
 
 
-def evaluate_pairs(
+def evaluate_triples(
     adapter: DiffusionAdapter,
     x0: torch.Tensor,
     cond: Conditioning,
-    plan: NoisePlan,
+    timesteps: torch.Tensor,
+    noise: torch.Tensor,
+    img_idx: torch.Tensor,
     trial_idx: torch.Tensor,
     cand_idx: torch.Tensor,
     *,
@@ -163,26 +165,26 @@ def evaluate_pairs(
     batch_size: int = 64,
     static_shapes: bool = False,
 ) -> torch.Tensor:
-    """Errors of (trial, candidate) pairs, batched through the network.
+    """Errors of (image, trial, candidate) triples, batched through the network.
 
-    x0 : (*sample_shape) on the adapter's device; cond : embeddings of all K candidates, on the device;
-    trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU. With ``static_shapes`` the last
-    batch is padded (by repeating its first pair) so that the network always sees ``batch_size`` rows.
+    x0 : (B, *sample_shape) on the adapter's device; cond : embeddings of all K candidates, on the device;
+    timesteps : (B, N) and noise : (B, N, *sample_shape), the noise plans of the B images (CPU);
+    img_idx, trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU. Triples of several images
+    share network calls, which keeps a small model busy. With ``static_shapes`` the last batch is padded (by
+    repeating its first triple) so that the network always sees ``batch_size`` rows.
     """
     kernel = get_error_kernel(error)
     device = adapter.device
     abar_all = adapter.alphas_cumprod.to(device)
     out = torch.empty(trial_idx.numel(), dtype=torch.float64)
     for start in range(0, trial_idx.numel(), batch_size):
-        ti = trial_idx[start:start + batch_size]
-        ci = cand_idx[start:start + batch_size]
+        bi, ti, ci = (idx[start:start + batch_size] for idx in (img_idx, trial_idx, cand_idx))
         n = ti.numel()
         if static_shapes and n < batch_size:
-            ti = torch.cat([ti, ti[:1].expand(batch_size - n)])
-            ci = torch.cat([ci, ci[:1].expand(batch_size - n)])
-        t = plan.timesteps[ti].to(device)
-        eps = plan.noise[ti].to(device)
-        x_t = noisy_sample(x0, eps, abar_all[t])
+            bi, ti, ci = (torch.cat([v, v[:1].expand(batch_size - n)]) for v in (bi, ti, ci))
+        t = timesteps[bi, ti].to(device)
+        eps = noise[bi, ti].to(device)
+        x_t = noisy_sample(x0[bi.to(device)], eps, abar_all[t])
         with torch.no_grad():
             pred = adapter.predict_noise(x_t, t, index_conditioning(cond, ci.to(device)))
         err = kernel(pred, eps)[:n]
@@ -217,14 +219,17 @@ class DiffusionClassifier:
                 self._embedding_cache[key] = conditioning_to(self.adapter.embed(list(candidates)), self.adapter.device)
         return self._embedding_cache[key]
 
+    def pixels(self, image: ImageSource | torch.Tensor) -> torch.Tensor:
+        """Image file or PIL image -> model-input tensor (C, H, W) in [-1, 1]; tensors pass through.
+
+        Raises ``ImageLoadError`` for unreadable files, before any network work.
+        """
+        return image if isinstance(image, torch.Tensor) else self.adapter.load(image)
+
     def prepare(self, image: ImageSource | torch.Tensor) -> torch.Tensor:
-        """Image file, PIL image or model-input tensor (C, H, W) -> x_0 on the device."""
-        if isinstance(image, torch.Tensor):
-            pixels = image
-        else:
-            pixels = self.adapter.load(image)
+        """Image file, PIL image or model-input tensor (C, H, W) -> x_0 in the diffusion space, on the device."""
         with torch.no_grad():
-            return self.adapter.encode(pixels.unsqueeze(0).to(self.adapter.device))[0].float()
+            return self.adapter.encode(self.pixels(image).unsqueeze(0).to(self.adapter.device))[0].float()
 
     def noise_plan(self, sample_shape: tuple[int, ...], image_index: int) -> NoisePlan:
         cfg = self.config
@@ -247,68 +252,101 @@ class DiffusionClassifier:
         ``image_index`` selects the noise stream (with ``config.seed``); pass the dataset index so every image
         has its own reproducible plan. ``plan`` overrides the plan (e.g. one loaded from disk).
         """
+        return self.classify_batch([image], candidates, image_indices=[image_index],
+                                   plans=None if plan is None else [plan], log_prior=log_prior)[0]
+
+    def classify_batch(
+        self,
+        images: Sequence[ImageSource | torch.Tensor],
+        candidates: Sequence,
+        *,
+        image_indices: Sequence[int],
+        plans: Sequence[NoisePlan] | None = None,
+        log_prior: torch.Tensor | None = None,
+    ) -> list[ClassificationResult]:
+        """Classify several images at once; each result equals ``classify`` of that image alone.
+
+        Network calls are shared between the images (stage by stage for a ``Schedule``), so a small model
+        sees large batches. A ``SequentialTest`` decides per image after every round and runs image by image.
+        """
         candidates = check_candidates(candidates)
-        x0 = self.prepare(image)
+        if len(images) != len(image_indices):
+            raise ValueError(f"{len(images)} images but {len(image_indices)} image indices.")
+        x0 = torch.stack([self.prepare(im) for im in images])
         cond = self.embed(candidates)
-        if plan is None:
-            plan = self.noise_plan(tuple(x0.shape), image_index)
-        elif plan.sample_shape != tuple(x0.shape) or len(plan) < self.config.schedule.total_trials:
-            raise ValueError(
-                f"the noise plan has {len(plan)} trials of shape {plan.sample_shape}; this run needs "
-                f"{self.config.schedule.total_trials} of shape {tuple(x0.shape)}."
-            )
-        errors = torch.full((len(candidates), len(plan)), float("nan"), dtype=torch.float64)
+        shape = tuple(x0.shape[1:])
+        if plans is None:
+            plans = [self.noise_plan(shape, i) for i in image_indices]
+        for plan in plans:
+            if plan.sample_shape != shape or len(plan) < self.config.schedule.total_trials:
+                raise ValueError(
+                    f"the noise plan has {len(plan)} trials of shape {plan.sample_shape}; this run needs "
+                    f"{self.config.schedule.total_trials} of shape {shape}."
+                )
+        n = self.config.schedule.total_trials
+        timesteps = torch.stack([p.timesteps[:n] for p in plans])
+        noise = torch.stack([p.noise[:n] for p in plans])
+        errors = torch.full((len(images), len(candidates), n), float("nan"), dtype=torch.float64)
         if isinstance(self.config.schedule, SequentialTest):
-            eliminated = self._run_sequential(x0, cond, plan, errors)
+            reached = [self._run_sequential(x0, cond, timesteps, noise, errors, b) for b in range(len(images))]
         else:
-            eliminated = self._run_schedule(x0, cond, plan, errors)
-        n_eval = int((~torch.isnan(errors)).sum())
+            reached = self._run_schedule(x0, cond, timesteps, noise, errors)
+        return [self._result(candidates, errors[b], timesteps[b], reached[b], shape, image_indices[b], log_prior)
+                for b in range(len(images))]
+
+    def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:
         means = torch.nanmean(errors, dim=1)
         # Survivors first (ordered by mean), then candidates by how late they were pruned.
-        ranking = sorted(range(len(candidates)), key=lambda k: (-eliminated[k], means[k].item()))
-        post = posterior(
-            means, n_elements=math.prod(x0.shape), temperature=self.config.temperature, log_prior=log_prior
-        )
-        return ClassificationResult(
-            candidates, errors, plan.timesteps.clone(), post, ranking, n_eval, self.config.seed, image_index
-        )
+        ranking = sorted(range(len(candidates)), key=lambda k: (-reached[k], means[k].item()))
+        post = posterior(means, n_elements=math.prod(shape), temperature=self.config.temperature, log_prior=log_prior)
+        return ClassificationResult(candidates, errors, timesteps.clone(), post, ranking,
+                                    int((~torch.isnan(errors)).sum()), self.config.seed, image_index)
 
-    def _evaluate(self, x0, cond, plan, errors, alive: list[int], lo: int, hi: int) -> None:
-        trials = torch.arange(lo, hi)
-        cands = torch.tensor(alive, dtype=torch.long)
-        # Trial-major order keeps one x_t's candidates in the same batch.
-        ti = trials.repeat_interleave(len(alive))
-        ci = cands.repeat(hi - lo)
-        e = evaluate_pairs(self.adapter, x0, cond, plan, ti, ci, error=self.config.error,
-                           batch_size=self.config.batch_size, static_shapes=self.config.static_shapes)
-        errors[ci, ti] = e
+    def _evaluate(self, x0, cond, timesteps, noise, errors, alive: list[list[int]], lo: int, hi: int) -> None:
+        """Fill errors[b, k, lo:hi] for every image b and its alive candidates k, in shared batches."""
+        img, tri, cand = [], [], []
+        for b, cands in enumerate(alive):
+            # Trial-major order keeps one x_t's candidates in the same batch.
+            trials = torch.arange(lo, hi).repeat_interleave(len(cands))
+            img.append(torch.full_like(trials, b))
+            tri.append(trials)
+            cand.append(torch.tensor(cands, dtype=torch.long).repeat(hi - lo))
+        bi, ti, ci = torch.cat(img), torch.cat(tri), torch.cat(cand)
+        e = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci, error=self.config.error,
+                             batch_size=self.config.batch_size, static_shapes=self.config.static_shapes)
+        errors[bi, ci, ti] = e
 
-    def _run_schedule(self, x0, cond, plan, errors) -> list[int]:
-        """Algorithm 2. Returns, per candidate, the stage it survived to (higher = kept longer)."""
-        alive = list(range(errors.shape[0]))
-        reached = [0] * len(alive)
+    def _run_schedule(self, x0, cond, timesteps, noise, errors) -> list[list[int]]:
+        """Algorithm 2 for B images. Returns, per image and candidate, the stage it survived to."""
+        B, K, _ = errors.shape
+        alive = [list(range(K)) for _ in range(B)]
+        reached = [[0] * K for _ in range(B)]
         done = 0
         for s_idx, stage in enumerate(self.config.schedule.stages):
-            self._evaluate(x0, cond, plan, errors, alive, done, stage.trials)
+            self._evaluate(x0, cond, timesteps, noise, errors, alive, done, stage.trials)
             done = stage.trials
-            means = errors[alive, :done].mean(dim=1)
-            order = torch.argsort(means, stable=True)
-            alive = [alive[i] for i in order[: stage.keep].tolist()]
-            for k in alive:
-                reached[k] = s_idx + 1
+            for b in range(B):
+                means = errors[b, alive[b], :done].mean(dim=1)
+                order = torch.argsort(means, stable=True)
+                alive[b] = [alive[b][i] for i in order[: stage.keep].tolist()]
+                for k in alive[b]:
+                    reached[b][k] = s_idx + 1
         return reached
 
-    def _run_sequential(self, x0, cond, plan, errors) -> list[int]:
+    def _run_sequential(self, x0, cond, timesteps, noise, errors, b: int) -> list[int]:
+        """The sequential paired test for image b (its rounds depend on its own evidence)."""
         test: SequentialTest = self.config.schedule
-        alive = list(range(errors.shape[0]))
-        reached = [0] * len(alive)
+        K = errors.shape[1]
+        alive = list(range(K))
+        reached = [0] * K
         done, rnd = 0, 0
+        one = slice(b, b + 1)
         while done < test.max_trials and len(alive) > 1:
             hi = min(done + test.step, test.max_trials)
-            self._evaluate(x0, cond, plan, errors, alive, done, hi)
+            self._evaluate(x0[one], cond, timesteps[one], noise[one], errors[one], [alive], done, hi)
             done, rnd = hi, rnd + 1
             if done >= test.min_trials:
-                sub = errors[alive, :done]
+                sub = errors[b, alive, :done]
                 leader = int(torch.argmin(sub.mean(dim=1)))
                 worse = confidently_worse(sub, leader, test.confidence)
                 alive = [k for k, w in zip(alive, worse.tolist()) if not w]

@@ -132,7 +132,8 @@ def cmd_eval(a) -> None:
         n = min(a.n_images or len(folder), len(folder))
         get = folder.__getitem__
     settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None}
-    run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size)
+    run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size,
+                images_per_batch=a.images_per_batch)
     if distributed:
         import torch.distributed as dist
 
@@ -166,6 +167,7 @@ def main(argv=None):
     e.add_argument("--images", type=Path, help="root/<class>/<image> folder (not needed for mnist, fashion_mnist)")
     e.add_argument("--out", required=True, type=Path, help="run directory; rerun the same command to resume")
     e.add_argument("--n-images", type=int, default=0, help="first N images only (0: all)")
+    e.add_argument("--images-per-batch", type=int, default=1, help="images sharing each network call (small models)")
     e.add_argument("--rank", type=int, default=0)
     e.add_argument("--world-size", type=int, default=1)
     add_common(e)

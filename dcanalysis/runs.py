@@ -59,14 +59,24 @@ def check_writable(run_dir: Path, *, min_free_bytes: int = 50 * 2**20) -> None:
         raise OSError(f"only {free / 2**20:.0f} MiB free under {str(run_dir)!r}; free some space or choose another --out.")
 
 
+# How work is batched changes speed, not results: a run may resume with other values of these.
+RESULT_NEUTRAL = ("batch_size", "static_shapes")
+
+
+def _comparable(settings: dict) -> dict:
+    d = json.loads(json.dumps(settings))
+    d["classifier"] = {k: v for k, v in d.get("classifier", {}).items() if k not in RESULT_NEUTRAL}
+    return d
+
+
 def write_manifest(run_dir: Path, settings: dict, *, rank: int = 0) -> dict:
-    """Create the manifest, or check that an existing one has the same settings."""
+    """Create the manifest, or check that an existing one has the same settings (batching aside)."""
     path = run_dir / "manifest.json"
     if path.is_file():
         old = json.loads(path.read_text())
-        if old["settings"] != json.loads(json.dumps(settings)):
-            diff = {k: (old["settings"].get(k), v) for k, v in json.loads(json.dumps(settings)).items()
-                    if old["settings"].get(k) != v}
+        before, now = _comparable(old["settings"]), _comparable(settings)
+        if before != now:
+            diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
             raise ManifestMismatchError(
                 f"{str(run_dir)!r} holds a run with other settings {diff} (old, new); resume with the same settings "
                 "or use a new --out."
@@ -153,13 +163,16 @@ def run_dataset(
     rank: int = 0,
     world_size: int = 1,
     time_limit_s: float = 0.0,
+    images_per_batch: int = 1,
     progress: bool = True,
 ) -> list[dict]:
     """Classify items ``0..n_items-1`` (this rank's share) into ``run_dir``, resuming where it stopped.
 
     ``get_item(i)`` returns (image, label): an image path, PIL image or model-input tensor. Images that
     cannot be read are recorded as failed with the reason, and the run goes on. ``settings`` (model name,
-    dataset, ...) joins the classifier config in the manifest. Returns this rank's records.
+    dataset, ...) joins the classifier config in the manifest. ``images_per_batch`` images share network calls
+    (``DiffusionClassifier.classify_batch``); their records are written together once the group is done.
+    Returns this rank's records.
     """
     run_dir = Path(run_dir)
     check_writable(run_dir)
@@ -172,35 +185,45 @@ def run_dataset(
     todo = [i for i in range(rank, n_items, world_size) if i not in done]
     cand_index = {str(c): k for k, c in enumerate(candidates)}
     start, correct, seen = time.time(), 0, 0
-    bar = tqdm(todo, desc=f"rank {rank}", disable=not progress, mininterval=2)
+    bar = tqdm(total=len(todo), desc=f"rank {rank}", disable=not progress, mininterval=2)
     records_path = run_dir / f"records-rank{rank}.jsonl"
     repair_torn_tail(records_path)
     with open(records_path, "a") as out:
-        for i in bar:
+        for chunk_start in range(0, len(todo), images_per_batch):
             if time_limit_s and time.time() - start > time_limit_s:
                 print(f"time limit reached; {len(todo) - seen} images left for the next run")
                 break
             t0 = time.time()
-            try:
-                image, label = get_item(i)
-                res = classifier.classify(image, candidates, image_index=i)
-            except ImageLoadError as e:
-                record = {"id": i, "error": str(e), "seed": classifier.config.seed}
-            else:
-                tmp = table_dir / f"{i:07d}.tmp.npy"
-                np.save(tmp, res.errors.float().numpy())
-                tmp.replace(table_dir / f"{i:07d}.npy")
-                pred = cand_index[str(res.prediction)]
-                record = {"id": i, "label": int(label), "prediction": pred, "mean_errors": res.mean_errors.tolist(),
-                          "evaluations": res.n_evaluations, "seconds": round(time.time() - t0, 4),
-                          "seed": classifier.config.seed}
-                correct += pred == int(label)
-            out.write(json.dumps(record) + "\n")
+            chunk = todo[chunk_start:chunk_start + images_per_batch]
+            loaded, records = [], {}
+            for i in chunk:
+                try:
+                    image, label = get_item(i)
+                    loaded.append((i, classifier.pixels(image), label))
+                except ImageLoadError as e:
+                    records[i] = {"id": i, "error": str(e), "seed": classifier.config.seed}
+            if loaded:
+                results = classifier.classify_batch([x for _, x, _ in loaded], candidates,
+                                                    image_indices=[i for i, _, _ in loaded])
+                per_image = round((time.time() - t0) / len(loaded), 4)
+                for (i, _, label), res in zip(loaded, results):
+                    tmp = table_dir / f"{i:07d}.tmp.npy"
+                    np.save(tmp, res.errors.float().numpy())
+                    tmp.replace(table_dir / f"{i:07d}.npy")
+                    pred = cand_index[str(res.prediction)]
+                    records[i] = {"id": i, "label": int(label), "prediction": pred,
+                                  "mean_errors": res.mean_errors.tolist(), "evaluations": res.n_evaluations,
+                                  "seconds": per_image, "seed": classifier.config.seed}
+                    correct += pred == int(label)
+            for i in chunk:  # in id order, each line complete and on disk before the next chunk starts
+                out.write(json.dumps(records[i]) + "\n")
             out.flush()
             os.fsync(out.fileno())
-            seen += 1
-            if seen and progress:
+            seen += len(chunk)
+            bar.update(len(chunk))
+            if progress:
                 bar.set_postfix(acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.time() - start):.2f}")
+    bar.close()
     mine = [r for r in load_records(run_dir) if r["id"] % world_size == rank]
     return mine
 

@@ -106,3 +106,14 @@ def test_static_shapes_pad_the_last_batch_without_changing_results():
     model.calls.clear()
     static = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=4, static_shapes=True)).classify(torch.zeros(3), [0, 1, 2])
     assert set(model.calls) == {4} and torch.equal(plain.errors, static.errors)
+
+
+@pytest.mark.parametrize("policy", [Schedule.from_lists((4, 12), (2, 1)), SequentialTest(step=2, min_trials=4, max_trials=12)])
+def test_batched_images_equal_one_by_one(toy_adapter, policy):
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=policy, batch_size=7))
+    points = torch.randn(5, 2, generator=torch.Generator().manual_seed(4))
+    batch = clf.classify_batch(list(points), [0, 1], image_indices=range(10, 15))
+    for i, r in enumerate(batch):
+        alone = clf.classify(points[i], [0, 1], image_index=10 + i)
+        assert torch.allclose(r.errors.nan_to_num(-1), alone.errors.nan_to_num(-1), atol=1e-6)
+        assert r.ranking == alone.ranking and r.n_evaluations == alone.n_evaluations

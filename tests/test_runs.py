@@ -61,3 +61,19 @@ def test_unwritable_directory_fails_before_work(toy_adapter, tmp_path):
     blocker.write_text("x")
     with pytest.raises((PermissionError, OSError), match="choose another --out"):
         run_dataset(classifier(toy_adapter), items(), 6, [0, 1], blocker / "run", settings={}, progress=False)
+
+
+def test_images_per_batch_gives_the_same_records(toy_adapter, tmp_path):
+    one = run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path / "one", settings={}, progress=False)
+    four = run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path / "four", settings={},
+                       images_per_batch=4, progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert [r["id"] for r in four] == list(range(6))
+    for a, b in zip(strip(one), strip(four)):
+        assert a["prediction"] == b["prediction"] and abs(a["mean_errors"][0] - b["mean_errors"][0]) < 1e-9
+
+
+def test_resume_with_other_batching_is_allowed(toy_adapter, tmp_path):
+    run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path, settings={}, time_limit_s=1e-9, progress=False)
+    other = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(8), batch_size=3))
+    assert len(run_dataset(other, items(), 6, [0, 1], tmp_path, settings={}, images_per_batch=2, progress=False)) == 6

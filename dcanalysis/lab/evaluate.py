@@ -52,14 +52,14 @@ def baseline_predictions(model: torch.nn.Module, images: np.ndarray, *, device, 
 
 
 def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, set_name: str, trials: int,
-                  strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0) -> dict:
+                  strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1) -> dict:
     clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), timesteps=strategy,
-                                                        batch_size=10 * trials, seed=seed))
+                                                        batch_size=10 * trials * images_per_batch, seed=seed))
     x = to_model_input(images)
     plan_t = make_noise_plan(trials, (1,), seed=seed, strategy=strategy).timesteps.tolist()
     settings = {"model": model_name, "set": set_name, "timesteps": plan_t}
     records = run_dataset(clf, lambda i: (x[i], int(labels[i])), len(x), list(range(10)), run_dir,
-                          settings=settings, time_limit_s=time_limit_s)
+                          settings=settings, time_limit_s=time_limit_s, images_per_batch=images_per_batch)
     s = summarize(records)
     return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
             "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}
@@ -77,6 +77,7 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
     p.add_argument("--phases", nargs="*", default=["test", "strategies", "shifted"],
                    help="which diffusion phases to run (finished images are never recomputed)")
+    p.add_argument("--images-per-batch", type=int, default=1, help="images sharing each network call")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
@@ -92,13 +93,13 @@ def main(argv=None):
     x, y = ds.test_images[:a.n_images], ds.test_labels[:a.n_images]
     budget = lambda phase, share: left(share) if phase in a.phases else 1e-9  # noqa: E731  (skip: summarise only)
     summary["diffusion"]["test"] = diffusion_run(adapter, x, y, a.out / f"{a.dataset}_test", model_name=f"{a.dataset}_unet",
-                                                 set_name="test", trials=a.trials, seed=a.seed,
+                                                 set_name="test", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
                                                  time_limit_s=budget("test", 0.55))
     # 2. timestep strategies (chapter 4)
     for strat in a.strategies:
         summary["diffusion"][f"strategy_{strat}"] = diffusion_run(
             adapter, x[:a.n_strategy], y[:a.n_strategy], a.out / f"{a.dataset}_strategy_{strat}",
-            model_name=f"{a.dataset}_unet", set_name="test", trials=a.trials, strategy=strat, seed=a.seed,
+            model_name=f"{a.dataset}_unet", set_name="test", trials=a.trials, strategy=strat, seed=a.seed, images_per_batch=a.images_per_batch,
             time_limit_s=budget("strategies", 0.7))
     # 3. shifted sets (chapter 9)
     sets = shifted_sets(a.dataset, a.n_shifted, seed=a.seed)
@@ -107,7 +108,7 @@ def main(argv=None):
             continue
         summary["diffusion"][name] = diffusion_run(adapter, sx, sy, a.out / f"{a.dataset}_{name}",
                                                    model_name=f"{a.dataset}_unet", set_name=name, trials=a.trials,
-                                                   seed=a.seed, time_limit_s=budget("shifted", 1.0))
+                                                   seed=a.seed, images_per_batch=a.images_per_batch, time_limit_s=budget("shifted", 1.0))
     # 4. baselines on exactly the same images (the head of each set, as many as the diffusion run finished)
     sets["test"] = (x, y)
     for cname in [c for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_")]:
