@@ -38,20 +38,21 @@ def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
     return float((pred == labels).mean())
 
 
+def correct_vs_trials(tables: ErrorTables, n_trials: list[int]) -> np.ndarray:
+    """Whether each image is classified correctly from the first n trials of its plan: bool (N, len(n_trials))."""
+    return np.stack([tables.errors[:, :, :n].mean(axis=2).argmin(axis=1) == tables.labels for n in n_trials], axis=1)
+
+
 def accuracy_vs_trials(tables: ErrorTables, n_trials: list[int]) -> np.ndarray:
     """Accuracy of exhaustive classification with the first n trials of the plan, for each n. Returns (len,)."""
-    out = []
-    for n in n_trials:
-        pred = tables.errors[:, :, :n].mean(axis=2).argmin(axis=1)
-        out.append(accuracy(pred, tables.labels))
-    return np.array(out)
+    return correct_vs_trials(tables, n_trials).mean(axis=0)
 
 
 def bootstrap_accuracy_band(tables: ErrorTables, n_trials: list[int], *, n_boot: int = 200, seed: int = 0,
                             level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Percentile band of ``accuracy_vs_trials`` over images resampled with replacement: (lo, hi), each (len,)."""
     rng = np.random.default_rng(seed)
-    correct = np.stack([(tables.errors[:, :, :n].mean(2).argmin(1) == tables.labels) for n in n_trials], axis=1)
+    correct = correct_vs_trials(tables, n_trials)
     idx = rng.integers(0, len(correct), size=(n_boot, len(correct)))
     accs = correct[idx].mean(axis=1)  # (n_boot, len)
     q = (1 - level) / 2

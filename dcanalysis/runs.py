@@ -4,8 +4,9 @@ A run directory holds
 - ``manifest.json``: model, classifier config, candidates, seed, versions, device. Resuming with other
   settings is refused, so one directory never mixes two experiments.
 - ``records-rank{R}.jsonl``: one JSON line per finished image (id, label, prediction, per-candidate mean
-  errors, evaluations, seconds, seed), flushed and fsynced before the next image starts. A line cut by a kill
-  is ignored on reading, so the worst a crash costs is the image in flight.
+  errors, evaluations, seconds, seed), flushed and fsynced before the next image (or group of
+  ``images_per_batch`` images) starts. A line cut by a kill is ignored on reading and cut off before the next
+  append, so the worst a crash costs is the images in flight.
 - ``errors-rank{R}/{id}.npy``: the full (candidates x trials) error table of each image (float32; NaN where
   pruned), written atomically. Every figure of the book is computed from these tables on a CPU.
 

@@ -28,13 +28,11 @@ from .shifts import CORRUPTIONS, corrupt
 
 
 def shifted_sets(dataset: str, n: int, severity: int = 3, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Named (images uint8 (N, 28, 28), labels) sets: the clean test split head, each corruption, and for MNIST
-    scikit-learn's digits upsampled to 28x28."""
+    """Named (images uint8 (N, 28, 28), labels) sets: each corruption of the test split's first n images, and for
+    MNIST scikit-learn's digits upsampled to 28x28."""
     ds = load_lab_dataset(dataset, test_only=True)
     x, y = ds.test_images[:n], ds.test_labels[:n]
-    sets = {"clean": (x, y)}
-    for name in CORRUPTIONS:
-        sets[f"{name}_s{severity}"] = (corrupt(x, name, severity, seed=seed), y)
+    sets = {f"{name}_s{severity}": (corrupt(x, name, severity, seed=seed), y) for name in CORRUPTIONS}
     if dataset == "mnist":
         dx, dy = sklearn_digits_28()
         sets["sklearn_digits"] = (dx[:n], dy[:n])
@@ -104,8 +102,6 @@ def main(argv=None):
     # 3. shifted sets (chapter 9)
     sets = shifted_sets(a.dataset, a.n_shifted, seed=a.seed)
     for name, (sx, sy) in sets.items():
-        if name == "clean":
-            continue
         summary["diffusion"][name] = diffusion_run(adapter, sx, sy, a.out / f"{a.dataset}_{name}",
                                                    model_name=f"{a.dataset}_unet", set_name=name, trials=a.trials,
                                                    seed=a.seed, images_per_batch=a.images_per_batch, time_limit_s=budget("shifted", 1.0))
@@ -115,8 +111,6 @@ def main(argv=None):
         model = load_lab_classifier(cname, device=a.device)
         res = {}
         for name, (sx, sy) in sets.items():
-            if name == "clean":
-                continue
             n = summary["diffusion"].get(name, {}).get("n", len(sx))
             pred = baseline_predictions(model, sx[:n], device=a.device)
             correct = int((pred == sy[:n]).sum())
