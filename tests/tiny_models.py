@@ -69,3 +69,43 @@ def tiny_pixel_unet(*, seed: int = 0, num_classes: int = 10, channels: int = 1, 
         block_out_channels=(16, 32), down_block_types=("DownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=8, num_class_embeds=num_classes,
     )
+
+
+def tiny_caption_bank(seed: int = 0, dim: int = 384):
+    """Every scene caption with random token states (the real bank needs the MiniLM encoder)."""
+    from dcanalysis.lab import scenes
+    from dcanalysis.lab.text import NULL_CAPTION, CaptionBank
+
+    caps = [NULL_CAPTION] + scenes.all_captions()
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor([2 + len(c.split()) if c else 2 for c in caps])
+    mask = torch.arange(12)[None, :] < lengths[:, None]
+    hidden = torch.randn(len(caps), 12, dim, generator=g) * mask[..., None]
+    return CaptionBank(caps, hidden, mask, source="random")
+
+
+def tiny_text_unet(seed: int = 0, dim: int = 384):
+    from dcanalysis.lab.models import TextUNetConfig
+
+    torch.manual_seed(seed)
+    return TextUNetConfig(block_out_channels=(32, 32), cross_attention=(False, True), text_dim=dim,
+                          head_dim=8).build()
+
+
+def tiny_scene_root(root: Path) -> Path:
+    """A models folder with a random scenes_unet, scenes_clip and caption bank, laid out like data/models."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from dcanalysis.lab.models import SceneCLIP
+
+    (root / "scenes_text").mkdir(parents=True, exist_ok=True)
+    tiny_caption_bank().save(root / "scenes_text" / "caption_bank.safetensors")
+    tiny_text_unet().save_pretrained(str(root / "scenes_unet"))
+    torch.manual_seed(1)
+    (root / "scenes_clip").mkdir(exist_ok=True)
+    save_file(SceneCLIP().state_dict(), str(root / "scenes_clip" / "model.safetensors"))
+    for name in ("scenes_unet", "scenes_clip"):
+        (root / name / "model_card.json").write_text(json.dumps({"name": name, "note": "random test weights"}))
+    return root

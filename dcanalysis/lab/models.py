@@ -38,6 +38,42 @@ class UNetConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class TextUNetConfig:
+    """A diffusers UNet2DConditionModel (Stable Diffusion's UNet family) in pixel space, cross-attending to a
+    frozen text encoder's token states; ``cross_attention`` marks the levels with (self- and cross-) attention."""
+
+    block_out_channels: tuple[int, ...] = (64, 128, 128)
+    cross_attention: tuple[bool, ...] = (False, True, True)
+    layers_per_block: int = 1
+    sample_size: int = 32
+    channels: int = 3
+    text_dim: int = 384
+    head_dim: int = 32
+
+    def build(self):
+        from diffusers import UNet2DConditionModel
+
+        down = tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in self.cross_attention)
+        up = tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in reversed(self.cross_attention))
+        return UNet2DConditionModel(
+            sample_size=self.sample_size, in_channels=self.channels, out_channels=self.channels,
+            block_out_channels=self.block_out_channels, layers_per_block=self.layers_per_block,
+            down_block_types=down, up_block_types=up, cross_attention_dim=self.text_dim,
+            attention_head_dim=self.head_dim, norm_num_groups=min(32, self.block_out_channels[0]),
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+TEXT_UNET_SIZES = {
+    # "pilot" trains on 2 CPU cores in tens of minutes; "base" (7.2 M parameters, 14 MB in fp16) is the GPU model
+    "pilot": TextUNetConfig(block_out_channels=(32, 64, 64), cross_attention=(False, False, True)),
+    "base": TextUNetConfig(),
+}
+
+
 UNET_SIZES = {
     "small": UNetConfig(block_out_channels=(32, 64, 64), attention=(False, False, True)),
     "base": UNetConfig(),
@@ -122,3 +158,33 @@ def build_classifier(arch: str, **kwargs) -> nn.Module:
         return CLASSIFIER_ARCHS[arch](**kwargs)
     except KeyError:
         raise ValueError(f"unknown classifier architecture {arch!r}; choose one of {sorted(CLASSIFIER_ARCHS)}.") from None
+
+
+class SceneCLIP(nn.Module):
+    """The contrastive baseline: an image tower and a text head on the same frozen token states.
+
+    Image: a ResNet trunk (``ResNet`` above, RGB) projected to ``dim``. Text: one trainable transformer layer over
+    the frozen token states, mean-pooled over real tokens, projected to ``dim``. Score = scaled cosine.
+    """
+
+    def __init__(self, dim: int = 256, text_dim: int = 384, widths=(32, 64, 128, 256)):
+        super().__init__()
+        self.image_trunk = ResNet(num_classes=dim, channels=3, widths=widths)
+        self.text_layer = nn.TransformerEncoderLayer(text_dim, 4, 2 * text_dim, dropout=0.0, batch_first=True,
+                                                     norm_first=True)
+        self.text_proj = nn.Linear(text_dim, dim)
+        self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), CLIP's initial temperature
+
+    def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, dim) unit vectors."""
+        return F.normalize(self.image_trunk(x), dim=-1)
+
+    def encode_text(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Token states (K, L, D) and mask (K, L) bool -> (K, dim) unit vectors."""
+        h = self.text_layer(hidden, src_key_padding_mask=~mask)
+        m = mask.to(h.dtype)[..., None]
+        return F.normalize(self.text_proj((h * m).sum(1) / m.sum(1).clamp_min(1)), dim=-1)
+
+    def forward(self, x, hidden, mask) -> torch.Tensor:
+        """Logits (B, K) between B images and K captions."""
+        return self.logit_scale.exp().clamp(max=100) * self.encode_image(x) @ self.encode_text(hidden, mask).T

