@@ -10,6 +10,7 @@ from typing import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 import seaborn as sns
 
 PALETTE = "colorblind"
@@ -173,4 +174,38 @@ def denoising_panel(example: dict, condition_names: Sequence[str], *, true_name:
         axes[row, 2].axis("off")
     gap = example["errors"][1] - example["errors"][0] if k > 1 else 0.0
     fig.suptitle((f"true class {true_name}; " if true_name else "") + f"error gap (B - A) = {gap:.4f}", fontsize=10)
+    return fig
+
+
+def inversion_grid(originals: Sequence[torch.Tensor], recons: Sequence[torch.Tensor], mses: Sequence[torch.Tensor],
+                   condition_names: Sequence[str], true_index: Sequence[int], *, t_end: int):
+    """Paper Fig. 5 for several images: the original, then its DDIM reconstruction under each condition.
+
+    originals[i] (C, H, W), recons[i] (K, C, H, W), mses[i] (K,) in [-1, 1] pixel units. The true condition's
+    title is marked with *, the lowest error is framed.
+    """
+    n, k = len(originals), len(condition_names)
+    fig, axes = plt.subplots(n, k + 1, figsize=(1.25 * (k + 1), 1.45 * n), squeeze=False)
+    to_img = lambda x: ((x.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).squeeze(-1).numpy()  # noqa: E731
+    for i in range(n):
+        gray = dict(cmap="gray", vmin=0, vmax=1) if originals[i].shape[0] == 1 else {}
+        axes[i, 0].imshow(to_img(originals[i]), **gray)
+        axes[i, 0].set_title("original", fontsize=7)
+        best = int(torch.argmin(mses[i]))
+        for j in range(k):
+            ax = axes[i, j + 1]
+            ax.imshow(to_img(recons[i][j]), **gray)
+            star = "*" if j == true_index[i] else ""
+            ax.set_title(f"{star}{condition_names[j]}\n{float(mses[i][j]):.3f}", fontsize=6)
+            if j == best:
+                for side in ax.spines.values():
+                    side.set_visible(True)
+                    side.set_color("tab:orange")
+                    side.set_linewidth(2.5)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"DDIM-inverted to t = {t_end} under the true condition (*), decoded under each condition; "
+                 "number = MSE to the original, frame = lowest", fontsize=8)
+    fig.tight_layout()
     return fig
