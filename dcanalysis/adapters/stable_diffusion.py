@@ -7,6 +7,7 @@ import torch
 
 from .base import place_module
 from .latent import LatentImages, vae_downsampling
+from ..prefix_sharing import PrefixSharing, sharing_context
 from ..schedule_math import eps_from_prediction
 from ..weights import resolve_pretrained
 
@@ -19,8 +20,11 @@ class StableDiffusionAdapter(LatentImages):
     Images are resized and centre-cropped to the UNet's native resolution (see ``LatentImages`` for x_0).
     """
 
-    def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32):
+    def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32,
+                 share_prefix: bool = False):
         self.unet = place_module(unet, device, dtype)
+        # compute the condition-independent first layers once per noisy sample (see prefix_sharing)
+        self.prefix = PrefixSharing(self.unet) if share_prefix else None
         self.vae = place_module(vae, device, dtype)
         self.text_encoder = place_module(text_encoder, device, dtype)
         self.tokenizer = tokenizer
@@ -38,7 +42,8 @@ class StableDiffusionAdapter(LatentImages):
             )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "StableDiffusionAdapter":
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32,
+                        share_prefix: bool = False) -> "StableDiffusionAdapter":
         """Load from a diffusers pipeline folder or a cached hub id, e.g. 'stabilityai/stable-diffusion-2-base'."""
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
@@ -51,7 +56,7 @@ class StableDiffusionAdapter(LatentImages):
             text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw),
             tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **kw),
             scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
-            device=device, dtype=dtype,
+            device=device, dtype=dtype, share_prefix=share_prefix,
         )
 
     def embed(self, conditions: Sequence[str]) -> torch.Tensor:
@@ -62,5 +67,6 @@ class StableDiffusionAdapter(LatentImages):
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()
+        with sharing_context(self.prefix, x_t, t):
+            out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()
         return eps_from_prediction(out, x_t.float(), self.alphas_cumprod.to(t.device)[t], self.prediction_type)

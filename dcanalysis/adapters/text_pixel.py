@@ -9,6 +9,7 @@ import torch
 
 from .base import place_module
 from ..images import ImageSource, load_image
+from ..prefix_sharing import PrefixSharing, sharing_context
 from ..schedule_math import linear_alphas_cumprod
 
 # captions -> (token states (K, L, D), attention mask (K, L) bool): a ``TokenEncoder`` or a ``CaptionBank``
@@ -19,8 +20,9 @@ class TextPixelAdapter:
     """x_0 is the RGB image in [-1, 1] at the UNet's ``sample_size``; conditions are captions (str)."""
 
     def __init__(self, unet, encode: CaptionEncoder, *, alphas_cumprod: torch.Tensor | None = None,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False):
         self.unet = place_module(unet, device, dtype)
+        self.prefix = PrefixSharing(self.unet) if share_prefix else None
         self.encode_captions = encode
         self.channels = unet.config.in_channels
         self.sample_size = unet.config.sample_size
@@ -30,11 +32,11 @@ class TextPixelAdapter:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, encode: CaptionEncoder, *, device="cpu",
-                        dtype=torch.float32) -> "TextPixelAdapter":
+                        dtype=torch.float32, share_prefix: bool = False) -> "TextPixelAdapter":
         from diffusers import UNet2DConditionModel
 
         return cls(UNet2DConditionModel.from_pretrained(str(folder), local_files_only=True), encode,
-                   device=device, dtype=dtype)
+                   device=device, dtype=dtype, share_prefix=share_prefix)
 
     def load(self, source: ImageSource) -> torch.Tensor:
         return load_image(source, size=self.sample_size, mode="RGB")
@@ -53,5 +55,6 @@ class TextPixelAdapter:
 
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         hidden, mask = cond
-        return self.unet(x_t.to(self.dtype), t, encoder_hidden_states=hidden,
-                         encoder_attention_mask=mask).sample.float()
+        with sharing_context(self.prefix, x_t, t):
+            return self.unet(x_t.to(self.dtype), t, encoder_hidden_states=hidden,
+                             encoder_attention_mask=mask).sample.float()

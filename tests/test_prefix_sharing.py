@@ -1,0 +1,77 @@
+import pytest
+import torch
+
+from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
+from dcanalysis.adapters import StableDiffusionAdapter
+from dcanalysis.prefix_sharing import PrefixSharing, condition_independent_modules, runs_of_identical_rows
+from tiny_models import tiny_sd_components, tiny_text_unet
+
+
+def _batch(unet, trials=3, k=4, dim=None):
+    """Trial-major batch: each (x_t, t) repeated for k candidates, each row its own condition."""
+    g = torch.Generator().manual_seed(0)
+    c, s = unet.config.in_channels, unet.config.sample_size
+    x = torch.randn(trials, c, s, s, generator=g).repeat_interleave(k, 0)
+    t = torch.tensor([100, 500, 900])[:trials].repeat_interleave(k)
+    cond = torch.randn(trials * k, 5, dim or unet.config.cross_attention_dim, generator=g)
+    return x, t, cond
+
+
+def test_runs_of_identical_rows():
+    x = torch.tensor([[1.0], [1.0], [2.0], [2.0], [1.0]])
+    t = torch.tensor([5, 5, 5, 6, 6])
+    starts, index = runs_of_identical_rows(x, t)
+    assert starts.tolist() == [0, 2, 3, 4] and index.tolist() == [0, 0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("which", ["sd", "text_pixel"])
+def test_shared_prefix_equals_the_plain_forward(which, tmp_path):
+    unet = tiny_sd_components(tmp_path)["unet"] if which == "sd" else tiny_text_unet()
+    unet.eval()
+    x, t, cond = _batch(unet)
+    with torch.no_grad():
+        plain = unet(x, t, encoder_hidden_states=cond).sample
+        sharing = PrefixSharing(unet)
+        with sharing.share(x, t):
+            shared = unet(x, t, encoder_hidden_states=cond).sample
+        outside = unet(x, t, encoder_hidden_states=cond).sample
+    assert sharing.calls == len(sharing.modules) >= 2  # every prefix module ran on the 3 unique rows only
+    assert torch.allclose(shared, plain, atol=1e-5)
+    assert torch.equal(outside, plain)  # hooks are inert outside share()
+    sharing.remove()
+
+
+def test_prefix_stops_at_the_first_cross_attention(tmp_path):
+    sd = condition_independent_modules(tiny_sd_components(tmp_path)["unet"])
+    assert [type(m).__name__ for m in sd] == ["Conv2d", "ResnetBlock2D", "Attention"]
+    assert not sd[-1].is_cross_attention
+    lab = condition_independent_modules(tiny_text_unet())
+    assert [type(m).__name__ for m in lab] == ["Conv2d", "DownBlock2D", "ResnetBlock2D", "Attention"]
+
+
+def test_bf16_shared_prefix_within_bf16_tolerance(tmp_path):
+    unet = tiny_sd_components(tmp_path)["unet"].eval()
+    x, t, cond = _batch(unet)
+    with torch.no_grad():
+        ref = unet(x, t, encoder_hidden_states=cond).sample
+        unet16 = unet.to(torch.bfloat16)
+        plain16 = unet16(x.bfloat16(), t, encoder_hidden_states=cond.bfloat16()).sample.float()
+        sharing = PrefixSharing(unet16)
+        with sharing.share(x.bfloat16(), t):
+            shared16 = unet16(x.bfloat16(), t, encoder_hidden_states=cond.bfloat16()).sample.float()
+    scale = ref.abs().max()
+    # sharing adds no error beyond what bf16 itself costs
+    assert (shared16 - ref).abs().max() <= 1.5 * (plain16 - ref).abs().max() + 1e-3 * scale
+    assert (shared16 - plain16).abs().max() < 3e-2 * scale
+
+
+def test_classifier_results_unchanged_with_sharing(tmp_path):
+    comps = tiny_sd_components(tmp_path)
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=6)
+    image = torch.rand(3, 16, 16) * 2 - 1
+    prompts = ["a cat", "a dog", "a bird"]
+    plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=1)
+    adapter = StableDiffusionAdapter(**comps, share_prefix=True)
+    shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=1)
+    assert adapter.prefix.calls > 0
+    assert torch.allclose(plain.errors, shared.errors, atol=1e-5, equal_nan=True) and plain.ranking == shared.ranking
