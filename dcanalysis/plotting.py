@@ -209,3 +209,80 @@ def inversion_grid(originals: Sequence[torch.Tensor], recons: Sequence[torch.Ten
                  "number = MSE to the original, frame = lowest", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _yerr(value, lo, hi) -> np.ndarray:
+    """Asymmetric error bars from an interval; rounding can put the value a hair outside it."""
+    return np.clip(np.stack([np.asarray(value) - np.asarray(lo), np.asarray(hi) - np.asarray(value)]), 0, None)
+
+
+def swap_examples(items: Sequence, *, per_row: int = 3):
+    """Winoground-style items (``lab.scenes.SwapItem``): both images of each item with their captions."""
+    n = len(items)
+    rows = (n + per_row - 1) // per_row
+    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2.2 * 2 * per_row, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, it in enumerate(items):
+        r, c = divmod(i, per_row)
+        for j in range(2):
+            ax = axes[r, 2 * c + j]
+            ax.imshow(it.images[j], interpolation="nearest")
+            words = it.captions[j].split(" ")
+            cut = len(words) // 2
+            ax.set_title(f"{it.tag} swap, #{j}\n" + " ".join(words[:cut]) + "\n" + " ".join(words[cut:]), fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | None = None):
+    """Text, image and group scores (%) per swap tag and model with 95 % intervals; dashed line = chance."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if split is not None:
+        df = df[df["split"] == split]
+    metrics = [m for m in ("text", "image", "group") if m in set(df["metric"])]
+    tags = ["all"] + sorted(t for t in df["tag"].unique() if t != "all")
+    models = list(dict.fromkeys(df["model"]))
+    colours = sns.color_palette(PALETTE, len(models))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), sharey=True, squeeze=False)
+    width = 0.8 / len(models)
+    for ax, metric in zip(axes[0], metrics):
+        for m, (model, colour) in enumerate(zip(models, colours)):
+            sub = df[(df["metric"] == metric) & (df["model"] == model)].set_index("tag").reindex(tags)
+            xs = np.arange(len(tags)) + (m - (len(models) - 1) / 2) * width
+            ax.bar(xs, sub["score"], width, color=colour, label=model)
+            ax.errorbar(xs, sub["score"], yerr=_yerr(sub["score"], sub["lo"], sub["hi"]), fmt="none",
+                        ecolor="black", elinewidth=0.8, capsize=2)
+        ax.axhline(chance[metric], color="gray", ls="--", lw=1)
+        ax.set_xticks(range(len(tags)), tags)
+        ax.set_title(f"{metric} score" + (f" ({split})" if split else ""))
+        ax.set_ylim(0, 100)
+    axes[0, 0].set_ylabel("% of items")
+    axes[0, -1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def zero_shot_bars(rows: list[dict]):
+    """Zero-shot accuracy (%) on seen vs held-out compositions per model, with 95 % intervals."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    splits = list(dict.fromkeys(df["split"]))
+    models = list(dict.fromkeys(df["model"]))
+    width = 0.8 / len(models)
+    for m, (model, colour) in enumerate(zip(models, sns.color_palette(PALETTE, len(models)))):
+        sub = df[df["model"] == model].set_index("split").reindex(splits)
+        xs = np.arange(len(splits)) + (m - (len(models) - 1) / 2) * width
+        ax.bar(xs, sub["accuracy"], width, color=colour, label=model)
+        ax.errorbar(xs, sub["accuracy"], yerr=_yerr(sub["accuracy"], sub["lo"], sub["hi"]), fmt="none",
+                    ecolor="black", elinewidth=0.8, capsize=2)
+    ax.set_xticks(range(len(splits)), [s.replace("test_", "") + " pairs" for s in splits])
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

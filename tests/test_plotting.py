@@ -21,3 +21,25 @@ def test_effective_robustness_fits_only_discriminative_models():
     fig = plotting.effective_robustness(rows, ["blur"])
     ax = fig.axes[0]
     assert any(line.get_label().startswith("fit") for line in ax.lines)
+
+
+def test_scene_figures_draw_every_model_and_tag():
+    import torch
+
+    from dcanalysis.lab import scenes
+    from dcanalysis.winoground import CHANCE, score_table
+
+    s = np.random.default_rng(0).normal(size=(12, 2, 2))
+    tags = [scenes.SWAPS[i % 3] for i in range(12)]
+    rows = [{"split": "test_seen", **r} for m in ("A", "B") for r in score_table(s, tags, m)]
+    fig = plotting.winoground_bars(rows, CHANCE, split="test_seen")
+    assert len(fig.axes) == 3 and len(fig.axes[0].patches) == 2 * 4  # 2 models x (all + 3 tags)
+    fig = plotting.zero_shot_bars([{"split": sp, "model": m, "accuracy": 50.0, "lo": 40.0, "hi": 60.0, "n": 10}
+                                   for sp in ("test_seen", "test_unseen") for m in ("A", "B")])
+    assert len(fig.axes[0].patches) == 4
+    fig = plotting.swap_examples(scenes.swap_items(3, seed=0))
+    assert sum(bool(ax.images) for ax in fig.axes) == 6
+    recon = [torch.zeros(3, 1, 8, 8)]
+    fig = plotting.inversion_grid([torch.zeros(1, 8, 8)], recon, [torch.tensor([0.3, 0.1, 0.2])], ["a", "b", "c"], [0],
+                                  t_end=500)
+    assert len(fig.axes) == 4

@@ -24,11 +24,22 @@ from ..runs import check_writable, load_records, repair_torn_tail, write_manifes
 from ..schedules import Schedule
 from ..winoground import WinogroundExample, diffusion_scores, embedding_scores, score_table
 from . import scenes
-from .registry import load_scene_clip, load_scene_diffusion
+from ..paths import RESULTS_DIR
+from .registry import load_scene_clip, load_scene_diffusion, model_card
 from .text import NULL_CAPTION
 from .train_scenes import to_input
 
 SPLITS = ("test_seen", "test_unseen")
+TASKS = ("swap", "zero_shot")
+
+
+COMMITTED_RUN = RESULTS_DIR / "lab" / "scenes"  # the largest evaluation made so far (see its manifest)
+
+
+def _identity(name: str, root: Path | None) -> dict:
+    """What makes a trained model itself: a retrained model must not resume another model's run."""
+    card = model_card(name, root)
+    return {k: card.get(k) for k in ("config_digest", "steps", "device")}
 
 
 def zero_shot_schedule(trials: int, n_candidates: int = len(scenes.ALL_THINGS)) -> Schedule:
@@ -39,12 +50,21 @@ def zero_shot_schedule(trials: int, n_candidates: int = len(scenes.ALL_THINGS)) 
 
 def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: int = 50, seed: int = 0,
                     device: str = "cpu", batch_size: int = 256, diffusion: str = "scenes_unet",
-                    contrastive: str = "scenes_clip", root: Path | None = None) -> list[dict]:
-    """Run (or resume) the evaluation; returns all records."""
+                    contrastive: str = "scenes_clip", root: Path | None = None,
+                    tasks: tuple[str, ...] = TASKS) -> list[dict]:
+    """Run (or resume) the evaluation of ``tasks`` ("swap", "zero_shot"); returns all records in ``out``.
+
+    ``items`` swap items per split, ``per_thing`` zero-shot images per (colour, shape); each image's noise plan
+    comes from (seed, item index), so a bigger run extends a smaller one with the same seed.
+    """
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {TASKS}.")
     out = Path(out)
     check_writable(out)
-    settings = {"items": items, "per_thing": per_thing, "trials": trials, "seed": seed, "diffusion": diffusion,
-                "contrastive": contrastive, "timesteps": "even", "error": "l2"}
+    # sizes are not settings: a run may grow; what decides each record's value is
+    settings = {"trials": trials, "seed": seed, "diffusion": diffusion, "contrastive": contrastive,
+                "timesteps": "even", "error": "l2", "models": {n: _identity(n, root) for n in (diffusion, contrastive)}}
     write_manifest(out, settings)
     path = out / "records-rank0.jsonl"
     repair_torn_tail(path)
@@ -65,12 +85,14 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
         return clip.encode_text(h.to(device), m.to(device))
 
     work = []
-    for split in SPLITS:
-        for it in scenes.swap_items(items, seed, split):
-            work.append(("swap", f"swap/{split}/{it.id:05d}", split, it))
-    for k, (image, thing) in enumerate(scenes.single_thing_set(per_thing, seed)):
-        work.append(("zero_shot", f"zero_shot/{k:05d}", "test_unseen" if thing in scenes.HELD_OUT else "test_seen",
-                     (image, thing)))
+    if "swap" in tasks:
+        for split in SPLITS:
+            for it in scenes.swap_items(items, seed, split):
+                work.append(("swap", f"swap/{split}/{it.id:05d}", split, it))
+    if "zero_shot" in tasks:
+        for k, (image, thing) in enumerate(scenes.single_thing_set(per_thing, seed)):
+            work.append(("zero_shot", f"zero_shot/{k:05d}",
+                         "test_unseen" if thing in scenes.HELD_OUT else "test_seen", (image, thing)))
     todo = [w for w in work if w[1] not in done]
     with open(path, "a") as f, torch.no_grad():
         for task, rid, split, payload in tqdm(todo, desc="scene items", mininterval=2):
@@ -93,7 +115,8 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
-    return load_records(out)
+    wanted = {w[1] for w in work}
+    return [r for r in load_records(out) if r["id"] in wanted]
 
 
 def swap_tables(records: list[dict]) -> list[dict]:

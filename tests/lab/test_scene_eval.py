@@ -17,3 +17,12 @@ def test_scene_evaluation_writes_records_and_resumes(tmp_path):
     assert {(r["split"], r["n"]) for r in zs} == {("test_seen", 15), ("test_unseen", 5)}
     evals = {r["diffusion_evaluations"] for r in records if r["task"] == "zero_shot"}
     assert evals == {scene_eval.zero_shot_schedule(5).evaluations(20)}
+
+
+def test_a_bigger_run_extends_a_smaller_one(tmp_path):
+    root = tiny_scene_root(tmp_path / "models")
+    kw = dict(trials=4, root=root, batch_size=64, tasks=("swap",))
+    small = scene_eval.evaluate_scenes(tmp_path / "run", items=2, **kw)
+    big = scene_eval.evaluate_scenes(tmp_path / "run", items=3, **kw)
+    assert len(small) == 4 and len(big) == 6 and all(r in big for r in small)
+    assert all(r["task"] == "swap" for r in big)
