@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from .schedules import Schedule
 
@@ -125,7 +126,7 @@ def robustness_table(summary: dict) -> list[dict]:
     """Rows (model, set, accuracy, ci) for every model of a lab evaluation summary, diffusion first."""
     rows = []
     for set_name, r in summary["diffusion"].items():
-        if set_name.startswith("strategy_"):
+        if set_name.startswith("strategy_") or set_name == "far_ood":  # far OOD has no labels to be accurate on
             continue
         rows.append({"model": "Diffusion Classifier", "set": set_name, "n": r["n"], "accuracy": r["accuracy"],
                      "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
@@ -136,3 +137,24 @@ def robustness_table(summary: dict) -> list[dict]:
                          "ci_hi": r["ci95"][1]})
     return rows
 
+
+
+def auroc(in_scores: np.ndarray, out_scores: np.ndarray) -> float:
+    """Area under the ROC curve for telling out-of-distribution inputs apart, higher score = more OOD.
+
+    The Mann-Whitney form: the probability that a random OOD input scores above a random in-distribution one
+    (ties count half). 0.5 is chance.
+    """
+    a, b = np.asarray(in_scores, float), np.asarray(out_scores, float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("AUROC needs at least one in-distribution and one out-of-distribution score.")
+    ranks = stats.rankdata(np.concatenate([a, b]))
+    return float((ranks[a.size:].sum() - b.size * (b.size + 1) / 2) / (a.size * b.size))
+
+
+def diffusion_ood_score(records: list[dict]) -> np.ndarray:
+    """Per image: the lowest mean denoising error over the classes (how well the best class explains the image).
+
+    Higher = less like anything the model was trained on. (N,) from run records.
+    """
+    return np.array([min(r["mean_errors"]) for r in records if "mean_errors" in r])

@@ -29,6 +29,10 @@ PROFILES = {
 FULL_OVERRIDES = {
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
     "02_paired_differences": {"n_timesteps": 200},
+    # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
+    "06_zero_shot": {"n_images": 10, "trials": 100, "run_dir": ""},
+    "07_inversion": {"n_images": 8, "steps": 50},
+    "08_compositional": {"n_images": 300, "trials": 100, "run_dir": ""},
 }
 
 

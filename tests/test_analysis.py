@@ -58,3 +58,16 @@ def test_sequential_replay_saves_evaluations_on_easy_tables():
 def test_replay_refuses_schedules_longer_than_the_tables():
     with pytest.raises(ValueError, match="tables hold 40"):
         replay_schedule(synthetic_tables(), Schedule.exhaustive(100))
+
+
+def test_auroc_matches_the_roc_curve():
+    from sklearn.metrics import roc_auc_score
+
+    from dcanalysis.analysis import auroc
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 200), rng.normal(0.7, 1, 150)
+    b[:10] = a[:10]  # ties count half
+    ref = roc_auc_score(np.r_[np.zeros(200), np.ones(150)], np.r_[a, b])
+    assert abs(auroc(a, b) - ref) < 1e-12
+    assert auroc(a, a + 100) == 1.0 and auroc(a + 100, a) == 0.0

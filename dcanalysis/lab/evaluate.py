@@ -20,7 +20,8 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..images import pad_to
 from ..noise import make_noise_plan
-from ..runs import run_dataset, summarize
+from ..analysis import auroc, diffusion_ood_score
+from ..runs import load_records, run_dataset, summarize
 from ..schedules import Schedule
 from .data import load_lab_dataset, sklearn_digits_28, to_model_input
 from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion
@@ -49,6 +50,16 @@ def baseline_predictions(model: torch.nn.Module, images: np.ndarray, *, device, 
     return np.concatenate(out)
 
 
+@torch.no_grad()
+def baseline_ood_scores(model: torch.nn.Module, images: np.ndarray, *, device, batch_size: int = 1000) -> np.ndarray:
+    """1 - max softmax probability (Hendrycks and Gimpel, 2017) per image: higher = more out of distribution."""
+    out = []
+    for s in range(0, len(images), batch_size):
+        x = pad_to(to_model_input(images[s:s + batch_size]), 32).to(device)
+        out.append(1 - model(x).softmax(1).amax(1).cpu().numpy())
+    return np.concatenate(out)
+
+
 def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, set_name: str, trials: int,
                   strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1) -> dict:
     clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), timesteps=strategy,
@@ -73,7 +84,7 @@ def main(argv=None):
     p.add_argument("--strategies", nargs="*", default=[], help="extra timestep strategies on --n-strategy images")
     p.add_argument("--n-strategy", type=int, default=300)
     p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
-    p.add_argument("--phases", nargs="*", default=["test", "strategies", "shifted"],
+    p.add_argument("--phases", nargs="*", default=["test", "strategies", "shifted", "far_ood"],
                    help="which diffusion phases to run (finished images are never recomputed)")
     p.add_argument("--images-per-batch", type=int, default=1, help="images sharing each network call")
     p.add_argument("--seed", type=int, default=0)
@@ -105,7 +116,20 @@ def main(argv=None):
         summary["diffusion"][name] = diffusion_run(adapter, sx, sy, a.out / f"{a.dataset}_{name}",
                                                    model_name=f"{a.dataset}_unet", set_name=name, trials=a.trials,
                                                    seed=a.seed, images_per_batch=a.images_per_batch, time_limit_s=budget("shifted", 1.0))
-    # 4. baselines on exactly the same images (the head of each set, as many as the diffusion run finished)
+    # 4. far OOD (the other dataset's test split): is an image like anything the model was trained on?
+    other = "mnist" if a.dataset == "fashion_mnist" else "fashion_mnist"
+    ox = load_lab_dataset(other, test_only=True).test_images[:a.n_shifted]
+    far_dir = a.out / f"{a.dataset}_far_ood_{other}"
+    summary["diffusion"]["far_ood"] = diffusion_run(adapter, ox, np.zeros(len(ox), int), far_dir,
+                                                    model_name=f"{a.dataset}_unet", set_name=f"far_ood_{other}",
+                                                    trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
+                                                    time_limit_s=budget("far_ood", 1.0))
+    far = {"ood_set": f"{other} test split", "score": "diffusion: lowest mean error over classes; baselines: 1 - max softmax"}
+    id_recs, ood_recs = load_records(a.out / f"{a.dataset}_test"), load_records(far_dir)
+    if id_recs and ood_recs:
+        far["Diffusion Classifier"] = {"auroc": auroc(diffusion_ood_score(id_recs), diffusion_ood_score(ood_recs)),
+                                       "n_in": len(id_recs), "n_out": len(ood_recs)}
+    # 5. baselines on exactly the same images (the head of each set, as many as the diffusion run finished)
     sets["test"] = (x, y)
     for cname in [c for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_")]:
         model = load_lab_classifier(cname, device=a.device)
@@ -116,6 +140,10 @@ def main(argv=None):
             correct = int((pred == sy[:n]).sum())
             res[name] = {"n": n, "accuracy": correct / n, "ci95": list(accuracy_interval(correct, n))}
         summary["baselines"][cname] = res
+        n_in, n_out = far.get("Diffusion Classifier", {}).get("n_in", len(x)), far.get("Diffusion Classifier", {}).get("n_out", len(ox))
+        far[cname] = {"auroc": auroc(baseline_ood_scores(model, x[:n_in], device=a.device),
+                                     baseline_ood_scores(model, ox[:n_out], device=a.device)), "n_in": n_in, "n_out": n_out}
+    summary["far_ood"] = far
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{a.dataset}_summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
