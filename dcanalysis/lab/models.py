@@ -163,16 +163,25 @@ def build_classifier(arch: str, **kwargs) -> nn.Module:
 class SceneCLIP(nn.Module):
     """The contrastive baseline: an image tower and a text head on the same frozen token states.
 
-    Image: a ResNet trunk (``ResNet`` above, RGB) projected to ``dim``. Text: one trainable transformer layer over
-    the frozen token states, mean-pooled over real tokens, projected to ``dim``. Score = scaled cosine.
+    Image: a ResNet trunk (``ResNet`` above, RGB) projected to ``dim``. Text (``text_tower``):
+    ``"attention"``: one trainable transformer layer over the frozen token states, mean-pooled over real tokens,
+    projected to ``dim``; ``"pooled"``: the frozen sentence embedding (mean of the token states, as
+    sentence-transformers pools) through a trainable MLP, an ablation in which the trainable part never sees the
+    tokens one by one. Score = scaled cosine.
     """
 
-    def __init__(self, dim: int = 256, text_dim: int = 384, widths=(32, 64, 128, 256)):
+    def __init__(self, dim: int = 256, text_dim: int = 384, widths=(32, 64, 128, 256), text_tower: str = "attention"):
         super().__init__()
+        if text_tower not in ("attention", "pooled"):
+            raise ValueError(f"text_tower must be 'attention' or 'pooled', got {text_tower!r}.")
+        self.text_tower = text_tower
         self.image_trunk = ResNet(num_classes=dim, channels=3, widths=widths)
-        self.text_layer = nn.TransformerEncoderLayer(text_dim, 4, 2 * text_dim, dropout=0.0, batch_first=True,
-                                                     norm_first=True)
-        self.text_proj = nn.Linear(text_dim, dim)
+        if text_tower == "attention":
+            self.text_layer = nn.TransformerEncoderLayer(text_dim, 4, 2 * text_dim, dropout=0.0, batch_first=True,
+                                                         norm_first=True)
+            self.text_proj = nn.Linear(text_dim, dim)
+        else:
+            self.text_proj = nn.Sequential(nn.Linear(text_dim, 2 * text_dim), nn.GELU(), nn.Linear(2 * text_dim, dim))
         self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), CLIP's initial temperature
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
@@ -181,7 +190,7 @@ class SceneCLIP(nn.Module):
 
     def encode_text(self, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Token states (K, L, D) and mask (K, L) bool -> (K, dim) unit vectors."""
-        h = self.text_layer(hidden, src_key_padding_mask=~mask)
+        h = self.text_layer(hidden, src_key_padding_mask=~mask) if self.text_tower == "attention" else hidden
         m = mask.to(h.dtype)[..., None]
         return F.normalize(self.text_proj((h * m).sum(1) / m.sum(1).clamp_min(1)), dim=-1)
 

@@ -17,7 +17,7 @@ from .text import CaptionBank, load_minilm
 
 DIFFUSION_NAMES = ("fashion_mnist_unet", "mnist_unet")
 CLASSIFIER_NAMES = tuple(f"{d}_{a}" for d in ("fashion_mnist", "mnist") for a in ("cnn", "resnet", "vit"))
-SCENE_NAMES = ("scenes_unet", "scenes_clip")  # the scene lab (dcanalysis.lab.scenes): text-conditional models
+SCENE_NAMES = ("scenes_unet", "scenes_clip", "scenes_clip_pooled")  # the scene lab (dcanalysis.lab.scenes): text-conditional models
 CAPTION_BANK = "scenes_text/caption_bank.safetensors"
 
 
@@ -80,7 +80,8 @@ def load_scene_clip(name: str = "scenes_clip", *, device="cpu", root: Path | Non
     """The contrastive baseline (eval mode) and the caption bank it reads token states from."""
     from safetensors.torch import load_file
 
-    model = SceneCLIP()
+    card = model_card(name, root)
+    model = SceneCLIP(text_tower="pooled" if card.get("config", {}).get("model") == "clip-pooled" else "attention")
     state = load_file(str(model_dir(name, root) / "model.safetensors"))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.to(device).eval(), load_caption_bank(root)

@@ -48,42 +48,12 @@ def zero_shot_schedule(trials: int, n_candidates: int = len(scenes.ALL_THINGS)) 
     return Schedule.from_lists((first, trials), (min(5, n_candidates), 1))
 
 
-def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: int = 50, seed: int = 0,
-                    device: str = "cpu", batch_size: int = 256, diffusion: str = "scenes_unet",
-                    contrastive: str = "scenes_clip", root: Path | None = None,
-                    tasks: tuple[str, ...] = TASKS) -> list[dict]:
-    """Run (or resume) the evaluation of ``tasks`` ("swap", "zero_shot"); returns all records in ``out``.
+# Display names of the contrastive models; each is scored if its folder exists.
+CONTRASTIVE = {"scenes_clip": "contrastive baseline", "scenes_clip_pooled": "contrastive, pooled text (ablation)"}
 
-    ``items`` swap items per split, ``per_thing`` zero-shot images per (colour, shape); each image's noise plan
-    comes from (seed, item index), so a bigger run extends a smaller one with the same seed.
-    """
-    unknown = set(tasks) - set(TASKS)
-    if unknown:
-        raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {TASKS}.")
-    out = Path(out)
-    check_writable(out)
-    # sizes are not settings: a run may grow; what decides each record's value is
-    settings = {"trials": trials, "seed": seed, "diffusion": diffusion, "contrastive": contrastive,
-                "timesteps": "even", "error": "l2", "models": {n: _identity(n, root) for n in (diffusion, contrastive)}}
-    write_manifest(out, settings)
-    path = out / "records-rank0.jsonl"
-    repair_torn_tail(path)
-    done = {r["id"] for r in load_records(out)}
-    adapter = load_scene_diffusion(diffusion, device=device, root=root)
-    clip, bank = load_scene_clip(contrastive, device=device, root=root)
-    swap_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), seed=seed,
-                                                             batch_size=batch_size))
-    zs_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=zero_shot_schedule(trials), seed=seed,
-                                                           batch_size=batch_size))
-    phrases = [t.phrase for t in scenes.ALL_THINGS]
 
-    def encode_images(ims):
-        return clip.encode_image(torch.stack([torch.as_tensor(i) for i in ims]).to(device))
-
-    def encode_texts(caps):
-        h, m = bank(caps)
-        return clip.encode_text(h.to(device), m.to(device))
-
+def _work(tasks, items: int, per_thing: int, seed: int) -> list[tuple]:
+    """(task, id, split, payload) for every item; regenerated from the seed, never stored."""
     work = []
     if "swap" in tasks:
         for split in SPLITS:
@@ -93,30 +63,117 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
         for k, (image, thing) in enumerate(scenes.single_thing_set(per_thing, seed)):
             work.append(("zero_shot", f"zero_shot/{k:05d}",
                          "test_unseen" if thing in scenes.HELD_OUT else "test_seen", (image, thing)))
+    return work
+
+
+def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: int = 50, seed: int = 0,
+                    device: str = "cpu", batch_size: int = 256, diffusion: str = "scenes_unet",
+                    contrastive: tuple[str, ...] | None = None, root: Path | None = None,
+                    tasks: tuple[str, ...] = TASKS) -> list[dict]:
+    """Run (or resume) the evaluation of ``tasks`` ("swap", "zero_shot"); returns the records of these items.
+
+    ``items`` swap items per split, ``per_thing`` zero-shot images per (colour, shape); each image's noise plan
+    comes from (seed, item index), so a bigger run extends a smaller one with the same seed. The diffusion
+    model's results are the run's records (resumable); the contrastive models (``contrastive``, default: every
+    one of ``CONTRASTIVE`` that is installed) cost milliseconds and are scored afresh on every call.
+    """
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {TASKS}.")
+    out = Path(out)
+    check_writable(out)
+    # item counts are not settings (a run may grow); everything that decides a record's value is
+    settings = {"trials": trials, "seed": seed, "diffusion": diffusion, "timesteps": "even", "error": "l2",
+                "model": _identity(diffusion, root)}
+    write_manifest(out, settings)
+    path = out / "records-rank0.jsonl"
+    repair_torn_tail(path)
+    done = {r["id"] for r in load_records(out)}
+    work = _work(tasks, items, per_thing, seed)
     todo = [w for w in work if w[1] not in done]
+    phrases = [t.phrase for t in scenes.ALL_THINGS]
+    if todo:
+        adapter = load_scene_diffusion(diffusion, device=device, root=root)
+        swap_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), seed=seed,
+                                                                 batch_size=batch_size))
+        zs_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=zero_shot_schedule(trials), seed=seed,
+                                                               batch_size=batch_size))
     with open(path, "a") as f, torch.no_grad():
-        for task, rid, split, payload in tqdm(todo, desc="scene items", mininterval=2):
+        for task, rid, split, payload in tqdm(todo, desc="scene items (diffusion)", mininterval=2):
             t0 = time.time()
             if task == "swap":
                 ex = WinogroundExample(rid, tuple(to_input(np.stack(payload.images))), payload.captions, payload.tag)
                 dc = diffusion_scores(swap_clf, ex, index=payload.id, null_caption=NULL_CAPTION)
                 rec = {"id": rid, "task": task, "split": split, "tag": payload.tag, "captions": list(ex.captions),
-                       "diffusion_raw": dc["raw"].tolist(), "diffusion_normalised": dc["normalised"].tolist(),
-                       "contrastive": embedding_scores(encode_images, encode_texts, ex).tolist()}
+                       "diffusion_raw": dc["raw"].tolist(), "diffusion_normalised": dc["normalised"].tolist()}
             else:
                 image, thing = payload
-                x = to_input(image[None])[0]
-                res = zs_clf.classify(x, phrases, image_index=int(rid.split("/")[1]))
-                logits = (encode_texts(phrases) @ encode_images([x]).T)[:, 0]
+                res = zs_clf.classify(to_input(image[None])[0], phrases, image_index=int(rid.split("/")[1]))
                 rec = {"id": rid, "task": task, "split": split, "label": thing.phrase,
-                       "diffusion_prediction": res.prediction, "diffusion_evaluations": res.n_evaluations,
-                       "contrastive_prediction": phrases[int(logits.argmax())]}
+                       "diffusion_prediction": res.prediction, "diffusion_evaluations": res.n_evaluations}
             rec["seconds"] = round(time.time() - t0, 3)
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
-    wanted = {w[1] for w in work}
-    return [r for r in load_records(out) if r["id"] in wanted]
+    records = {r["id"]: r for r in load_records(out)}
+    records = [records[w[1]] for w in work]
+    names = contrastive if contrastive is not None else [n for n in CONTRASTIVE if _installed(n, root)]
+    for name in names:
+        add_contrastive_scores(records, work, name, device=device, root=root)
+    return records
+
+
+def load_scene_run(out: Path, *, device="cpu", root: Path | None = None) -> list[dict]:
+    """The records of a finished (or partial) evaluation, with the contrastive models scored on the same items."""
+    out = Path(out)
+    seed = json.loads((out / "manifest.json").read_text())["settings"]["seed"]
+    have = {r["id"]: r for r in load_records(out)}
+    items = max((int(i.rsplit("/", 1)[1]) + 1 for i in have if i.startswith("swap/")), default=0)
+    per_thing = -(-sum(i.startswith("zero_shot/") for i in have) // len(scenes.ALL_THINGS))
+    work = [w for w in _work(TASKS, items, per_thing, seed) if w[1] in have]
+    records = [have[w[1]] for w in work]
+    for name in [n for n in CONTRASTIVE if _installed(n, root)]:
+        add_contrastive_scores(records, work, name, device=device, root=root)
+    return records
+
+
+def _installed(name: str, root: Path | None) -> bool:
+    try:
+        model_card(name, root)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+@torch.no_grad()
+def add_contrastive_scores(records: list[dict], work: list[tuple], name: str, *, device="cpu",
+                           root: Path | None = None) -> None:
+    """Add ``records[i]["contrastive"][name]``: the (2, 2) cosine scores of a swap item, or the predicted phrase."""
+    clip, bank = load_scene_clip(name, device=device, root=root)
+    phrases = [t.phrase for t in scenes.ALL_THINGS]
+    h, m = bank(phrases)
+    text = clip.encode_text(h.to(device), m.to(device))
+
+    def encode_images(ims):
+        return clip.encode_image(torch.stack([torch.as_tensor(i) for i in ims]).to(device))
+
+    def encode_texts(caps):
+        h, m = bank(caps)
+        return clip.encode_text(h.to(device), m.to(device))
+
+    for rec, (task, rid, split, payload) in zip(records, work):
+        if task == "swap":
+            ex = WinogroundExample(rid, tuple(to_input(np.stack(payload.images))), payload.captions, payload.tag)
+            value = embedding_scores(encode_images, encode_texts, ex).tolist()
+        else:
+            value = phrases[int((text @ encode_images([to_input(payload[0][None])[0]]).T)[:, 0].argmax())]
+        rec.setdefault("contrastive", {})[name] = value
+
+
+def _models(records: list[dict]) -> list[tuple]:
+    """(getter, display name) of every model present in the records."""
+    names = sorted({n for r in records for n in r.get("contrastive", {})}, key=list(CONTRASTIVE).index)
+    return [(lambda r, n=n: r["contrastive"][n], CONTRASTIVE[n]) for n in names]
 
 
 def swap_tables(records: list[dict]) -> list[dict]:
@@ -127,10 +184,10 @@ def swap_tables(records: list[dict]) -> list[dict]:
         if not recs:
             continue
         tags = [r["tag"] for r in recs]
-        for key, name in (("diffusion_raw", "Diffusion Classifier"),
-                          ("diffusion_normalised", "Diffusion Classifier, normalised"),
-                          ("contrastive", "contrastive baseline")):
-            for row in score_table(np.array([r[key] for r in recs]), tags, name):
+        models = [(lambda r: r["diffusion_raw"], "Diffusion Classifier"),
+                  (lambda r: r["diffusion_normalised"], "Diffusion Classifier, normalised")] + _models(recs)
+        for get, name in models:
+            for row in score_table(np.array([get(r) for r in recs]), tags, name):
                 rows.append({"split": split, **row})
     return rows
 
@@ -142,8 +199,8 @@ def zero_shot_table(records: list[dict]) -> list[dict]:
         recs = [r for r in records if r["task"] == "zero_shot" and r["split"] == split]
         if not recs:
             continue
-        for key, name in (("diffusion_prediction", "Diffusion Classifier"), ("contrastive_prediction", "contrastive baseline")):
-            k = sum(r[key] == r["label"] for r in recs)
+        for get, name in [(lambda r: r["diffusion_prediction"], "Diffusion Classifier")] + _models(recs):
+            k = sum(get(r) == r["label"] for r in recs)
             lo, hi = accuracy_interval(k, len(recs))
             rows.append({"split": split, "model": name, "accuracy": 100 * k / len(recs), "lo": 100 * lo,
                          "hi": 100 * hi, "n": len(recs)})

@@ -36,12 +36,12 @@ from .models import TEXT_UNET_SIZES, SceneCLIP
 from .text import NULL_CAPTION, CaptionBank
 from .train import _save_atomic
 
-MODELS = tuple(f"unet-{k}" for k in TEXT_UNET_SIZES) + ("clip",)
+MODELS = tuple(f"unet-{k}" for k in TEXT_UNET_SIZES) + ("clip", "clip-pooled")
 
 
 @dataclass(frozen=True)
 class SceneTrainConfig:
-    model: str  # "unet-pilot", "unet-base" or "clip"
+    model: str  # "unet-pilot", "unet-base", "clip" or "clip-pooled" (the bag-of-tokens text ablation)
     steps: int = 20000
     batch_size: int = 128
     lr: float = 2e-4
@@ -60,7 +60,7 @@ class SceneTrainConfig:
 
     @property
     def is_diffusion(self) -> bool:
-        return self.model != "clip"
+        return self.model.startswith("unet-")
 
     def digest(self) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in ("time_limit_s", "steps")}
@@ -93,7 +93,7 @@ def to_input(images: np.ndarray) -> torch.Tensor:
 def build_model(cfg: SceneTrainConfig):
     if cfg.is_diffusion:
         return TEXT_UNET_SIZES[cfg.model.split("-", 1)[1]].build()
-    return SceneCLIP()
+    return SceneCLIP(text_tower="pooled" if cfg.model == "clip-pooled" else "attention")
 
 
 def _lr(step: int, cfg: SceneTrainConfig) -> float:
@@ -235,7 +235,7 @@ def main(argv=None):
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--steps", type=int, default=SceneTrainConfig.steps)
     p.add_argument("--batch-size", type=int, default=SceneTrainConfig.batch_size)
-    p.add_argument("--lr", type=float, default=None, help="default 2e-4 (diffusion), 1e-3 (clip)")
+    p.add_argument("--lr", type=float, default=None, help="default 2e-4 (diffusion), 1e-3 (contrastive)")
     p.add_argument("--pool-size", type=int, default=SceneTrainConfig.pool_size)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=0.0, help="seconds; stop and save when reached")
@@ -243,7 +243,7 @@ def main(argv=None):
     p.add_argument("--bank", type=Path, default=MODELS_DIR / "scenes_text" / "caption_bank.safetensors")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     a = p.parse_args(argv)
-    lr = a.lr if a.lr is not None else (1e-3 if a.model == "clip" else 2e-4)
+    lr = a.lr if a.lr is not None else (2e-4 if a.model.startswith("unet-") else 1e-3)
     cfg = SceneTrainConfig(model=a.model, steps=a.steps, batch_size=a.batch_size, lr=lr, pool_size=a.pool_size,
                            seed=a.seed, time_limit_s=a.time_limit)
     print(json.dumps(train(cfg, a.out, CaptionBank.load(a.bank), device=a.device, workers=a.workers), indent=1))

@@ -10,6 +10,7 @@ def test_scene_evaluation_writes_records_and_resumes(tmp_path):
     lines = (tmp_path / "run" / "records-rank0.jsonl").read_text().splitlines()
     again = scene_eval.evaluate_scenes(tmp_path / "run", **kw)
     assert (tmp_path / "run" / "records-rank0.jsonl").read_text().splitlines() == lines and again == records
+    assert all(set(r["contrastive"]) == {"scenes_clip"} for r in records)
     swaps = scene_eval.swap_tables(records)
     assert {r["model"] for r in swaps} == {"Diffusion Classifier", "Diffusion Classifier, normalised",
                                           "contrastive baseline"}
@@ -26,3 +27,9 @@ def test_a_bigger_run_extends_a_smaller_one(tmp_path):
     big = scene_eval.evaluate_scenes(tmp_path / "run", items=3, **kw)
     assert len(small) == 4 and len(big) == 6 and all(r in big for r in small)
     assert all(r["task"] == "swap" for r in big)
+
+
+def test_a_finished_run_reloads_with_contrastive_scores(tmp_path):
+    root = tiny_scene_root(tmp_path / "models")
+    made = scene_eval.evaluate_scenes(tmp_path / "run", items=2, per_thing=1, trials=3, root=root, batch_size=64)
+    assert scene_eval.load_scene_run(tmp_path / "run", root=root) == made
