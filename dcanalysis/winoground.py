@@ -143,3 +143,10 @@ def embedding_scores(encode_images: Callable, encode_texts: Callable, example: W
 def load_pil(example: WinogroundExample) -> tuple:
     """The example's images as PIL images (decoding errors name the file)."""
     return tuple(open_image(im) if isinstance(im, (str, Path)) else im for im in example.images)
+
+
+def same_image_wins(scores: np.ndarray) -> np.ndarray:
+    """(n,) bools: the same image scores higher under *both* captions. Such an item can never count for the
+    image score; when this holds for most items, the score measures images, not their match to captions."""
+    s = np.asarray(scores, dtype=np.float64)
+    return (s[:, 0, 0] > s[:, 0, 1]) == (s[:, 1, 0] > s[:, 1, 1])

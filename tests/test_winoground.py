@@ -6,7 +6,7 @@ from PIL import Image
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
 from dcanalysis.adapters import StableDiffusionAdapter
-from dcanalysis.winoground import CHANCE, correct, diffusion_scores, load_winoground, score_table
+from dcanalysis.winoground import CHANCE, correct, diffusion_scores, load_winoground, same_image_wins, score_table
 from tiny_models import tiny_sd_components
 
 
@@ -17,6 +17,8 @@ def test_metrics_follow_winoground_definitions():
     assert ok["text"].tolist() == [True, True, False]
     assert ok["image"].tolist() == [True, False, False]
     assert ok["group"].tolist() == [True, False, False]
+    assert same_image_wins(s).tolist() == [False, True, True]
+    assert not (same_image_wins(s) & correct(s)["image"]).any()  # an image-score hit needs each image to win once
     with pytest.raises(ValueError, match=r"\(n, 2, 2\)"):
         correct(np.zeros((3, 4)))
 
