@@ -150,3 +150,13 @@ def same_image_wins(scores: np.ndarray) -> np.ndarray:
     image score; when this holds for most items, the score measures images, not their match to captions."""
     s = np.asarray(scores, dtype=np.float64)
     return (s[:, 0, 0] > s[:, 0, 1]) == (s[:, 1, 0] > s[:, 1, 1])
+
+
+def format_scores(rows: list[dict], index=("split", "model"), columns="metric"):
+    """A table of 'score (lo-hi)' strings from ``score_table``-style rows (overall tag only), for reading."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    df = df[df["tag"] == "all"] if "tag" in df else df
+    df = df.assign(cell=[f"{s:.1f} ({lo:.1f}-{hi:.1f})" for s, lo, hi in zip(df["score"], df["lo"], df["hi"])])
+    return df.pivot(index=list(index), columns=columns, values="cell")

@@ -95,3 +95,11 @@ def test_pruning_schedules_are_refused(tmp_path):
     clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.from_lists((2, 4), (1, 1))))
     with pytest.raises(ValueError, match="exhaustive"):
         diffusion_scores(clf, load_winoground(tmp_path)[0], index=0)
+
+
+def test_format_scores_reads_score_and_interval():
+    from dcanalysis.winoground import format_scores
+
+    rows = [{"split": "s", **r} for r in score_table(np.array([[[1, 0], [0, 1]]] * 4, float), ["x"] * 4, "m")]
+    t = format_scores(rows)
+    assert t.loc[("s", "m"), "text"].startswith("100.0 (") and list(t.columns) == ["group", "image", "text"]
