@@ -67,7 +67,7 @@ def test_bf16_shared_prefix_within_bf16_tolerance(tmp_path):
 
 def test_classifier_results_unchanged_with_sharing(tmp_path):
     comps = tiny_sd_components(tmp_path)
-    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=6)
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=5)  # runs of 3 straddle batches
     image = torch.rand(3, 16, 16) * 2 - 1
     prompts = ["a cat", "a dog", "a bird"]
     plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=1)
