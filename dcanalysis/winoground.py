@@ -24,7 +24,6 @@ import numpy as np
 import torch
 
 from .estimators import accuracy_interval
-from .images import ImageSource, open_image
 from .schedules import Schedule
 
 METRICS = ("text", "image", "group")
@@ -138,11 +137,6 @@ def embedding_scores(encode_images: Callable, encode_texts: Callable, example: W
     img = encode_images(list(example.images))  # (2, D)
     txt = encode_texts(list(example.captions))  # (2, D)
     return (txt @ img.T).detach().cpu().numpy().astype(np.float64)
-
-
-def load_pil(example: WinogroundExample) -> tuple:
-    """The example's images as PIL images (decoding errors name the file)."""
-    return tuple(open_image(im) if isinstance(im, (str, Path)) else im for im in example.images)
 
 
 def same_image_wins(scores: np.ndarray) -> np.ndarray:

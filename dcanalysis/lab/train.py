@@ -68,8 +68,11 @@ def build_model(cfg: TrainConfig):
     return build_classifier(cfg.model)
 
 
-def _lr(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 10 % (classifiers) or constant (diffusion, as in DDPM)."""
+def learning_rate(step: int, cfg) -> float:
+    """Linear warm-up, then cosine decay to 10 % (classifiers) or constant (diffusion, as in DDPM).
+
+    ``cfg`` is any training config with ``lr``, ``warmup``, ``steps`` and ``is_diffusion``.
+    """
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     if cfg.is_diffusion:
@@ -78,10 +81,44 @@ def _lr(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _save_atomic(obj, path: Path) -> None:
+def save_state(path: Path, digest: str, model, opt, ema, gen, *, step: int, losses: list, elapsed: float) -> None:
+    """Write everything a run needs to resume, atomically (a kill never leaves half a file)."""
     tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict() if ema else None,
+                "step": step, "losses": losses, "elapsed": elapsed, "gen": gen.get_state(), "digest": digest}, tmp)
     tmp.replace(path)
+
+
+def resume_state(path: Path, digest: str, model, opt, ema, gen, device) -> tuple[int, list, float]:
+    """Load a state written by ``save_state`` into the given objects: (step, losses, elapsed seconds).
+
+    (0, [], 0.0) when there is none; a state of another configuration is refused.
+    """
+    if not path.is_file():
+        return 0, [], 0.0
+    st = torch.load(path, map_location=device, weights_only=False)
+    if st["digest"] != digest:
+        raise ValueError(f"{path} was written with another configuration; delete it or use another --out.")
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    if ema is not None:
+        ema.load_state_dict(st["ema"])
+    gen.set_state(st["gen"])
+    print(f"resumed from step {st['step']}")
+    return st["step"], st["losses"], st["elapsed"]
+
+
+def optimizer_step(model, opt, ema, loss: torch.Tensor, *, step: int, ema_decay: float) -> None:
+    """Backward, clip the gradient norm at 1, step, and move the EMA weights (warm-started decay)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    if ema is not None:
+        with torch.no_grad():
+            d = min(ema_decay, (1 + step) / (10 + step))
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - d)
 
 
 def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
@@ -97,23 +134,10 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
     abar = linear_alphas_cumprod().to(dev)
     gen = derive_generator(cfg.seed, 0)
     state_path = out / "train_state.pt"
-    step, losses, elapsed = 0, [], 0.0
-    if state_path.is_file():
-        st = torch.load(state_path, map_location=dev, weights_only=False)
-        if st["digest"] != cfg.digest():
-            raise ValueError(f"{state_path} was written with another configuration; delete it or use another --out.")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        if ema is not None:
-            ema.load_state_dict(st["ema"])
-        step, losses, elapsed = st["step"], st["losses"], st["elapsed"]
-        gen.set_state(st["gen"])
-        print(f"resumed from step {step}")
+    step, losses, elapsed = resume_state(state_path, cfg.digest(), model, opt, ema, gen, dev)
 
     def checkpoint():
-        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict() if ema else None,
-                      "step": step, "losses": losses, "elapsed": elapsed, "gen": gen.get_state(),
-                      "digest": cfg.digest()}, state_path)
+        save_state(state_path, cfg.digest(), model, opt, ema, gen, step=step, losses=losses, elapsed=elapsed)
 
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
     model.train()
@@ -129,7 +153,7 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
             flip = (torch.rand(cfg.batch_size, generator=gen) < 0.5).to(dev)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg)
+            group["lr"] = learning_rate(step, cfg)
         with autocast:
             if cfg.is_diffusion:
                 t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
@@ -138,15 +162,7 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
                 loss = F.mse_loss(pred.float(), eps)
             else:
                 loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if ema is not None:
-            with torch.no_grad():
-                d = min(cfg.ema_decay, (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - d)
+        optimizer_step(model, opt, ema, loss, step=step, ema_decay=cfg.ema_decay)
         losses.append(loss.item() if step % 50 == 0 else losses[-1] if losses else loss.item())
         step += 1
         bar.update(1)

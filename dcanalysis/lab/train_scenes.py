@@ -16,7 +16,6 @@ import argparse
 import copy
 import hashlib
 import json
-import math
 import platform
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,7 +33,7 @@ from ..schedule_math import linear_alphas_cumprod
 from . import scenes
 from .models import TEXT_UNET_SIZES, SceneCLIP
 from .text import NULL_CAPTION, CaptionBank
-from .train import _save_atomic
+from .train import learning_rate, optimizer_step, resume_state, save_state
 
 MODELS = tuple(f"unet-{k}" for k in TEXT_UNET_SIZES) + ("clip", "clip-pooled")
 
@@ -96,15 +95,6 @@ def build_model(cfg: SceneTrainConfig):
     return SceneCLIP(text_tower="pooled" if cfg.model == "clip-pooled" else "attention")
 
 
-def _lr(step: int, cfg: SceneTrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    if cfg.is_diffusion:
-        return cfg.lr
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
 def contrastive_loss(logits: torch.Tensor, caption_ids: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE for (B, B) image-caption logits; captions that repeat in the batch are all positives."""
     same = (caption_ids[:, None] == caption_ids[None, :]).float()
@@ -130,23 +120,10 @@ def train(cfg: SceneTrainConfig, out: Path, bank: CaptionBank, *, device: str = 
     abar = linear_alphas_cumprod().to(dev)
     gen = derive_generator(cfg.seed, 1)
     state_path = out / "train_state.pt"
-    step, losses, elapsed = 0, [], 0.0
-    if state_path.is_file():
-        st = torch.load(state_path, map_location=dev, weights_only=False)
-        if st["digest"] != cfg.digest():
-            raise ValueError(f"{state_path} was written with another configuration; delete it or use another --out.")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        if ema is not None:
-            ema.load_state_dict(st["ema"])
-        step, losses, elapsed = st["step"], st["losses"], st["elapsed"]
-        gen.set_state(st["gen"])
-        print(f"resumed from step {step}")
+    step, losses, elapsed = resume_state(state_path, cfg.digest(), model, opt, ema, gen, dev)
 
     def checkpoint():
-        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict() if ema else None,
-                      "step": step, "losses": losses, "elapsed": elapsed, "gen": gen.get_state(),
-                      "digest": cfg.digest()}, state_path)
+        save_state(state_path, cfg.digest(), model, opt, ema, gen, step=step, losses=losses, elapsed=elapsed)
 
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
     model.train()
@@ -159,7 +136,7 @@ def train(cfg: SceneTrainConfig, out: Path, bank: CaptionBank, *, device: str = 
         idx = torch.randint(0, len(images), (cfg.batch_size,), generator=gen).to(dev)
         x, c = images[idx], cap_ids[idx]
         for group in opt.param_groups:
-            group["lr"] = _lr(step, cfg)
+            group["lr"] = learning_rate(step, cfg)
         with autocast:
             if cfg.is_diffusion:
                 drop = (torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout).to(dev)
@@ -171,15 +148,7 @@ def train(cfg: SceneTrainConfig, out: Path, bank: CaptionBank, *, device: str = 
                 loss = F.mse_loss(pred.float(), eps)
             else:
                 loss = contrastive_loss(model(x, hidden[c], mask[c]).float(), c)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if ema is not None:
-            with torch.no_grad():
-                d = min(cfg.ema_decay, (1 + step) / (10 + step))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - d)
+        optimizer_step(model, opt, ema, loss, step=step, ema_decay=cfg.ema_decay)
         losses.append(loss.item() if step % 25 == 0 else losses[-1] if losses else loss.item())
         step += 1
         bar.update(1)
