@@ -72,6 +72,21 @@ def clip_text_encoder(tiny: bool):
                                         num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu"))
 
 
+def optimise(model, *, fuse_qkv: bool = True):
+    """torch.compile for one static shape, with the projections of each attention fused into one matmul.
+
+    ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
+    of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run. 1x1
+    convolutions become matmuls (inductor's ``conv_1x1_as_mm``), which can then fuse with their neighbours.
+    """
+    import torch._inductor.config as inductor
+
+    inductor.conv_1x1_as_mm = True
+    if fuse_qkv and hasattr(model, "fuse_qkv_projections"):
+        model.fuse_qkv_projections()
+    return torch.compile(model, dynamic=False)
+
+
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -114,7 +129,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
         rows = []
         variants = [("eager", model)]
         if compile_model:
-            variants.append(("compiled", torch.compile(model)))
+            variants.append(("compiled", optimise(model)))
         inputs = make_inputs(batch)
         for variant, m in variants:
             if device.type == "cuda":
@@ -152,7 +167,7 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
         sd = StableDiffusionAdapter(unet=sd2_base_unet(tiny), vae=sd_vae(tiny), text_encoder=clip_text_encoder(tiny),
                                     tokenizer=tok, scheduler=sched, device=device, dtype=dtype, share_prefix=share)
         if compile_model:
-            sd.unet = torch.compile(sd.unet)
+            sd.unet = optimise(sd.unet)
         image = Image.fromarray(rng.integers(0, 255, (sd.resolution, sd.resolution, 3), dtype=np.uint8))
         clf = DiffusionClassifier(sd, ClassifierConfig(schedule=PAPER_PETS, batch_size=batch,
                                                        static_shapes=compile_model))
@@ -171,7 +186,7 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     del sd, clf
     dit = DiTAdapter(transformer=dit_xl_2(tiny), vae=sd_vae(tiny), scheduler=DDPMScheduler(), device=device, dtype=dtype)
     if compile_model:
-        dit.transformer = torch.compile(dit.transformer)
+        dit.transformer = optimise(dit.transformer)
     schedule = Schedule.from_lists((25, 250), (10, 1))  # 1,000 classes x 25, keep 10, then 225 more
     image = Image.fromarray(rng.integers(0, 255, (dit.resolution, dit.resolution, 3), dtype=np.uint8))
     clf = DiffusionClassifier(dit, ClassifierConfig(schedule=schedule, batch_size=4 * batch,

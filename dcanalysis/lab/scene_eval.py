@@ -216,9 +216,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--models-root", type=Path, default=None,
+                   help="folder holding scenes_unet, scenes_clip[_pooled] and scenes_text (default: data/models)")
     a = p.parse_args(argv)
     records = evaluate_scenes(a.out, items=a.items, per_thing=a.per_thing, trials=a.trials, seed=a.seed,
-                              device=a.device, batch_size=a.batch_size)
+                              device=a.device, batch_size=a.batch_size, root=a.models_root)
     import pandas as pd
 
     print(pd.DataFrame(swap_tables(records)).query("tag == 'all'").to_string(index=False))

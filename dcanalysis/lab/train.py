@@ -48,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     time_limit_s: float = 0.0  # 0: no limit; else stop (and save) after this many seconds
     ckpt_every: int = 1000
+    snapshot_steps: tuple[int, ...] = ()  # also export the (EMA) model at these steps, for accuracy vs training
 
     @property
     def is_diffusion(self) -> bool:
@@ -58,7 +59,7 @@ class TrainConfig:
         return self.dataset == "fashion_mnist" if self.flip is None else self.flip
 
     def digest(self) -> str:
-        d = {k: v for k, v in asdict(self).items() if k not in ("time_limit_s", "steps")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("time_limit_s", "steps", "snapshot_steps")}
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -169,6 +170,9 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
         if step % cfg.ckpt_every == 0:
             elapsed = time.time() - start
             checkpoint()
+        if step in cfg.snapshot_steps:
+            export(cfg, ema if ema is not None else model, out / "snapshots" / f"step_{step:06d}", step=step,
+                   losses=losses, wall_s=time.time() - start, device=dev)
     bar.close()
     elapsed = time.time() - start
     checkpoint()
@@ -179,6 +183,7 @@ def export(cfg: TrainConfig, model, out: Path, *, step: int, losses: list, wall_
     """Write the shipped model (fp16 safetensors) and its model card."""
     from safetensors.torch import save_file
 
+    out.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).float().cpu().eval()
     if cfg.is_diffusion:
         model.to(torch.float16).save_pretrained(str(out), safe_serialization=True)
@@ -212,10 +217,12 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=0.0, help="seconds; stop and save when reached")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--snapshots", type=int, nargs="*", default=[],
+                   help="steps at which to also export the model to OUT/snapshots/step_NNNNNN (see training_curve)")
     a = p.parse_args(argv)
     lr = a.lr if a.lr is not None else (2e-4 if a.model in DIFFUSION_MODELS else 1e-3)
     cfg = TrainConfig(model=a.model, dataset=a.dataset, steps=a.steps, batch_size=a.batch_size, lr=lr, seed=a.seed,
-                      time_limit_s=a.time_limit)
+                      time_limit_s=a.time_limit, snapshot_steps=tuple(a.snapshots))
     print(json.dumps(train(cfg, a.out, device=a.device), indent=1))
 
 
