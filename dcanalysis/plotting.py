@@ -143,6 +143,26 @@ def accuracy_bars(rows: list[dict], sets: Sequence[str]):
     return fig
 
 
+def training_curve(rows: list[dict], *, reference: str | None = None):
+    """Diffusion Classifier accuracy (95 % intervals) against training steps, log x; ``reference`` names a row
+    drawn apart (e.g. the shipped model, from another run of the same config)."""
+    run = [r for r in rows if r["model"] != reference]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    steps = np.array([r["steps"] for r in run])
+    acc = np.array([100 * r["accuracy"] for r in run])
+    ax.errorbar(steps, acc, yerr=_yerr(acc, [100 * r["ci95"][0] for r in run], [100 * r["ci95"][1] for r in run]),
+                marker="o", capsize=3, label="snapshots of one training run")
+    for r in rows:
+        if r["model"] == reference:
+            a = 100 * r["accuracy"]
+            ax.errorbar([r["steps"]], [a], yerr=_yerr([a], [100 * r["ci95"][0]], [100 * r["ci95"][1]]), marker="s",
+                        capsize=3, linestyle="none", label=reference)
+    ax.set(xscale="log", xlabel="training steps (batch 256)", ylabel="accuracy (%)",
+           title="Diffusion Classifier accuracy during training")
+    ax.legend(loc="lower right")
+    return fig
+
+
 def throughput(rows: list[dict]):
     """Chapter 10: achieved TFLOP/s as a fraction of the same-run bf16 matmul, per model and variant."""
     import pandas as pd

@@ -43,3 +43,13 @@ def test_scene_figures_draw_every_model_and_tag():
     fig = plotting.inversion_grid([torch.zeros(1, 8, 8)], recon, [torch.tensor([0.3, 0.1, 0.2])], ["a", "b", "c"], [0],
                                   t_end=500)
     assert len(fig.axes) == 4
+
+
+def test_training_curve_draws_the_run_and_the_reference_apart():
+    rows = [{"model": f"run_{s}", "steps": s, "accuracy": a, "ci95": [a - 0.05, a + 0.03]}
+            for s, a in [(125, 0.6), (1000, 0.9)]]
+    rows.append({"model": "shipped", "steps": 3000, "accuracy": 0.91, "ci95": [0.88, 0.93]})
+    fig = plotting.training_curve(rows, reference="shipped")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["snapshots of one training run", "shipped"]

@@ -42,6 +42,15 @@ def _identity(name: str, root: Path | None) -> dict:
     return {k: card.get(k) for k in ("config_digest", "steps", "device")}
 
 
+def model_run_dir(base: Path, diffusion: str = "scenes_unet", *, trials: int, seed: int = 0,
+                  root: Path | None = None) -> Path:
+    """``base/<model>-<config digest>-<steps>-t<trials>-s<seed>``: one cache folder per trained model and
+    setting, so a retrained model or other trials start a fresh run beside the old one instead of being refused
+    by the old run's manifest."""
+    ident = _identity(diffusion, root)
+    return Path(base) / f"{diffusion}-{ident['config_digest']}-{ident['steps']}-t{trials}-s{seed}"
+
+
 def zero_shot_schedule(trials: int, n_candidates: int = len(scenes.ALL_THINGS)) -> Schedule:
     """Algorithm 2 scaled to 20 phrases: a fifth of the trials for all, then the best 5 get the rest."""
     first = max(1, trials // 5)

@@ -36,6 +36,17 @@ def snapshot_dirs(train_dir: Path) -> list[Path]:
     return found
 
 
+def load_curve(path: Path) -> dict:
+    """A ``curve.json`` written by ``evaluate_models`` (rows in step order)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training curve at {path}; make one with data/jobs/training_curve.sh "
+                                f"or `python -m dcanalysis.lab.training_curve`.")
+    curve = json.loads(path.read_text())
+    curve["rows"] = sorted(curve["rows"], key=lambda r: r["steps"])
+    return curve
+
+
 def evaluate_models(folders: list[Path], dataset: str, out: Path, *, n_images: int = 500, trials: int = 50,
                     seed: int = 0, device: str = "cpu", dtype=torch.float32, images_per_batch: int = 8,
                     time_limit_s: float = 0.0) -> list[dict]:

@@ -1,3 +1,5 @@
+import json
+
 from dcanalysis.lab import scene_eval
 from tiny_models import tiny_scene_root
 
@@ -33,3 +35,13 @@ def test_a_finished_run_reloads_with_contrastive_scores(tmp_path):
     root = tiny_scene_root(tmp_path / "models")
     made = scene_eval.evaluate_scenes(tmp_path / "run", items=2, per_thing=1, trials=3, root=root, batch_size=64)
     assert scene_eval.load_scene_run(tmp_path / "run", root=root) == made
+
+
+def test_each_trained_model_gets_its_own_cache_folder(tmp_path):
+    root = tiny_scene_root(tmp_path / "models")
+    first = scene_eval.model_run_dir(tmp_path / "runs", trials=5, root=root)
+    assert scene_eval.model_run_dir(tmp_path / "runs", trials=6, root=root) != first
+    card = root / "scenes_unet" / "model_card.json"
+    card.write_text(json.dumps({**json.loads(card.read_text()), "steps": 10}))  # a retrained model
+    second = scene_eval.model_run_dir(tmp_path / "runs", trials=5, root=root)
+    assert first.parent == second.parent == tmp_path / "runs" and first != second

@@ -1,0 +1,26 @@
+import json
+
+import pytest
+
+from dcanalysis.lab.train import TrainConfig, train
+
+
+def test_snapshots_are_exported_without_changing_the_run(tmp_path):
+    cfg = TrainConfig(model="unet-small", dataset="mnist", steps=4, batch_size=4, snapshot_steps=(2, 4))
+    card = train(cfg, tmp_path / "run", device="cpu")
+    snaps = sorted((tmp_path / "run" / "snapshots").iterdir())
+    assert [s.name for s in snaps] == ["step_000002", "step_000004"]
+    assert [json.loads((s / "model_card.json").read_text())["steps"] for s in snaps] == [2, 4]
+    assert card["steps"] == 4
+    # snapshots do not decide the weights, so a run with other snapshots may resume this one
+    assert TrainConfig(model="unet-small", dataset="mnist", batch_size=4).digest() == cfg.digest()
+    more = train(TrainConfig(model="unet-small", dataset="mnist", steps=6, batch_size=4, snapshot_steps=(6,)),
+                 tmp_path / "run", device="cpu")
+    assert more["steps"] == 6 and (tmp_path / "run" / "snapshots" / "step_000006").is_dir()
+
+
+def test_a_changed_config_does_not_resume(tmp_path):
+    train(TrainConfig(model="unet-small", dataset="mnist", steps=2, batch_size=4), tmp_path / "run", device="cpu")
+    with pytest.raises(ValueError, match="digest|config"):
+        train(TrainConfig(model="unet-small", dataset="mnist", steps=3, batch_size=4, lr=1e-3), tmp_path / "run",
+              device="cpu")
