@@ -232,15 +232,32 @@ def run_dataset(
 def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) -> Path:
     """Pack the per-image error tables into one ``tables.npz`` (ids, labels, errors (N, K, T) float16, timesteps).
 
-    The compact form that is committed and read by the book; ``max_images`` keeps the lowest ids only.
+    The compact form that is committed and read by the book; ``max_images`` keeps the lowest ids only. Images
+    whose per-image table is absent are taken from an existing ``tables.npz``, so a committed run that was
+    resumed elsewhere (records and ``tables.npz`` carried, per-image tables not) can be packed again.
     """
     run_dir = Path(run_dir)
     records = [r for r in load_records(run_dir) if "error" not in r][:max_images]
     if not records:
         raise ValueError(f"{run_dir} has no finished images.")
-    errors = np.stack([load_error_table(run_dir, r["id"]) for r in records]).astype(np.float16)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
     path = run_dir / "tables.npz"
-    np.savez_compressed(path, ids=np.array([r["id"] for r in records]), labels=np.array([r["label"] for r in records]),
+    packed = {}
+    if path.is_file():
+        with np.load(path) as z:
+            packed = dict(zip(z["ids"].tolist(), z["errors"]))
+
+    def table(image_id: int) -> np.ndarray:
+        try:
+            return load_error_table(run_dir, image_id)
+        except FileNotFoundError:
+            if image_id in packed:
+                return packed[image_id]
+            raise
+
+    errors = np.stack([table(r["id"]) for r in records]).astype(np.float16)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    tmp = run_dir / "tables.tmp.npz"
+    np.savez_compressed(tmp, ids=np.array([r["id"] for r in records]), labels=np.array([r["label"] for r in records]),
                         errors=errors, timesteps=np.array(manifest["settings"].get("timesteps", [])))
+    os.replace(tmp, path)
     return path

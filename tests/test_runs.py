@@ -77,3 +77,20 @@ def test_resume_with_other_batching_is_allowed(toy_adapter, tmp_path):
     run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path, settings={}, time_limit_s=1e-9, progress=False)
     other = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(8), batch_size=3))
     assert len(run_dataset(other, items(), 6, [0, 1], tmp_path, settings={}, images_per_batch=2, progress=False)) == 6
+
+
+def test_a_resumed_committed_run_repacks_from_its_tables_npz(toy_adapter, tmp_path):
+    import numpy as np
+
+    run = tmp_path / "run"
+    run_dataset(classifier(toy_adapter), items(), 6, [0, 1], run, settings={"m": "toy"}, progress=False)
+    first = dict(np.load(consolidate_tables(run, max_images=3)))
+    # a commit keeps records and tables.npz; the images finished before it lose their per-image tables
+    for image_id in range(3):
+        next(run.glob(f"errors-rank*/{image_id:07d}.npy")).unlink()
+    again = dict(np.load(consolidate_tables(run)))
+    assert again["ids"].tolist() == list(range(6))
+    np.testing.assert_array_equal(again["errors"][:3], first["errors"])
+    (run / "tables.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="no error table for image 0"):
+        consolidate_tables(run)
