@@ -126,7 +126,7 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
             os.fsync(f.fileno())
     records = {r["id"]: r for r in load_records(out)}
     records = [records[w[1]] for w in work]
-    names = contrastive if contrastive is not None else [n for n in CONTRASTIVE if _installed(n, root)]
+    names = contrastive if contrastive is not None else installed_contrastive(root)
     for name in names:
         add_contrastive_scores(records, work, name, device=device, root=root)
     return records
@@ -141,17 +141,21 @@ def load_scene_run(out: Path, *, device="cpu", root: Path | None = None) -> list
     per_thing = -(-sum(i.startswith("zero_shot/") for i in have) // len(scenes.ALL_THINGS))
     work = [w for w in _work(TASKS, items, per_thing, seed) if w[1] in have]
     records = [have[w[1]] for w in work]
-    for name in [n for n in CONTRASTIVE if _installed(n, root)]:
+    for name in installed_contrastive(root):
         add_contrastive_scores(records, work, name, device=device, root=root)
     return records
 
 
-def _installed(name: str, root: Path | None) -> bool:
-    try:
-        model_card(name, root)
-        return True
-    except FileNotFoundError:
-        return False
+def installed_contrastive(root: Path | None = None) -> list[str]:
+    """The contrastive models of ``CONTRASTIVE`` present in ``root`` (default: data/models)."""
+    found = []
+    for name in CONTRASTIVE:
+        try:
+            model_card(name, root)
+            found.append(name)
+        except FileNotFoundError:
+            pass
+    return found
 
 
 @torch.no_grad()
