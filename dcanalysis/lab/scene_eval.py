@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -220,6 +221,28 @@ def zero_shot_table(records: list[dict]) -> list[dict]:
     return rows
 
 
+def across_seeds(tables: dict[int, list[dict]], value: str) -> list[dict]:
+    """Combine one table per training seed (rows of ``swap_tables`` or ``zero_shot_table``) into one row per
+    (split, model[, metric, tag]): the mean of ``value`` ("score" or "accuracy"), its sample standard deviation
+    across seeds and a t-based 95 % interval for the mean, plus each seed's value. The intervals inside each
+    table are over items; this one is over training runs, the spread a retraining would show."""
+    from scipy import stats
+
+    groups: dict[tuple, dict[int, float]] = {}
+    for seed, rows in tables.items():
+        for r in rows:
+            key = tuple((k, r[k]) for k in ("split", "model", "metric", "tag") if k in r)
+            groups.setdefault(key, {})[seed] = r[value]
+    out = []
+    for key, per_seed in groups.items():
+        v = np.array(list(per_seed.values()), dtype=float)
+        sd = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+        half = float(stats.t.ppf(0.975, len(v) - 1) * sd / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+        out.append({**dict(key), "mean": float(v.mean()), "sd": sd, "lo": float(v.mean()) - half,
+                    "hi": float(v.mean()) + half, "n_seeds": len(v), "per_seed": per_seed})
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Evaluate the scene lab models (swaps and zero-shot compositions).")
     p.add_argument("--out", required=True, type=Path)
@@ -236,8 +259,16 @@ def main(argv=None):
                               device=a.device, batch_size=a.batch_size, root=a.models_root)
     import pandas as pd
 
-    print(pd.DataFrame(swap_tables(records)).query("tag == 'all'").to_string(index=False))
-    print(pd.DataFrame(zero_shot_table(records)).to_string(index=False))
+    swaps, zero_shot = swap_tables(records), zero_shot_table(records)
+    # the contrastive scores are recomputed from the models on every load; this file keeps them with the run,
+    # so a replicate whose models are not kept can still be combined (across_seeds)
+    root = a.models_root
+    summary = {"command": "python -m dcanalysis.lab.scene_eval " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "models": {n: _identity(n, root) for n in ["scenes_unet", *installed_contrastive(root)]},
+               "swap": swaps, "zero_shot": zero_shot}
+    (a.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(pd.DataFrame(swaps).query("tag == 'all'").to_string(index=False))
+    print(pd.DataFrame(zero_shot).to_string(index=False))
 
 
 if __name__ == "__main__":

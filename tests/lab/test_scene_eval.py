@@ -45,3 +45,23 @@ def test_each_trained_model_gets_its_own_cache_folder(tmp_path):
     card.write_text(json.dumps({**json.loads(card.read_text()), "steps": 10}))  # a retrained model
     second = scene_eval.model_run_dir(tmp_path / "runs", trials=5, root=root)
     assert first.parent == second.parent == tmp_path / "runs" and first != second
+
+
+def test_across_seeds_gives_the_spread_of_retrainings():
+    rows = {s: [{"split": "test_unseen", "model": "m", "metric": "text", "tag": "all", "score": v, "n": 10}]
+            for s, v in [(0, 80.0), (1, 90.0), (2, 100.0)]}
+    (r,) = scene_eval.across_seeds(rows, "score")
+    assert r["mean"] == 90.0 and r["sd"] == 10.0 and r["n_seeds"] == 3
+    assert r["lo"] < 80.0 and r["hi"] > 100.0  # t with 2 degrees of freedom: wide
+    (one,) = scene_eval.across_seeds({0: rows[0]}, "score")
+    assert one["mean"] == 80.0 and one["sd"] != one["sd"]  # NaN: one run has no spread
+
+
+def test_the_cli_keeps_a_summary_with_the_contrastive_scores(tmp_path):
+    root = tiny_scene_root(tmp_path / "models")
+    scene_eval.main(["--out", str(tmp_path / "run"), "--items", "1", "--per-thing", "1", "--trials", "2",
+                     "--device", "cpu", "--models-root", str(root)])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["models"]) == {"scenes_unet", "scenes_clip"}
+    assert {r["model"] for r in summary["zero_shot"]} == {"Diffusion Classifier", "contrastive baseline"}
+    assert "--models-root" in summary["command"]
