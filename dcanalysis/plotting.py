@@ -159,6 +159,9 @@ def training_curve(rows: list[dict], *, reference: str | None = None):
                         capsize=3, linestyle="none", label=reference)
     ax.set(xscale="log", xlabel="training steps (batch 256)", ylabel="accuracy (%)",
            title="Diffusion Classifier accuracy during training")
+    ticks = [r["steps"] for r in rows]
+    ax.xaxis.set_minor_locator(plt.NullLocator())  # log minor labels collide at this width
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks], rotation=45)
     ax.legend(loc="lower right")
     return fig
 
@@ -280,8 +283,11 @@ def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | 
         ax.set_title(f"{metric} score" + (f" ({split})" if split else ""))
         ax.set_ylim(0, 100)
     axes[0, 0].set_ylabel("% of items")
-    axes[0, -1].legend(fontsize=7, loc="upper right")
     fig.tight_layout()
+    # below the panels: bars near 100 % leave no free corner inside them
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(models)), fontsize=8,
+               frameon=False)
     return fig
 
 
