@@ -20,6 +20,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +123,47 @@ def optimizer_step(model, opt, ema, loss: torch.Tensor, *, step: int, ema_decay:
                 pe.lerp_(pm, 1 - d)
 
 
+def fit(cfg, out: Path, model, ema, opt, gen: torch.Generator, batch_loss: Callable[[], torch.Tensor], *,
+        desc: str, log_every: int = 50, on_snapshot: Callable[[int, list, float], None] | None = None) -> tuple[int, list, float]:
+    """The loop both lab trainers share: resume from ``out/train_state.pt``, stop at ``cfg.steps`` or
+    ``cfg.time_limit_s``, warm-up learning rate, bf16 autocast on CUDA, optimizer and EMA step, checkpoints every
+    ``cfg.ckpt_every`` steps and at the end. ``batch_loss()`` draws one batch (from ``gen``) and returns its loss;
+    ``on_snapshot(step, losses, seconds)`` runs at each of ``cfg.snapshot_steps`` (if the config has them).
+    Returns (steps done, loss log (one value per step, sampled every ``log_every``), seconds trained).
+    """
+    dev = next(model.parameters()).device
+    state_path = out / "train_state.pt"
+    step, losses, elapsed = resume_state(state_path, cfg.digest(), model, opt, ema, gen, dev)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
+    snapshots = set(getattr(cfg, "snapshot_steps", ()))
+    model.train()
+    start = time.time() - elapsed
+    bar = tqdm(total=cfg.steps, initial=step, desc=desc, mininterval=5)
+    while step < cfg.steps:
+        if cfg.time_limit_s and time.time() - start > cfg.time_limit_s:
+            print(f"time limit reached at step {step}")
+            break
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, cfg)
+        with autocast:
+            loss = batch_loss()
+        optimizer_step(model, opt, ema, loss, step=step, ema_decay=cfg.ema_decay)
+        # .item() syncs the GPU: read the loss only every log_every steps
+        losses.append(loss.item() if step % log_every == 0 or not losses else losses[-1])
+        step += 1
+        bar.update(1)
+        if step % cfg.ckpt_every == 0:
+            save_state(state_path, cfg.digest(), model, opt, ema, gen, step=step, losses=losses,
+                       elapsed=time.time() - start)
+            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
+        if step in snapshots and on_snapshot is not None:
+            on_snapshot(step, losses, time.time() - start)
+    bar.close()
+    elapsed = time.time() - start
+    save_state(state_path, cfg.digest(), model, opt, ema, gen, step=step, losses=losses, elapsed=elapsed)
+    return step, losses, elapsed
+
+
 def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
     """Train (or resume) one model into ``out``; returns the model card."""
     out.mkdir(parents=True, exist_ok=True)
@@ -134,49 +176,25 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0 if cfg.is_diffusion else 0.05)
     abar = linear_alphas_cumprod().to(dev)
     gen = derive_generator(cfg.seed, 0)
-    state_path = out / "train_state.pt"
-    step, losses, elapsed = resume_state(state_path, cfg.digest(), model, opt, ema, gen, dev)
 
-    def checkpoint():
-        save_state(state_path, cfg.digest(), model, opt, ema, gen, step=step, losses=losses, elapsed=elapsed)
-
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    model.train()
-    start = time.time() - elapsed
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"{cfg.model}/{cfg.dataset}", mininterval=5)
-    while step < cfg.steps:
-        if cfg.time_limit_s and time.time() - start > cfg.time_limit_s:
-            print(f"time limit reached at step {step}")
-            break
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, len(images), (cfg.batch_size,), generator=gen).to(dev)
         x, y = images[idx], labels[idx]
         if cfg.use_flip:
             flip = (torch.rand(cfg.batch_size, generator=gen) < 0.5).to(dev)
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        with autocast:
-            if cfg.is_diffusion:
-                t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
-                eps = torch.randn(x.shape, generator=gen).to(dev)
-                pred = model(noisy_sample(x, eps, abar[t]), t, class_labels=y).sample
-                loss = F.mse_loss(pred.float(), eps)
-            else:
-                loss = F.cross_entropy(model(x).float(), y)
-        optimizer_step(model, opt, ema, loss, step=step, ema_decay=cfg.ema_decay)
-        losses.append(loss.item() if step % 50 == 0 else losses[-1] if losses else loss.item())
-        step += 1
-        bar.update(1)
-        if step % cfg.ckpt_every == 0:
-            elapsed = time.time() - start
-            checkpoint()
-        if step in cfg.snapshot_steps:
-            export(cfg, ema if ema is not None else model, out / "snapshots" / f"step_{step:06d}", step=step,
-                   losses=losses, wall_s=time.time() - start, device=dev)
-    bar.close()
-    elapsed = time.time() - start
-    checkpoint()
-    return export(cfg, ema if ema is not None else model, out, step=step, losses=losses, wall_s=elapsed, device=dev)
+        if not cfg.is_diffusion:
+            return F.cross_entropy(model(x).float(), y)
+        t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
+        eps = torch.randn(x.shape, generator=gen).to(dev)
+        return F.mse_loss(model(noisy_sample(x, eps, abar[t]), t, class_labels=y).sample.float(), eps)
+
+    shipped = lambda: ema if ema is not None else model  # noqa: E731
+    step, losses, elapsed = fit(
+        cfg, out, model, ema, opt, gen, batch_loss, desc=f"{cfg.model}/{cfg.dataset}",
+        on_snapshot=lambda k, log, sec: export(cfg, shipped(), out / "snapshots" / f"step_{k:06d}", step=k,
+                                               losses=log, wall_s=sec, device=dev))
+    return export(cfg, shipped(), out, step=step, losses=losses, wall_s=elapsed, device=dev)
 
 
 def export(cfg: TrainConfig, model, out: Path, *, step: int, losses: list, wall_s: float, device) -> dict:

@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..classifier import noisy_sample
 from ..noise import derive_generator
@@ -33,7 +32,7 @@ from ..schedule_math import linear_alphas_cumprod
 from . import scenes
 from .models import TEXT_UNET_SIZES, SceneCLIP
 from .text import NULL_CAPTION, CaptionBank
-from .train import learning_rate, optimizer_step, resume_state, save_state
+from .train import fit
 
 MODELS = tuple(f"unet-{k}" for k in TEXT_UNET_SIZES) + ("clip", "clip-pooled")
 
@@ -119,46 +118,21 @@ def train(cfg: SceneTrainConfig, out: Path, bank: CaptionBank, *, device: str = 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0 if cfg.is_diffusion else 0.05)
     abar = linear_alphas_cumprod().to(dev)
     gen = derive_generator(cfg.seed, 1)
-    state_path = out / "train_state.pt"
-    step, losses, elapsed = resume_state(state_path, cfg.digest(), model, opt, ema, gen, dev)
 
-    def checkpoint():
-        save_state(state_path, cfg.digest(), model, opt, ema, gen, step=step, losses=losses, elapsed=elapsed)
-
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
-    model.train()
-    start = time.time() - elapsed
-    bar = tqdm(total=cfg.steps, initial=step, desc=cfg.model, mininterval=5)
-    while step < cfg.steps:
-        if cfg.time_limit_s and time.time() - start > cfg.time_limit_s:
-            print(f"time limit reached at step {step}")
-            break
+    def batch_loss() -> torch.Tensor:
         idx = torch.randint(0, len(images), (cfg.batch_size,), generator=gen).to(dev)
         x, c = images[idx], cap_ids[idx]
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, cfg)
-        with autocast:
-            if cfg.is_diffusion:
-                drop = (torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout).to(dev)
-                c = torch.where(drop, torch.full_like(c, null_id), c)
-                t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
-                eps = torch.randn(x.shape, generator=gen).to(dev)
-                pred = model(noisy_sample(x, eps, abar[t]), t, encoder_hidden_states=hidden[c],
-                             encoder_attention_mask=mask[c]).sample
-                loss = F.mse_loss(pred.float(), eps)
-            else:
-                loss = contrastive_loss(model(x, hidden[c], mask[c]).float(), c)
-        optimizer_step(model, opt, ema, loss, step=step, ema_decay=cfg.ema_decay)
-        losses.append(loss.item() if step % 25 == 0 else losses[-1] if losses else loss.item())
-        step += 1
-        bar.update(1)
-        if step % cfg.ckpt_every == 0:
-            elapsed = time.time() - start
-            checkpoint()
-            bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
-    bar.close()
-    elapsed = time.time() - start
-    checkpoint()
+        if not cfg.is_diffusion:
+            return contrastive_loss(model(x, hidden[c], mask[c]).float(), c)
+        drop = (torch.rand(cfg.batch_size, generator=gen) < cfg.caption_dropout).to(dev)
+        c = torch.where(drop, torch.full_like(c, null_id), c)
+        t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
+        eps = torch.randn(x.shape, generator=gen).to(dev)
+        pred = model(noisy_sample(x, eps, abar[t]), t, encoder_hidden_states=hidden[c],
+                     encoder_attention_mask=mask[c]).sample
+        return F.mse_loss(pred.float(), eps)
+
+    step, losses, elapsed = fit(cfg, out, model, ema, opt, gen, batch_loss, desc=cfg.model, log_every=25)
     return export(cfg, ema if ema is not None else model, out, step=step, losses=losses, wall_s=elapsed,
                   render_s=render_s, device=dev, text_source=bank.source)
 
