@@ -203,6 +203,21 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     return rows
 
 
+def end_to_end_rows(results: dict, paper: dict) -> list[dict]:
+    """One row per end-to-end task of a benchmark JSON, each beside the paper's figure for that task (reference
+    data from ``data/paper/li2023.json``; none for our own variants such as the shared prefix)."""
+    pets, dit = paper["pets_adaptive_schedule"], paper["imagenet_dit_seconds_per_image"]
+    rows = []
+    for r in results.get("end_to_end", []):
+        if r["task"].startswith("Pets"):
+            ref = f"{pets['seconds_per_image']} s on an {pets['gpu']}" if not r.get("shared_prefix") else ""
+        else:
+            ref = f"about {dit['value']:,} s ({dit['note']})"
+        rows.append({"task": r["task"], "px": r["resolution"], "evaluations": r["evaluations"],
+                     "ours (s/image)": round(r["seconds_per_image"], 2), "paper (reference)": ref})
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Benchmark the Diffusion Classifier evaluation loop.")
     p.add_argument("--out", type=Path, default=None, help="JSON file to write (e.g. data/results/bench_h100.json)")

@@ -12,3 +12,18 @@ def test_tiny_benchmark_writes_ratios_to_the_same_run_matmul(tmp_path):
     assert names == {"sd2-unet-512", "sd2-unet-256", "dit-xl-2-256"}
     for r in res["models"]:
         assert abs(r["ratio_to_matmul"] - r["tflops"] / saved["matmul_tflops"]) < 1e-9 and r["gflop_per_eval"] > 0
+
+
+def test_end_to_end_rows_keep_each_task_beside_its_own_reference():
+    from dcanalysis.bench import end_to_end_rows
+
+    paper = {"pets_adaptive_schedule": {"seconds_per_image": 18, "gpu": "RTX 3090"},
+             "imagenet_dit_seconds_per_image": {"value": 1000, "note": "order of magnitude"}}
+    results = {"end_to_end": [
+        {"task": "Pets schedule, SD-2-base", "resolution": 512, "evaluations": 2050, "seconds_per_image": 4.25},
+        {"task": "Pets schedule, SD-2-base, shared prefix", "resolution": 512, "evaluations": 2050,
+         "seconds_per_image": 4.22, "shared_prefix": True},
+        {"task": "ImageNet 1,000 classes, DiT-XL/2", "resolution": 256, "evaluations": 27250, "seconds_per_image": 14.3}]}
+    rows = end_to_end_rows(results, paper)
+    assert [r["paper (reference)"] for r in rows] == ["18 s on an RTX 3090", "", "about 1,000 s (order of magnitude)"]
+    assert rows[2]["evaluations"] == 27250
