@@ -79,12 +79,10 @@ def optimise(model, *, fuse_qkv: bool = True):
     of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run. 1x1
     convolutions become matmuls (inductor's ``conv_1x1_as_mm``), which can then fuse with their neighbours.
     """
-    import torch._inductor.config as inductor
-
-    inductor.conv_1x1_as_mm = True
     if fuse_qkv and hasattr(model, "fuse_qkv_projections"):
         model.fuse_qkv_projections()
-    return torch.compile(model, dynamic=False)
+    # per compile, not inductor's process-wide config: other compiles in the process stay as they were
+    return torch.compile(model, dynamic=False, options={"conv_1x1_as_mm": True})
 
 
 def sync(device):

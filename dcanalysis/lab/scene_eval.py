@@ -164,9 +164,6 @@ def add_contrastive_scores(records: list[dict], work: list[tuple], name: str, *,
                            root: Path | None = None) -> None:
     """Add ``records[i]["contrastive"][name]``: the (2, 2) cosine scores of a swap item, or the predicted phrase."""
     clip, bank = load_scene_clip(name, device=device, root=root)
-    phrases = [t.phrase for t in scenes.ALL_THINGS]
-    h, m = bank(phrases)
-    text = clip.encode_text(h.to(device), m.to(device))
 
     def encode_images(ims):
         return clip.encode_image(torch.stack([torch.as_tensor(i) for i in ims]).to(device))
@@ -174,6 +171,9 @@ def add_contrastive_scores(records: list[dict], work: list[tuple], name: str, *,
     def encode_texts(caps):
         h, m = bank(caps)
         return clip.encode_text(h.to(device), m.to(device))
+
+    phrases = [t.phrase for t in scenes.ALL_THINGS]
+    text = encode_texts(phrases)
 
     for rec, (task, rid, split, payload) in zip(records, work):
         if task == "swap":

@@ -189,12 +189,12 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
         eps = torch.randn(x.shape, generator=gen).to(dev)
         return F.mse_loss(model(noisy_sample(x, eps, abar[t]), t, class_labels=y).sample.float(), eps)
 
-    shipped = lambda: ema if ema is not None else model  # noqa: E731
+    shipped = ema if ema is not None else model
     step, losses, elapsed = fit(
         cfg, out, model, ema, opt, gen, batch_loss, desc=f"{cfg.model}/{cfg.dataset}",
-        on_snapshot=lambda k, log, sec: export(cfg, shipped(), out / "snapshots" / f"step_{k:06d}", step=k,
+        on_snapshot=lambda k, log, sec: export(cfg, shipped, out / "snapshots" / f"step_{k:06d}", step=k,
                                                losses=log, wall_s=sec, device=dev))
-    return export(cfg, shipped(), out, step=step, losses=losses, wall_s=elapsed, device=dev)
+    return export(cfg, shipped, out, step=step, losses=losses, wall_s=elapsed, device=dev)
 
 
 def export(cfg: TrainConfig, model, out: Path, *, step: int, losses: list, wall_s: float, device) -> dict:
