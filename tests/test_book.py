@@ -31,3 +31,86 @@ def test_all_chapters_execute_in_the_quick_profile(tmp_path, monkeypatch):
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, name
     assert len(list((tmp_path / "figures").glob("*.png"))) >= 7
+
+
+def _notebook(markdown: str, code: list[str]):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(markdown),
+                nbformat.v4.new_code_cell(code[0], metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in code[1:]]
+    nb.cells.append(nbformat.v4.new_markdown_cell("closing words"))
+    return nb
+
+
+def _executed(nb, params="n = 5"):
+    """What papermill leaves: an injected-parameters cell after the parameters cell, outputs on code cells."""
+    ran = nbformat.from_dict(nb.copy())
+    ran.cells = [c.copy() for c in nb.cells]
+    for c in ran.cells:
+        if c.cell_type == "code":
+            c.outputs = [nbformat.v4.new_output("stream", text=f"ran: {c.source}")]
+    ran.cells.insert(2, nbformat.v4.new_code_cell(params, metadata={"tags": ["injected-parameters"]}))
+    return ran
+
+
+def test_code_digest_ignores_markdown_and_injected_parameters():
+    nb = _notebook("# Title", ["n = 1", "print(n)"])
+    assert book.code_digest(nb) == book.code_digest(_executed(nb))
+    edited = _notebook("# Another title", ["n = 1", "print(n)"])
+    assert book.code_digest(edited) == book.code_digest(nb)
+    assert book.code_digest(_notebook("# Title", ["n = 1", "print(n + 1)"])) != book.code_digest(nb)
+
+
+def test_with_current_text_keeps_outputs_under_new_markdown():
+    old = _notebook("# Old title", ["n = 1", "print(n)"])
+    ran = _executed(old)
+    new = _notebook("# New title", ["n = 1", "print(n)"])
+    merged = book.with_current_text(new, ran)
+    assert merged.cells[0].source == "# New title"
+    assert [c.cell_type for c in merged.cells] == ["markdown", "code", "code", "code", "markdown"]
+    assert "injected-parameters" in merged.cells[2].metadata["tags"] and merged.cells[2].source == "n = 5"
+    assert merged.cells[3].outputs[0]["text"] == "ran: print(n)"
+    assert not new.cells[2].get("outputs")  # the source notebook is not modified
+    assert book.with_current_text(_notebook("# New", ["n = 1", "print(2 * n)"]), ran) is None
+
+
+def _record(chapter, profile="full", gpu="NVIDIA H100 80GB HBM3"):
+    return {"chapter": chapter, "profile": profile, "parameters": {"n_images": 1000}, "gpu": gpu, "cpu_count": 16,
+            "finished_utc": "2026-11-23T12:00:00Z", "seconds": 42.0, "commit": "0123456789abcdef"}
+
+
+def test_choose_page_prefers_a_current_committed_gpu_run(tmp_path):
+    source, executed, committed = tmp_path / "src", tmp_path / "quick", tmp_path / "full"
+    for d in (source, executed, committed):
+        d.mkdir()
+    nb = _notebook("# Chapter", ["n = 1", "print(n)"])
+    nbformat.write(nb, source / "01_x.ipynb")
+    nbformat.write(_executed(nb, "n = 1"), executed / "01_x.ipynb")
+    (executed / "01_x.run.json").write_text(book.json.dumps(_record("01_x", "quick", None)))
+
+    page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
+    assert not is_committed and record["profile"] == "quick"  # nothing committed yet
+
+    nbformat.write(_executed(nb, "n = 1000"), committed / "01_x.ipynb")
+    (committed / "01_x.run.json").write_text(book.json.dumps(_record("01_x")))
+    page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
+    assert is_committed and page.cells[2].source == "n = 1000"
+    note = book.with_note(page, record, is_committed).cells[1].source
+    assert "**full** profile" in note and "H100" in note and "0123456789" in note and "make book" in note
+
+    nbformat.write(_notebook("# Chapter", ["n = 1", "print(n * 2)"]), source / "01_x.ipynb")  # code changed
+    page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
+    assert not is_committed and record["profile"] == "quick"
+
+
+def test_committed_gpu_pages_match_their_chapters():
+    """Every committed full-profile page has a run record from a GPU and belongs to the chapter's current code
+    (otherwise the book silently falls back to the quick profile for it)."""
+    for nb_path in sorted(book.GPU_PAGES.glob("*.ipynb")):
+        record = book.json.loads((book.GPU_PAGES / f"{nb_path.stem}.run.json").read_text())
+        assert record["profile"] == "full" and record["gpu"], nb_path.stem
+        source = nbformat.read(book.BOOK / "chapters" / nb_path.name, 4)
+        assert book.code_digest(nbformat.read(nb_path, 4)) == book.code_digest(source), nb_path.stem
+        errors = [o for c in nbformat.read(nb_path, 4).cells for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, nb_path.stem
