@@ -1,6 +1,7 @@
 """Look inside one denoising step: x_t, the true noise, and the noise each of two conditions predicts.
 
-``denoising_example`` is the computation (pure, testable); ``denoising_explorer`` wraps it in ipywidgets
+``error_curves`` is paper Fig. 2's computation (each condition's error at every t for fixed noise draws);
+``denoising_example`` is one step of it with the images kept (pure, testable); ``denoising_explorer`` wraps it in ipywidgets
 sliders for a live notebook. The book's static HTML shows ``plotting.denoising_panel`` of one example instead
 of a widget that would need a running kernel.
 """
@@ -10,9 +11,33 @@ from typing import Sequence
 
 import torch
 
+from .adapters.base import conditioning_to, index_conditioning
 from .classifier import noisy_sample
 from .errors import l2
 from .noise import derive_generator
+
+
+def error_curves(adapter, x0: torch.Tensor, conditions: Sequence, timesteps: torch.Tensor, eps: torch.Tensor, *,
+                 error=l2) -> torch.Tensor:
+    """Paper Fig. 2: each condition's eps-prediction error at every timestep, for fixed noise draws.
+
+    x0 (*sample_shape) in the diffusion space, timesteps (T,) 0-based, eps (E, *sample_shape). Returns (K, E, T)
+    float32 on the CPU for K conditions: ``error(eps_theta(x_t, t, c), eps)`` with
+    ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` the same for every condition (the paired design).
+    One network call per (noise draw, condition) covers all T timesteps.
+    """
+    ts = torch.as_tensor(timesteps, dtype=torch.long).cpu()
+    cond = conditioning_to(adapter.embed(list(conditions)), adapter.device)
+    out = torch.zeros(len(conditions), len(eps), len(ts))
+    with torch.no_grad():
+        for e in range(len(eps)):
+            target = eps[e].expand(len(ts), *x0.shape)
+            x_t = noisy_sample(x0, target, adapter.alphas_cumprod[ts]).to(adapter.device)
+            for k in range(len(conditions)):
+                rows = torch.full((len(ts),), k, dtype=torch.long, device=adapter.device)
+                pred = adapter.predict_noise(x_t, ts.to(adapter.device), index_conditioning(cond, rows)).float().cpu()
+                out[k, e] = error(pred, target)
+    return out
 
 
 def denoising_example(adapter, x0: torch.Tensor, t: int, conditions: Sequence, *, seed: int = 0) -> dict:
@@ -27,8 +52,8 @@ def denoising_example(adapter, x0: torch.Tensor, t: int, conditions: Sequence, *
     ts = torch.full((k,), int(t), dtype=torch.long)
     x_t = noisy_sample(x0, eps.expand(k, *x0.shape), adapter.alphas_cumprod[ts])
     with torch.no_grad():
-        cond = adapter.embed(list(conditions))
-        pred = adapter.predict_noise(x_t.to(adapter.device), ts.to(adapter.device), cond.to(adapter.device)).cpu()
+        cond = conditioning_to(adapter.embed(list(conditions)), adapter.device)
+        pred = adapter.predict_noise(x_t.to(adapter.device), ts.to(adapter.device), cond).cpu()
     abar = adapter.alphas_cumprod[int(t)]
     denoised = (x_t - (1 - abar).sqrt() * pred) / abar.sqrt()
     return {"x0": x0, "x_t": x_t[0], "eps": eps, "predictions": pred, "denoised": denoised,

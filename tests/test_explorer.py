@@ -22,3 +22,23 @@ def test_explorer_builds_a_widget():
     adapter = PixelAdapter(tiny_pixel_unet(sample_size=16), image_size=16)
     box = denoising_explorer(adapter, torch.zeros(3, 1, 16, 16), [0, 1, 2], [str(i) for i in range(10)])
     assert len(box.children) == 3
+
+
+def test_error_curves_are_the_paired_errors_at_every_t():
+    from dcanalysis.adapters import PixelAdapter
+    from dcanalysis.classifier import noisy_sample
+    from dcanalysis.explorer import error_curves
+    from tiny_models import tiny_pixel_unet
+
+    adapter = PixelAdapter(tiny_pixel_unet(sample_size=16), image_size=16)
+    x0 = torch.rand(1, 16, 16) * 2 - 1
+    ts = torch.tensor([10, 500, 990])
+    eps = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    curves = error_curves(adapter, x0, [3, 7], ts, eps)
+    assert curves.shape == (2, 2, 3)
+    # entry [k, e, i] by hand: one sample, one timestep, one condition
+    x_t = noisy_sample(x0, eps[1:2], adapter.alphas_cumprod[ts[2:3]])
+    with torch.no_grad():
+        pred = adapter.predict_noise(x_t, ts[2:3], torch.tensor([7]))
+    assert torch.allclose(curves[1, 1, 2], ((pred - eps[1:2]) ** 2).mean(), rtol=1e-5)
+    assert not torch.allclose(curves[0], curves[1])  # the two conditions differ on the same noise
