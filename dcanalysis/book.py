@@ -164,16 +164,19 @@ def provenance_note(record: dict, committed: bool) -> str:
 
 
 def choose_page(source: Path, executed_dir: Path, committed_dir: Path | None = GPU_PAGES):
-    """The notebook to render for one chapter: the committed GPU run when its code cells are the chapter's
-    current ones, else this machine's execution. Returns (notebook, record, committed?)."""
+    """The notebook to render for one chapter: the committed GPU run when its code cells and its full-profile
+    parameters are the chapter's current ones, else this machine's execution. Returns (notebook, record,
+    committed?)."""
     src = nbformat.read(source, 4)
     if committed_dir is not None:
         nb_path, rec_path = committed_dir / source.name, committed_dir / f"{source.stem}.run.json"
         if nb_path.is_file() and rec_path.is_file():
+            record = json.loads(rec_path.read_text())
             merged = with_current_text(src, nbformat.read(nb_path, 4))
-            if merged is not None:
-                return merged, json.loads(rec_path.read_text()), True
-            print(f"{source.stem}: its code changed since the committed GPU run; showing this machine's execution")
+            if merged is not None and record["parameters"] == chapter_parameters(source.stem, "full"):
+                return merged, record, True
+            print(f"{source.stem}: its code or full-profile parameters changed since the committed GPU run; "
+                  "showing this machine's execution")
     rec_path = executed_dir / f"{source.stem}.run.json"
     record = json.loads(rec_path.read_text()) if rec_path.is_file() else None
     return nbformat.read(executed_dir / source.name, 4), record, False

@@ -291,6 +291,39 @@ def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | 
     return fig
 
 
+def seed_spread(rows: list[dict], panels: Sequence[str]):
+    """Scores over training seeds (rows of ``scene_eval.across_seeds`` with a ``metric`` field): per panel
+    (a metric), each model's seeds as dots and their mean with its t-interval over seeds as a bar."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    models = list(dict.fromkeys(df["model"]))
+    colours = sns.color_palette(PALETTE, len(models))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, metric in zip(axes[0], panels):
+        for m, (model, colour) in enumerate(zip(models, colours)):
+            sub = df[(df["metric"] == metric) & (df["model"] == model)]
+            if sub.empty:
+                continue
+            r = sub.iloc[0]
+            ax.errorbar([m], [r["mean"]], yerr=[[r["mean"] - r["lo"]], [r["hi"] - r["mean"]]], fmt="_", ms=18,
+                        color=colour, ecolor=colour, elinewidth=1.5, capsize=4, label=model)
+            seeds = list(r["per_seed"].values())
+            ax.scatter(np.full(len(seeds), m) + np.linspace(-0.12, 0.12, len(seeds)), seeds, s=16, color=colour,
+                       edgecolor="black", linewidth=0.4, zorder=3)
+        ax.set_xticks([])
+        ax.set_title(metric)
+        ax.set_ylim(-3, 103)
+    axes[0, 0].set_ylabel("% (dots: training seeds)")
+    fig.tight_layout()
+    legend = {}  # a model may be missing from some panels (no normalised zero-shot score)
+    for ax in axes[0]:
+        legend.update(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+               ncol=min(4, len(models)), fontsize=8, frameon=False)
+    return fig
+
+
 def zero_shot_bars(rows: list[dict]):
     """Zero-shot accuracy (%) on seen vs held-out compositions per model, with 95 % intervals."""
     import pandas as pd

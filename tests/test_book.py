@@ -75,7 +75,8 @@ def test_with_current_text_keeps_outputs_under_new_markdown():
 
 
 def _record(chapter, profile="full", gpu="NVIDIA H100 80GB HBM3"):
-    return {"chapter": chapter, "profile": profile, "parameters": {"n_images": 1000}, "gpu": gpu, "cpu_count": 16,
+    return {"chapter": chapter, "profile": profile, "parameters": book.chapter_parameters(chapter, profile),
+            "gpu": gpu, "cpu_count": 16,
             "finished_utc": "2026-11-23T12:00:00Z", "seconds": 42.0, "commit": "0123456789abcdef"}
 
 
@@ -98,6 +99,11 @@ def test_choose_page_prefers_a_current_committed_gpu_run(tmp_path):
     note = book.with_note(page, record, is_committed).cells[1].source
     assert "**full** profile" in note and "H100" in note and "0123456789" in note and "make book" in note
 
+    stale = dict(_record("01_x"), parameters={"n_images": 5})  # the full profile's parameters changed since
+    (committed / "01_x.run.json").write_text(book.json.dumps(stale))
+    assert not book.choose_page(source / "01_x.ipynb", executed, committed)[2]
+    (committed / "01_x.run.json").write_text(book.json.dumps(_record("01_x")))
+
     nbformat.write(_notebook("# Chapter", ["n = 1", "print(n * 2)"]), source / "01_x.ipynb")  # code changed
     page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
     assert not is_committed and record["profile"] == "quick"
@@ -109,6 +115,7 @@ def test_committed_gpu_pages_match_their_chapters():
     for nb_path in sorted(book.GPU_PAGES.glob("*.ipynb")):
         record = book.json.loads((book.GPU_PAGES / f"{nb_path.stem}.run.json").read_text())
         assert record["profile"] == "full" and record["gpu"], nb_path.stem
+        assert record["parameters"] == book.chapter_parameters(nb_path.stem, "full"), nb_path.stem
         source = nbformat.read(book.BOOK / "chapters" / nb_path.name, 4)
         assert book.code_digest(nbformat.read(nb_path, 4)) == book.code_digest(source), nb_path.stem
         errors = [o for c in nbformat.read(nb_path, 4).cells for o in c.get("outputs", [])

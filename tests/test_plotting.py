@@ -53,3 +53,15 @@ def test_training_curve_draws_the_run_and_the_reference_apart():
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["snapshots of one training run", "shipped"]
+
+
+def test_seed_spread_shows_every_seed_of_every_model():
+    rows = [{"model": m, "metric": k, "mean": 50.0, "lo": 40.0, "hi": 60.0, "per_seed": {0: 45.0, 1: 50.0, 2: 55.0}}
+            for m in ("A", "B") for k in ("zero-shot", "image")]
+    fig = plotting.seed_spread(rows, ["zero-shot", "image"])
+    assert len(fig.axes) == 2
+    offsets = fig.axes[0].collections  # one scatter of 3 seeds per model (errorbar lines are LineCollections)
+    assert sum(len(c.get_offsets()) for c in offsets if c.get_offsets().shape[0] == 3) == 6
+    rows.append({"model": "C", "metric": "image", "mean": 9.0, "lo": 8.0, "hi": 10.0, "per_seed": {0: 9.0}})
+    fig = plotting.seed_spread(rows, ["zero-shot", "image"])  # C only in the second panel: still in the legend
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["A", "B", "C"]

@@ -35,6 +35,8 @@ TASKS = ("swap", "zero_shot")
 
 
 COMMITTED_RUN = RESULTS_DIR / "lab" / "scenes"  # the largest evaluation made so far (see its manifest)
+# the same evaluation of models retrained with other seeds (data/jobs/train_evaluate_scenes.sh OUT 330 SEED)
+REPLICATES = RESULTS_DIR / "lab" / "scenes_replicates"
 
 
 def _identity(name: str, root: Path | None) -> dict:
@@ -221,11 +223,12 @@ def zero_shot_table(records: list[dict]) -> list[dict]:
     return rows
 
 
-def across_seeds(tables: dict[int, list[dict]], value: str) -> list[dict]:
+def across_seeds(tables: dict[int, list[dict]], value: str, *, bounds: tuple[float, float] | None = None) -> list[dict]:
     """Combine one table per training seed (rows of ``swap_tables`` or ``zero_shot_table``) into one row per
     (split, model[, metric, tag]): the mean of ``value`` ("score" or "accuracy"), its sample standard deviation
     across seeds and a t-based 95 % interval for the mean, plus each seed's value. The intervals inside each
-    table are over items; this one is over training runs, the spread a retraining would show."""
+    table are over items; this one is over training runs, the spread a retraining would show. ``bounds`` clips
+    the interval to the value's range (with 3 seeds a t-interval easily passes 100 %)."""
     from scipy import stats
 
     groups: dict[tuple, dict[int, float]] = {}
@@ -238,9 +241,42 @@ def across_seeds(tables: dict[int, list[dict]], value: str) -> list[dict]:
         v = np.array(list(per_seed.values()), dtype=float)
         sd = float(v.std(ddof=1)) if len(v) > 1 else float("nan")
         half = float(stats.t.ppf(0.975, len(v) - 1) * sd / np.sqrt(len(v))) if len(v) > 1 else float("nan")
-        out.append({**dict(key), "mean": float(v.mean()), "sd": sd, "lo": float(v.mean()) - half,
-                    "hi": float(v.mean()) + half, "n_seeds": len(v), "per_seed": per_seed})
+        lo, hi = float(v.mean()) - half, float(v.mean()) + half
+        if bounds is not None:
+            lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+        out.append({**dict(key), "mean": float(v.mean()), "sd": sd, "lo": lo, "hi": hi, "n_seeds": len(v),
+                    "per_seed": per_seed})
     return out
+
+
+def load_replicates(committed: Path = COMMITTED_RUN, replicates: Path = REPLICATES) -> dict[int, dict]:
+    """The ``summary.json`` of the shipped run (training seed 0) and of each ``replicates/seed<N>``, by training
+    seed. Each replicate must have been evaluated like the shipped run (same trials, evaluation seed, timesteps,
+    error, items): only the model may differ, else the spread over seeds would mix in other differences."""
+    def settings(run: Path) -> dict:
+        manifest = json.loads((run / "manifest.json").read_text())["settings"]
+        return {k: v for k, v in manifest.items() if k != "model"}
+
+    for run in [committed, *sorted(replicates.glob("seed*"))]:
+        if not (run / "summary.json").is_file():
+            raise FileNotFoundError(f"{run} has no summary.json: evaluate it with `python -m dcanalysis.lab.scene_eval "
+                                    f"--out {run} ...` (the command in data/jobs/train_evaluate_scenes.sh).")
+    reference = settings(committed)
+    out = {0: json.loads((committed / "summary.json").read_text())}
+    for run in sorted(replicates.glob("seed*")):
+        if settings(run) != reference:
+            raise ValueError(f"{run} was evaluated with {settings(run)}, the shipped run with {reference}: rerun its "
+                             "evaluation with the shipped run's settings before combining them.")
+        out[int(run.name.removeprefix("seed"))] = json.loads((run / "summary.json").read_text())
+    return out
+
+
+def seed_tables(summaries: dict[int, dict]) -> tuple[list[dict], list[dict]]:
+    """``across_seeds`` of the swap scores and of the zero-shot accuracies (both %) of ``load_replicates``'
+    summaries, intervals clipped to 0-100."""
+    swaps = across_seeds({s: v["swap"] for s, v in summaries.items()}, "score", bounds=(0.0, 100.0))
+    zero_shot = across_seeds({s: v["zero_shot"] for s, v in summaries.items()}, "accuracy", bounds=(0.0, 100.0))
+    return swaps, zero_shot
 
 
 def main(argv=None):

@@ -223,6 +223,19 @@ def swap_items(n: int, seed: int, split: str = "test_seen", kinds: Sequence[str]
     return items
 
 
+def distinct_captions(items: Sequence[SwapItem], n: int) -> list[SwapItem]:
+    """The first ``n`` items whose first captions all differ (``swap_items`` draws with replacement, so a short
+    list can show one caption twice)."""
+    seen, out = set(), []
+    for it in items:
+        if it.scenes[0].caption not in seen:
+            seen.add(it.scenes[0].caption)
+            out.append(it)
+        if len(out) == n:
+            return out
+    raise ValueError(f"only {len(out)} distinct captions among {len(items)} items; draw more items than {n}.")
+
+
 def single_thing_set(n_per_thing: int, seed: int, things: Sequence[Thing] = ALL_THINGS,
                      size: int = IMAGE_SIZE) -> Iterator[tuple[np.ndarray, Thing]]:
     """Images of single things for zero-shot classification among all 20 phrases: (image, thing) pairs."""

@@ -1,4 +1,5 @@
 import json
+import pytest
 
 from dcanalysis.lab import scene_eval
 from tiny_models import tiny_scene_root
@@ -53,6 +54,8 @@ def test_across_seeds_gives_the_spread_of_retrainings():
     (r,) = scene_eval.across_seeds(rows, "score")
     assert r["mean"] == 90.0 and r["sd"] == 10.0 and r["n_seeds"] == 3
     assert r["lo"] < 80.0 and r["hi"] > 100.0  # t with 2 degrees of freedom: wide
+    (clipped,) = scene_eval.across_seeds(rows, "score", bounds=(0.0, 100.0))
+    assert clipped["hi"] == 100.0 and clipped["lo"] == r["lo"]
     (one,) = scene_eval.across_seeds({0: rows[0]}, "score")
     assert one["mean"] == 80.0 and one["sd"] != one["sd"]  # NaN: one run has no spread
 
@@ -65,3 +68,37 @@ def test_the_cli_keeps_a_summary_with_the_contrastive_scores(tmp_path):
     assert set(summary["models"]) == {"scenes_unet", "scenes_clip"}
     assert {r["model"] for r in summary["zero_shot"]} == {"Diffusion Classifier", "contrastive baseline"}
     assert "--models-root" in summary["command"]
+
+
+def _summary_run(path, seed_setting=0, score=90.0):
+    path.mkdir(parents=True)
+    (path / "manifest.json").write_text(json.dumps({"settings": {"trials": 100, "seed": seed_setting,
+                                                                 "model": {"steps": 3000}}}))
+    row = {"split": "test_unseen", "model": "Diffusion Classifier", "tag": "all", "metric": "image", "score": score}
+    zs = {"split": "test_unseen", "model": "Diffusion Classifier", "accuracy": score}
+    (path / "summary.json").write_text(json.dumps({"swap": [row], "zero_shot": [zs]}))
+
+
+def test_replicates_combine_by_training_seed(tmp_path):
+    _summary_run(tmp_path / "shipped", score=90.0)
+    _summary_run(tmp_path / "reps" / "seed1", score=80.0)
+    _summary_run(tmp_path / "reps" / "seed2", score=70.0)
+    summaries = scene_eval.load_replicates(tmp_path / "shipped", tmp_path / "reps")
+    assert sorted(summaries) == [0, 1, 2]
+    swaps, zero_shot = scene_eval.seed_tables(summaries)
+    assert swaps[0]["mean"] == 80.0 and swaps[0]["per_seed"] == {0: 90.0, 1: 80.0, 2: 70.0}
+    assert swaps[0]["lo"] < 80.0 < swaps[0]["hi"] and zero_shot[0]["sd"] == 10.0
+
+
+def test_replicates_evaluated_otherwise_are_refused(tmp_path):
+    _summary_run(tmp_path / "shipped")
+    _summary_run(tmp_path / "reps" / "seed1", seed_setting=3)  # other items / noise
+    with pytest.raises(ValueError, match="shipped run's settings"):
+        scene_eval.load_replicates(tmp_path / "shipped", tmp_path / "reps")
+
+
+def test_committed_replicates_share_the_shipped_evaluation():
+    summaries = scene_eval.load_replicates()
+    assert len(summaries) >= 3
+    swaps, _ = scene_eval.seed_tables(summaries)
+    assert all(r["n_seeds"] == len(summaries) for r in swaps)

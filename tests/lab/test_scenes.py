@@ -76,3 +76,12 @@ def test_swap_items_are_reproducible_and_cycle_the_kinds():
     assert all(np.array_equal(x.images[0], y.images[0]) and x.captions == y.captions for x, y in zip(a, b))
     assert S.swap_items(6, seed=6)[0].captions != a[0].captions or not np.array_equal(
         S.swap_items(6, seed=6)[0].images[0], a[0].images[0])
+
+
+def test_distinct_captions_drops_repeats_in_order():
+    items = S.swap_items(12, seed=0, kinds=("both",))
+    picked = S.distinct_captions(items, 4)
+    captions = [it.scenes[0].caption for it in picked]
+    assert len(set(captions)) == 4 and picked[0] is items[0]
+    with pytest.raises(ValueError, match="draw more items"):
+        S.distinct_captions(items[:2], 3)
