@@ -117,7 +117,10 @@ def test_committed_gpu_pages_match_their_chapters():
         assert record["profile"] == "full" and record["gpu"], nb_path.stem
         assert record["parameters"] == book.chapter_parameters(nb_path.stem, "full"), nb_path.stem
         source = nbformat.read(book.BOOK / "chapters" / nb_path.name, 4)
-        assert book.code_digest(nbformat.read(nb_path, 4)) == book.code_digest(source), nb_path.stem
+        assert book.code_digest(nbformat.read(nb_path, 4)) == book.code_digest(source), (
+            f"{nb_path.stem}: its code changed since the committed GPU run. Rerun it on a GPU "
+            f"(data/jobs/book_full.sh) or delete book/executed/full/{nb_path.stem}.* so the book shows the quick "
+            "profile for it knowingly.")
         errors = [o for c in nbformat.read(nb_path, 4).cells for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, nb_path.stem
