@@ -7,6 +7,11 @@ at 512 and 256 px and of DiT-XL/2 at 256 px, eager and torch.compile'd, each as 
 per image end to end (PIL image in, result out) for the paper's Pets schedule (37 classes, 2,050 evaluations)
 and for DiT over 1,000 classes; peak GPU memory. All models have random weights: they cost the same FLOPs as
 trained ones, and no accuracy is measured here. ``--tiny`` runs the same code on tiny configs (CPU tests).
+
+    python -m dcanalysis.bench --sweep --batches 64 128 --out data/results/bench_sweep_h100.json
+
+times only the 512 px UNet, at each batch size, eager, compiled, and compiled with CUDA graphs: what the
+optimised loop could still gain from batch and launch overhead, against the same-run matmul.
 """
 from __future__ import annotations
 
@@ -72,17 +77,22 @@ def clip_text_encoder(tiny: bool):
                                         num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu"))
 
 
-def optimise(model, *, fuse_qkv: bool = True):
+VARIANTS = ("eager", "compiled", "compiled+graphs")
+
+
+def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False):
     """torch.compile for one static shape, with the projections of each attention fused into one matmul.
 
     ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
     of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run. 1x1
     convolutions become matmuls (inductor's ``conv_1x1_as_mm``), which can then fuse with their neighbours.
+    ``cuda_graphs`` replays each compiled graph as one CUDA graph (what ``mode="reduce-overhead"`` does; as an
+    option here because a mode and options cannot be given together): it removes kernel-launch gaps.
     """
     if fuse_qkv and hasattr(model, "fuse_qkv_projections"):
         model.fuse_qkv_projections()
     # per compile, not inductor's process-wide config: other compiles in the process stay as they were
-    return torch.compile(model, dynamic=False, options={"conv_1x1_as_mm": True})
+    return torch.compile(model, dynamic=False, options={"conv_1x1_as_mm": True, "triton.cudagraphs": cuda_graphs})
 
 
 def sync(device):
@@ -117,7 +127,12 @@ def flops_per_call(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, compile_model: bool) -> list[dict]:
+def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, compile_model: bool,
+                variants: tuple[str, ...] = VARIANTS[:2]) -> list[dict]:
+    """One row per variant (names from ``VARIANTS``; compiled ones only when ``compile_model``) at one batch."""
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}.")
     model = model.to(device=device, dtype=dtype).eval()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last) if "unet" in name else model
@@ -125,11 +140,13 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
         one = make_inputs(1)
         flops = flops_per_call(lambda: model(**one))
         rows = []
-        variants = [("eager", model)]
-        if compile_model:
-            variants.append(("compiled", optimise(model)))
+        built = {"eager": lambda: model, "compiled": lambda: optimise(model),
+                 "compiled+graphs": lambda: optimise(model, cuda_graphs=True)}
         inputs = make_inputs(batch)
-        for variant, m in variants:
+        for variant in variants:
+            if variant != "eager" and not compile_model:
+                continue
+            m = built[variant]()
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
@@ -226,6 +243,9 @@ def main(argv=None):
     p.add_argument("--no-end-to-end", action="store_true")
     p.add_argument("--share-prefix", action="store_true",
                    help="also time the Pets schedule with the condition-independent prefix computed once per trial")
+    p.add_argument("--sweep", action="store_true",
+                   help="only the 512 px UNet, at each of --batches, eager / compiled / compiled with CUDA graphs")
+    p.add_argument("--batches", type=int, nargs="+", default=[64, 128], help="batch sizes of --sweep")
     a = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float32 if a.fp32 or device.type == "cpu" else torch.bfloat16
@@ -248,15 +268,27 @@ def main(argv=None):
         if a.out:
             a.out.parent.mkdir(parents=True, exist_ok=True)
             a.out.write_text(json.dumps(results, indent=1))
-    for res in ((512, 64), (256, 32)):
-        px, lat = res
-        size = 4 if tiny else lat
+    def unet_inputs(unet, latent):
+        size, cd = (4 if tiny else latent), unet.config.cross_attention_dim
+        return lambda b: {"sample": torch.randn(b, 4, size, size, device=device, dtype=dtype),
+                          "timestep": torch.full((b,), 500, device=device), "encoder_hidden_states": ctx(b, cd)}
+
+    if a.sweep:
+        results["sweep"] = True
+        for b in a.batches:  # a fresh model per batch: each compiled graph is specialised to its batch anyway
+            unet = sd2_base_unet(tiny)
+            results["models"] += bench_model("sd2-unet-512", unet, unet_inputs(unet, 64), batch=b, device=device,
+                                             dtype=dtype, ref_tflops=ref, compile_model=compile_model,
+                                             variants=VARIANTS)
+            del unet
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            save()
+        return results
+    for px, lat in ((512, 64), (256, 32)):
         unet = sd2_base_unet(tiny)
-        cd = unet.config.cross_attention_dim
-        mk = lambda b, s=size, cd=cd: {"sample": torch.randn(b, 4, s, s, device=device, dtype=dtype),  # noqa: E731
-                                       "timestep": torch.full((b,), 500, device=device), "encoder_hidden_states": ctx(b, cd)}
-        results["models"] += bench_model(f"sd2-unet-{px}", unet, mk, batch=a.batch, device=device, dtype=dtype,
-                                         ref_tflops=ref, compile_model=compile_model)
+        results["models"] += bench_model(f"sd2-unet-{px}", unet, unet_inputs(unet, lat), batch=a.batch, device=device,
+                                         dtype=dtype, ref_tflops=ref, compile_model=compile_model)
         del unet
         save()
     dit = dit_xl_2(tiny)

@@ -27,3 +27,33 @@ def test_end_to_end_rows_keep_each_task_beside_its_own_reference():
     rows = end_to_end_rows(results, paper)
     assert [r["paper (reference)"] for r in rows] == ["18 s on an RTX 3090", "", "about 1,000 s (order of magnitude)"]
     assert rows[2]["evaluations"] == 27250
+
+
+def test_sweep_times_the_512_unet_at_each_batch(tmp_path):
+    from dcanalysis import bench
+
+    out = tmp_path / "sweep.json"
+    bench.main(["--tiny", "--sweep", "--batches", "1", "3", "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["sweep"] and saved["end_to_end"] == []
+    # on the CPU only the eager variant runs (compiling is for the GPU)
+    assert [(r["model"], r["variant"], r["batch"]) for r in saved["models"]] == [
+        ("sd2-unet-512", "eager", 1), ("sd2-unet-512", "eager", 3)]
+
+
+def test_optimise_options_and_unknown_variants(monkeypatch):
+    import pytest
+    import torch
+
+    from dcanalysis import bench
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)
+    bench.optimise(torch.nn.Linear(2, 2), cuda_graphs=True)
+    bench.optimise(torch.nn.Linear(2, 2))
+    assert [kw["options"]["triton.cudagraphs"] for kw in seen] == [True, False]
+    assert all(kw["dynamic"] is False and kw["options"]["conv_1x1_as_mm"] for kw in seen)
+    with pytest.raises(ValueError, match="compiled\\+graphs"):
+        bench.bench_model("m", torch.nn.Linear(2, 2), lambda b: {"input": torch.zeros(b, 2)}, batch=1,
+                          device=torch.device("cpu"), dtype=torch.float32, ref_tflops=1.0, compile_model=False,
+                          variants=("eager", "fast"))
