@@ -90,8 +90,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def run_record(source: Path, profile: str, params: dict, seconds: float) -> dict:
-    """Provenance of one executed chapter, written beside it as ``<chapter>.run.json``."""
+def run_record(source: Path, profile: str, params: dict, seconds: float, library: str) -> dict:
+    """Provenance of one executed chapter, written beside it as ``<chapter>.run.json`` (``library``: the
+    ``library_digest`` the run was keyed on)."""
     import torch
 
     return {
@@ -100,7 +101,7 @@ def run_record(source: Path, profile: str, params: dict, seconds: float) -> dict
         "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
         "torch": torch.__version__, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(seconds, 1), "commit": git_commit(),
-        "code_digest": code_digest(nbformat.read(source, 4)), "library_digest": library_digest(),
+        "code_digest": code_digest(nbformat.read(source, 4)), "library_digest": library,
     }
 
 
@@ -123,7 +124,7 @@ def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: 
         start = time.perf_counter()
         pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(out), progress_bar=False,
                             kernel_name="python3")
-        record = run_record(src, profile, params, time.perf_counter() - start)
+        record = run_record(src, profile, params, time.perf_counter() - start, lib)
         (out / f"{src.stem}.run.json").write_text(json.dumps(record, indent=1))
         stamp.write_text(key)
     return out
@@ -139,9 +140,9 @@ def with_current_text(source, executed):
     injected = [c for c in executed.cells if is_injected(c)]
     merged = copy.deepcopy(source)
     cells = []
-    for c in source.cells:
+    for c in merged.cells:
         if c.cell_type != "code":
-            cells.append(copy.deepcopy(c))
+            cells.append(c)
             continue
         cells.append(copy.deepcopy(next(ran)))
         if "parameters" in c.metadata.get("tags", []):
@@ -172,8 +173,9 @@ def choose_page(source: Path, executed_dir: Path, committed_dir: Path | None = G
         nb_path, rec_path = committed_dir / source.name, committed_dir / f"{source.stem}.run.json"
         if nb_path.is_file() and rec_path.is_file():
             record = json.loads(rec_path.read_text())
-            merged = with_current_text(src, nbformat.read(nb_path, 4))
-            if merged is not None and record["parameters"] == chapter_parameters(source.stem, "full"):
+            merged = (with_current_text(src, nbformat.read(nb_path, 4))
+                      if record["parameters"] == chapter_parameters(source.stem, "full") else None)
+            if merged is not None:
                 return merged, record, True
             print(f"{source.stem}: its code or full-profile parameters changed since the committed GPU run; "
                   "showing this machine's execution")

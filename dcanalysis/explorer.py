@@ -11,33 +11,32 @@ from typing import Sequence
 
 import torch
 
-from .adapters.base import conditioning_to, index_conditioning
-from .classifier import noisy_sample
+from .adapters.base import conditioning_to
+from .classifier import evaluate_triples, noisy_sample
 from .errors import l2
 from .noise import derive_generator
 
 
 def error_curves(adapter, x0: torch.Tensor, conditions: Sequence, timesteps: torch.Tensor, eps: torch.Tensor, *,
-                 error=l2) -> torch.Tensor:
+                 error: str = "l2") -> torch.Tensor:
     """Paper Fig. 2: each condition's eps-prediction error at every timestep, for fixed noise draws.
 
     x0 (*sample_shape) in the diffusion space, timesteps (T,) 0-based, eps (E, *sample_shape). Returns (K, E, T)
-    float32 on the CPU for K conditions: ``error(eps_theta(x_t, t, c), eps)`` with
-    ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` the same for every condition (the paired design).
-    One network call per (noise draw, condition) covers all T timesteps.
+    float32 on the CPU for K conditions: the ``error`` kernel (name as in ``ClassifierConfig``) of
+    eps_theta(x_t, t, c) against eps, with ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps`` the same for every
+    condition (the paired design). The classifier's own ``evaluate_triples`` does the work, over a one-image plan
+    of E x T trials; one network call per (noise draw, condition) covers all T timesteps.
     """
     ts = torch.as_tensor(timesteps, dtype=torch.long).cpu()
+    n_eps, n_t, k = len(eps), len(ts), len(conditions)
+    plan_t = ts.repeat(n_eps)[None]                      # trial e * T + i: timestep i ...
+    plan_eps = eps.repeat_interleave(n_t, dim=0)[None]   # ... with noise draw e
+    trial = torch.arange(n_eps * n_t).repeat(k)
+    cand = torch.arange(k).repeat_interleave(n_eps * n_t)
     cond = conditioning_to(adapter.embed(list(conditions)), adapter.device)
-    out = torch.zeros(len(conditions), len(eps), len(ts))
-    with torch.no_grad():
-        for e in range(len(eps)):
-            target = eps[e].expand(len(ts), *x0.shape)
-            x_t = noisy_sample(x0, target, adapter.alphas_cumprod[ts]).to(adapter.device)
-            for k in range(len(conditions)):
-                rows = torch.full((len(ts),), k, dtype=torch.long, device=adapter.device)
-                pred = adapter.predict_noise(x_t, ts.to(adapter.device), index_conditioning(cond, rows)).float().cpu()
-                out[k, e] = error(pred, target)
-    return out
+    errors = evaluate_triples(adapter, x0[None].to(adapter.device), cond, plan_t, plan_eps,
+                              torch.zeros_like(trial), trial, cand, error=error, batch_size=n_t)
+    return errors.view(k, n_eps, n_t).float()
 
 
 def denoising_example(adapter, x0: torch.Tensor, t: int, conditions: Sequence, *, seed: int = 0) -> dict:

@@ -257,17 +257,18 @@ def load_replicates(committed: Path = COMMITTED_RUN, replicates: Path = REPLICAT
         manifest = json.loads((run / "manifest.json").read_text())["settings"]
         return {k: v for k, v in manifest.items() if k != "model"}
 
-    for run in [committed, *sorted(replicates.glob("seed*"))]:
+    runs = {0: committed, **{int(r.name.removeprefix("seed")): r for r in replicates.glob("seed*")}}
+    for run in runs.values():
         if not (run / "summary.json").is_file():
             raise FileNotFoundError(f"{run} has no summary.json: evaluate it with `python -m dcanalysis.lab.scene_eval "
                                     f"--out {run} ...` (the command in data/jobs/train_evaluate_scenes.sh).")
     reference = settings(committed)
-    out = {0: json.loads((committed / "summary.json").read_text())}
-    for run in sorted(replicates.glob("seed*")):
+    out = {}
+    for seed, run in sorted(runs.items()):
         if settings(run) != reference:
             raise ValueError(f"{run} was evaluated with {settings(run)}, the shipped run with {reference}: rerun its "
                              "evaluation with the shipped run's settings before combining them.")
-        out[int(run.name.removeprefix("seed"))] = json.loads((run / "summary.json").read_text())
+        out[seed] = json.loads((run / "summary.json").read_text())
     return out
 
 
