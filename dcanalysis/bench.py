@@ -16,6 +16,7 @@ optimised loop could still gain from batch and launch overhead, against the same
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import tempfile
@@ -77,22 +78,54 @@ def clip_text_encoder(tiny: bool):
                                         num_attention_heads=16, max_position_embeddings=77, hidden_act="gelu"))
 
 
-VARIANTS = ("eager", "compiled", "compiled+graphs")
+# name -> how the model runs: torch.compile or not, and the options of ``optimise``. "compiled" is the default
+# engine; the others each take one of its choices back, so a probe can tell what each choice is worth.
+VARIANTS = {
+    "eager": dict(compile=False, fuse_qkv=False),
+    "eager, fused qkv": dict(compile=False, fuse_qkv=True),
+    "compiled": dict(compile=True),
+    "compiled+graphs": dict(compile=True, cuda_graphs=True),
+    "compiled, 1x1 as conv": dict(compile=True, conv_1x1_as_mm=False),
+    "compiled, unfused qkv": dict(compile=True, fuse_qkv=False),
+}
 
 
-def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False):
+def set_fused_qkv(model, fused: bool) -> None:
+    """Fuse (or unfuse) each attention's projections into one matmul, where the model supports it (diffusers)."""
+    procs = getattr(model, "attn_processors", None) if hasattr(model, "fuse_qkv_projections") else None
+    if not procs:
+        return
+    now = all("Fused" in type(p).__name__ for p in procs.values())
+    if fused and not now:
+        model.fuse_qkv_projections()
+    elif not fused and now:
+        model.unfuse_qkv_projections()
+
+
+def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True):
     """torch.compile for one static shape, with the projections of each attention fused into one matmul.
 
     ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
-    of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run. 1x1
-    convolutions become matmuls (inductor's ``conv_1x1_as_mm``), which can then fuse with their neighbours.
-    ``cuda_graphs`` replays each compiled graph as one CUDA graph (what ``mode="reduce-overhead"`` does; as an
-    option here because a mode and options cannot be given together): it removes kernel-launch gaps.
+    of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run.
+    ``conv_1x1_as_mm``: 1x1 convolutions become matmuls (inductor's option), which can then fuse with their
+    neighbours. ``cuda_graphs`` replays each compiled graph as one CUDA graph (what ``mode="reduce-overhead"``
+    does; as an option here because a mode and options cannot be given together): it removes kernel-launch gaps.
     """
-    if fuse_qkv and hasattr(model, "fuse_qkv_projections"):
-        model.fuse_qkv_projections()
+    set_fused_qkv(model, fuse_qkv)
     # per compile, not inductor's process-wide config: other compiles in the process stay as they were
-    return torch.compile(model, dynamic=False, options={"conv_1x1_as_mm": True, "triton.cudagraphs": cuda_graphs})
+    return torch.compile(model, dynamic=False,
+                         options={"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs})
+
+
+def run_variant(model, variant: str):
+    """The callable that runs ``model`` as ``VARIANTS[variant]`` says."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; choose from {list(VARIANTS)}.")
+    opts = dict(VARIANTS[variant])
+    if not opts.pop("compile"):
+        set_fused_qkv(model, opts["fuse_qkv"])
+        return model
+    return optimise(model, **opts)
 
 
 def sync(device):
@@ -100,22 +133,30 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def time_calls(fn, *, device, warmup: int = 2, iters: int = 5) -> float:
-    """Seconds per call, after warm-up (which includes compilation for compiled modules)."""
+def time_calls(fn, *, device, warmup: int = 2, iters: int = 5, min_seconds: float = 0.0) -> float:
+    """Seconds per call, after warm-up (which includes compilation for compiled modules).
+
+    Rounds of ``iters`` calls until ``min_seconds`` have passed (one round when 0): a GPU kept busy for seconds runs at
+    the clock its power limit allows, which a burst of a few milliseconds does not show.
+    """
     for _ in range(warmup):
         fn()
     sync(device)
-    start = time.perf_counter()
-    for _ in range(iters):
-        fn()
-    sync(device)
-    return (time.perf_counter() - start) / iters
+    start, n = time.perf_counter(), 0
+    while True:
+        for _ in range(iters):  # in rounds of ``iters`` calls, so the check below leaves no gap between calls
+            fn()
+        n += iters
+        sync(device)  # the host runs ahead of the GPU: read the clock once the work is done
+        if time.perf_counter() - start >= min_seconds:
+            return (time.perf_counter() - start) / n
 
 
-def matmul_tflops(device, dtype, n: int) -> float:
+def matmul_tflops(device, dtype, n: int, min_seconds: float = 0.0) -> float:
+    """TFLOP/s of an n x n x n matrix product, back to back for at least ``min_seconds`` (0: ten products)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    s = time_calls(lambda: a @ b, device=device, warmup=3, iters=10)
+    s = time_calls(lambda: a @ b, device=device, warmup=3, iters=10, min_seconds=min_seconds)
     return 2 * n**3 / s / 1e12
 
 
@@ -128,40 +169,64 @@ def flops_per_call(fn) -> float:
 
 
 def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, compile_model: bool,
-                variants: tuple[str, ...] = VARIANTS[:2]) -> list[dict]:
-    """One row per variant (names from ``VARIANTS``; compiled ones only when ``compile_model``) at one batch."""
+                variants: tuple[str, ...] = ("eager", "compiled"), attention: str | None = None,
+                profile: bool = False, seconds: float = 0.0) -> list[dict]:
+    """One row per variant (names from ``VARIANTS``; compiled ones only when ``compile_model``) at one batch.
+
+    ``attention``: restrict SDPA to one backend (``gpu_profile.ATTENTION_BACKENDS``) while compiling and timing.
+    ``profile``: add each variant's time per kernel group (``gpu_profile.breakdown``) to its row.
+    ``seconds``: time each variant for at least this long (see ``time_calls``).
+    """
+    from . import gpu_profile
+
     unknown = set(variants) - set(VARIANTS)
     if unknown:
-        raise ValueError(f"unknown variants {sorted(unknown)}; choose from {VARIANTS}.")
+        raise ValueError(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}.")
     model = model.to(device=device, dtype=dtype).eval()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last) if "unet" in name else model
-    with torch.no_grad():
+    with torch.no_grad(), gpu_profile.attention_context(attention):
         one = make_inputs(1)
         flops = flops_per_call(lambda: model(**one))
+        group_flops = gpu_profile.flops_by_group(lambda: model(**make_inputs(batch))) if profile else None
         rows = []
-        built = {"eager": lambda: model, "compiled": lambda: optimise(model),
-                 "compiled+graphs": lambda: optimise(model, cuda_graphs=True)}
         inputs = make_inputs(batch)
         for variant in variants:
-            if variant != "eager" and not compile_model:
+            compiled = VARIANTS[variant]["compile"]
+            if compiled and not compile_model:
                 continue
-            m = built[variant]()
+            if compiled:
+                torch._dynamo.reset()  # no compiled graph is reused across variants, backends or flags
+            m = run_variant(model, variant)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
             m(**inputs)
             sync(device)
             first_call = time.perf_counter() - t0
-            s = time_calls(lambda m=m: m(**inputs), device=device)
+            started = time.time()
+            s = time_calls(lambda m=m: m(**inputs), device=device, min_seconds=seconds)
             evals = batch / s
             tflops = flops * evals / 1e12
-            rows.append({"model": name, "variant": variant, "batch": batch, "gflop_per_eval": flops / 1e9,
-                         "evals_per_s": evals, "tflops": tflops, "ratio_to_matmul": tflops / ref_tflops,
-                         "first_call_s": first_call,
-                         "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None})
-            print(f"{name:14s} {variant:8s} batch {batch:4d}: {evals:8.1f} evals/s {tflops:7.1f} TFLOP/s "
+            row = {"model": name, "variant": variant, "batch": batch, "gflop_per_eval": flops / 1e9,
+                   "evals_per_s": evals, "tflops": tflops, "ratio_to_matmul": tflops / ref_tflops,
+                   "first_call_s": first_call, "timed_from": started, "timed_to": time.time(),
+                   "attention": attention or "default",
+                   "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                   "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}
+            print(f"{name:14s} {variant:15s} batch {batch:4d} attention {attention or 'default':9s}"
+                  f" cudnn.benchmark {int(torch.backends.cudnn.benchmark)}: {evals:8.1f} evals/s {tflops:7.1f} TFLOP/s "
                   f"({100 * tflops / ref_tflops:5.1f}% of matmul), first call {first_call:.1f} s")
+            if profile and variant != "compiled+graphs":  # the profiler sees one graph launch, not its kernels
+                row.update(gpu_profile.breakdown(lambda m=m: m(**inputs), device=device, ref_tflops=ref_tflops,
+                                                 flops=group_flops))
+                for g in row["groups"]:
+                    rate = f"{g['tflops']:7.1f} TFLOP/s ({100 * g['ratio_to_matmul']:5.1f}%)" if g["tflops"] else ""
+                    print(f"    {g['group']:9s} {1e3 * g['seconds_per_call']:8.2f} ms/call "
+                          f"{100 * g['share_of_time']:5.1f}% of kernel time {g['gflop_per_call']:9.1f} GFLOP {rate}")
+                for k in row["top_kernels"][:8]:
+                    print(f"      {1e3 * k['seconds_per_call']:7.2f} ms {k['group']:9s} {k['kernel'][:110]}")
+            rows.append(row)
     return rows
 
 
@@ -218,6 +283,21 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     return rows
 
 
+def probe_attention(*, tiny, batch, device, dtype, ref) -> list[dict]:
+    """Self-attention of the 512 px SD-2 UNet's three attention levels (64x64, 32x32, 16x16 latents; 64-wide
+    heads) under each SDPA backend, alone."""
+    from .gpu_profile import attention_backends
+
+    shapes = [(2, 2, 16, 8)] if tiny else [(batch, 5, 4096, 64), (batch, 10, 1024, 64), (batch, 20, 256, 64)]
+    rows = []
+    for b, h, n, d in shapes:
+        for r in attention_backends(b, h, n, d, device=device, dtype=dtype, ref_tflops=ref):
+            rows.append(r)
+            rate = f"{r['tflops']:7.1f} TFLOP/s ({100 * r['ratio_to_matmul']:5.1f}% of matmul)" if r["tflops"] else "n/a"
+            print(f"SDPA {r['backend']:9s} {b}x{h}x{n}x{d}: {rate}")
+    return rows
+
+
 def end_to_end_rows(results: dict, paper: dict) -> list[dict]:
     """One row per end-to-end task of a benchmark JSON, each beside the paper's figure for that task (reference
     data from ``data/paper/li2023.json``; none for our own variants such as the shared prefix)."""
@@ -240,23 +320,36 @@ def main(argv=None):
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--fp32", action="store_true", help="float32 instead of bfloat16")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--seconds", type=float, default=2.0,
+                   help="time the reference matmul and every model for at least this long (0: a short burst)")
     p.add_argument("--no-end-to-end", action="store_true")
     p.add_argument("--share-prefix", action="store_true",
                    help="also time the Pets schedule with the condition-independent prefix computed once per trial")
     p.add_argument("--sweep", action="store_true",
                    help="only the 512 px UNet, at each of --batches, eager / compiled / compiled with CUDA graphs")
     p.add_argument("--batches", type=int, nargs="+", default=[64, 128], help="batch sizes of --sweep")
+    p.add_argument("--probe", action="store_true",
+                   help="only the 512 px UNet at --batch: SDPA backends alone, then each of --variants with each of "
+                        "--attention, with its kernel time per group and its longest kernels")
+    p.add_argument("--attention", nargs="+", default=["default"],
+                   help="SDPA backends the probe compares (default: PyTorch's own choice)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                   help="what the probe runs, each profiled")
     a = p.parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float32 if a.fp32 or device.type == "cpu" else torch.bfloat16
     torch.backends.cuda.matmul.allow_tf32 = True
     compile_model = not a.no_compile and device.type == "cuda"
-    ref = matmul_tflops(device, dtype, 256 if a.tiny else 8192)
-    print(f"reference: {ref:.1f} TFLOP/s for a {dtype} matmul on {device}")
+    n = 256 if a.tiny else 8192
+    burst = matmul_tflops(device, dtype, n)
+    ref = matmul_tflops(device, dtype, n, min_seconds=a.seconds)
+    print(f"reference: {ref:.1f} TFLOP/s for a {dtype} {n}^3 matmul on {device} over {a.seconds:g} s "
+          f"({burst:.1f} TFLOP/s over ten products)")
     ctx = lambda b, d: torch.randn(b, 77, d, device=device, dtype=dtype)  # noqa: E731
     tiny = a.tiny
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
                "torch": torch.__version__, "dtype": str(dtype), "tiny": tiny, "matmul_tflops": ref,
+               "matmul_tflops_burst": burst, "seconds_per_measurement": a.seconds,
                "command": "python -m dcanalysis.bench " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
                "note": "random weights: speed only, never accuracy", "models": [], "end_to_end": []}
     import diffusers
@@ -265,6 +358,8 @@ def main(argv=None):
     def save(**extra):
         """Write what is measured so far: a run cut short by a time limit still leaves its numbers."""
         results.update(extra)
+        for r in results["models"]:
+            r["ratio_to_burst_matmul"] = r["tflops"] / burst
         if a.out:
             a.out.parent.mkdir(parents=True, exist_ok=True)
             a.out.write_text(json.dumps(results, indent=1))
@@ -273,13 +368,25 @@ def main(argv=None):
         return lambda b: {"sample": torch.randn(b, 4, size, size, device=device, dtype=dtype),
                           "timestep": torch.full((b,), 500, device=device), "encoder_hidden_states": ctx(b, cd)}
 
+    bench = functools.partial(bench_model, device=device, dtype=dtype, ref_tflops=ref, compile_model=compile_model,
+                              seconds=a.seconds)
+    if a.probe:
+        results["probe"] = True
+        results["attention_kernels"] = probe_attention(tiny=tiny, batch=a.batch, device=device, dtype=dtype, ref=ref)
+        save()
+        torch.backends.cudnn.benchmark = True
+        unet = sd2_base_unet(tiny)
+        for attention in [None if b == "default" else b for b in a.attention]:
+            results["models"] += bench("sd2-unet-512", unet, unet_inputs(unet, 64), batch=a.batch,
+                                       variants=a.variants, attention=attention, profile=True)
+            save()
+        return results
     if a.sweep:
         results["sweep"] = True
         for b in a.batches:  # a fresh model per batch: each compiled graph is specialised to its batch anyway
             unet = sd2_base_unet(tiny)
-            results["models"] += bench_model("sd2-unet-512", unet, unet_inputs(unet, 64), batch=b, device=device,
-                                             dtype=dtype, ref_tflops=ref, compile_model=compile_model,
-                                             variants=VARIANTS)
+            results["models"] += bench("sd2-unet-512", unet, unet_inputs(unet, 64), batch=b,
+                                       variants=("eager", "compiled", "compiled+graphs"))
             del unet
             if device.type == "cuda":
                 torch.cuda.empty_cache()
@@ -287,16 +394,14 @@ def main(argv=None):
         return results
     for px, lat in ((512, 64), (256, 32)):
         unet = sd2_base_unet(tiny)
-        results["models"] += bench_model(f"sd2-unet-{px}", unet, unet_inputs(unet, lat), batch=a.batch, device=device,
-                                         dtype=dtype, ref_tflops=ref, compile_model=compile_model)
+        results["models"] += bench(f"sd2-unet-{px}", unet, unet_inputs(unet, lat), batch=a.batch)
         del unet
         save()
     dit = dit_xl_2(tiny)
     s = dit.config.sample_size
     mk = lambda b: {"hidden_states": torch.randn(b, 4, s, s, device=device, dtype=dtype),  # noqa: E731
                     "timestep": torch.full((b,), 500, device=device), "class_labels": torch.arange(b, device=device) % 1000}
-    results["models"] += bench_model("dit-xl-2-256", dit, mk, batch=4 * a.batch, device=device, dtype=dtype,
-                                     ref_tflops=ref, compile_model=compile_model)
+    results["models"] += bench("dit-xl-2-256", dit, mk, batch=4 * a.batch)
     del dit
     save()
     if not a.no_end_to_end:
@@ -305,6 +410,8 @@ def main(argv=None):
                                            share_prefix=a.share_prefix)
     if device.type == "cuda":
         results["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    # the reference again, after everything: how far the card's sustained rate moved during the run
+    results["matmul_tflops_at_end"] = matmul_tflops(device, dtype, n, min_seconds=a.seconds)
     save()
     return results
 

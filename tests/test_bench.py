@@ -5,13 +5,16 @@ def test_tiny_benchmark_writes_ratios_to_the_same_run_matmul(tmp_path):
     from dcanalysis import bench
 
     out = tmp_path / "bench.json"
-    res = bench.main(["--tiny", "--batch", "2", "--no-end-to-end", "--out", str(out)])
+    res = bench.main(["--tiny", "--batch", "2", "--seconds", "0", "--no-end-to-end", "--out", str(out)])
     saved = json.loads(out.read_text())
-    assert saved["matmul_tflops"] > 0 and saved["note"].startswith("random weights")
+    assert saved["matmul_tflops"] > 0 and saved["matmul_tflops_burst"] > 0 and saved["note"].startswith("random weights")
+    assert saved["matmul_tflops_at_end"] > 0
     names = {r["model"] for r in saved["models"]}
     assert names == {"sd2-unet-512", "sd2-unet-256", "dit-xl-2-256"}
     for r in res["models"]:
         assert abs(r["ratio_to_matmul"] - r["tflops"] / saved["matmul_tflops"]) < 1e-9 and r["gflop_per_eval"] > 0
+        assert abs(r["ratio_to_burst_matmul"] - r["tflops"] / saved["matmul_tflops_burst"]) < 1e-9
+        assert r["timed_to"] >= r["timed_from"]
 
 
 def test_end_to_end_rows_keep_each_task_beside_its_own_reference():
@@ -33,7 +36,7 @@ def test_sweep_times_the_512_unet_at_each_batch(tmp_path):
     from dcanalysis import bench
 
     out = tmp_path / "sweep.json"
-    bench.main(["--tiny", "--sweep", "--batches", "1", "3", "--out", str(out)])
+    bench.main(["--tiny", "--sweep", "--batches", "1", "3", "--seconds", "0", "--out", str(out)])
     saved = json.loads(out.read_text())
     assert saved["sweep"] and saved["end_to_end"] == []
     # on the CPU only the eager variant runs (compiling is for the GPU)
@@ -53,7 +56,59 @@ def test_optimise_options_and_unknown_variants(monkeypatch):
     bench.optimise(torch.nn.Linear(2, 2))
     assert [kw["options"]["triton.cudagraphs"] for kw in seen] == [True, False]
     assert all(kw["dynamic"] is False and kw["options"]["conv_1x1_as_mm"] for kw in seen)
-    with pytest.raises(ValueError, match="compiled\\+graphs"):
+    with pytest.raises(ValueError, match="compiled\\+graphs"):  # the message lists the known variants
         bench.bench_model("m", torch.nn.Linear(2, 2), lambda b: {"input": torch.zeros(b, 2)}, batch=1,
                           device=torch.device("cpu"), dtype=torch.float32, ref_tflops=1.0, compile_model=False,
                           variants=("eager", "fast"))
+
+
+def test_time_calls_keeps_calling_until_the_minimum_time_has_passed():
+    import time
+
+    import torch
+
+    from dcanalysis.bench import time_calls
+
+    calls = []
+    t0 = time.perf_counter()
+    per_call = time_calls(lambda: calls.append(time.sleep(0.002)), device=torch.device("cpu"), warmup=1, iters=2,
+                          min_seconds=0.05)
+    assert time.perf_counter() - t0 >= 0.05 and len(calls) > 3 and (len(calls) - 1) % 2 == 0  # whole rounds
+    assert 0.002 <= per_call < 0.05
+    calls.clear()
+    time_calls(lambda: calls.append(1), device=torch.device("cpu"), warmup=1, iters=2)
+    assert len(calls) == 3
+
+
+def test_variants_name_what_they_change_and_fusing_keeps_the_output():
+    import pytest
+    import torch
+
+    from dcanalysis import bench
+
+    unet = bench.sd2_base_unet(tiny=True).eval()
+    x, t, c = torch.randn(2, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 77, 32)
+    with torch.no_grad():
+        plain = unet(x, t, encoder_hidden_states=c).sample
+        fused = bench.run_variant(unet, "eager, fused qkv")
+        assert all("Fused" in type(p).__name__ for p in unet.attn_processors.values())
+        torch.testing.assert_close(fused(x, t, encoder_hidden_states=c).sample, plain, rtol=1e-4, atol=1e-5)
+        bench.run_variant(unet, "eager")  # unfuses again
+        assert not any("Fused" in type(p).__name__ for p in unet.attn_processors.values())
+    with pytest.raises(ValueError, match="unknown variant 'fast'"):
+        bench.run_variant(unet, "fast")
+
+
+def test_probe_profiles_each_variant(tmp_path):
+    from dcanalysis import bench
+
+    out = tmp_path / "probe.json"
+    bench.main(["--tiny", "--probe", "--batch", "2", "--seconds", "0", "--variants", "eager", "eager, fused qkv",
+                "--out", str(out)])
+    saved = json.loads(out.read_text())
+    assert [r["variant"] for r in saved["models"]] == ["eager", "eager, fused qkv"]
+    for r in saved["models"]:
+        assert [g["group"] for g in r["groups"]] == ["attention", "matrix", "other"]
+        assert abs(sum(g["share_of_time"] for g in r["groups"]) - 1) < 1e-9
+        assert r["top_kernels"] and r["top_kernels"][0]["group"] == "matrix"  # the convolutions dominate
+    assert {row["backend"] for row in saved["attention_kernels"]} == {"flash", "efficient", "cudnn", "math"}

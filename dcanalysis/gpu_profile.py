@@ -1,0 +1,153 @@
+"""Where a forward pass spends its time: kernels grouped into attention, dense matrix work and the rest.
+
+The benchmark says how far a network is from the matmul ceiling; this says why. One profiled call is split into
+
+- ``attention``: the fused scaled-dot-product kernels (flash, memory-efficient, cuDNN);
+- ``matrix``: convolutions and linear layers (cuDNN implicit GEMMs, cuBLAS GEMMs; inductor turns 1x1
+  convolutions into GEMMs, so the two are counted together);
+- ``other``: everything that is not matrix arithmetic: GroupNorm/LayerNorm, SiLU/GELU, softmaxes outside
+  attention, resampling, copies. These are memory-bound, so their time is the first thing the ceiling loses.
+
+FLOPs come from ``torch.utils.flop_counter`` on the same call, so each group's achieved TFLOP/s can be set beside
+the same-run matmul. On the CPU the profiler sees ATen operators instead of kernels; the grouping is the same.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import torch
+
+GROUPS = ("attention", "matrix", "other")
+
+
+def kernel_group(name: str) -> str:
+    """The group of a CUDA kernel or an ATen operator, from its name (kernel names are the library's own)."""
+    n = name.lower().replace("aten.", "aten::")
+    # cuDNN's attention kernels are named ...sdpa..._fprop_...: test attention before convolution
+    if any(k in n for k in ("flash", "fmha", "sdpa", "scaled_dot_product", "attention")):
+        return "attention"
+    if any(k in n for k in ("conv", "fprop", "implicit_gemm", "gemm", "nvjet", "cutlass", "xmma")):
+        return "matrix"
+    if n.startswith("aten::") and n.split("::", 1)[1].split(".")[0] in ("mm", "addmm", "bmm", "baddbmm", "linear", "matmul"):
+        return "matrix"
+    return "other"
+
+
+def flops_by_group(fn: Callable[[], object]) -> dict[str, float]:
+    """FLOPs of one call of ``fn``, per group (``torch.utils.flop_counter`` counts matmuls, convolutions, SDPA)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    out = dict.fromkeys(GROUPS, 0.0)
+    for op, flops in counter.get_flop_counts().get("Global", {}).items():
+        out[kernel_group(str(op))] += float(flops)
+    return out
+
+
+def kernel_times(fn: Callable[[], object], *, device: torch.device, iters: int = 3) -> dict[str, float]:
+    """Seconds per call of ``fn`` in each kernel (CUDA) or ATen operator's own code (CPU), by name.
+
+    ``fn`` should be warmed up (compiled) already; the profile covers ``iters`` calls.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(iters):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+    seconds: dict[str, float] = {}
+    for evt in prof.key_averages():
+        if cuda:
+            if evt.device_type != torch.autograd.DeviceType.CUDA:
+                continue
+            us = evt.self_device_time_total
+        else:
+            if not evt.key.startswith("aten::"):
+                continue
+            us = evt.self_cpu_time_total
+        seconds[evt.key] = seconds.get(evt.key, 0.0) + us / 1e6 / iters
+    return seconds
+
+
+def breakdown(fn: Callable[[], object], *, device: torch.device, ref_tflops: float, iters: int = 3,
+              flops: dict[str, float] | None = None, top: int = 15) -> dict[str, list[dict]]:
+    """Where one call's kernel time goes.
+
+    Returns ``groups``: one row per group (seconds per call, share of the profiled time, GFLOP per call,
+    TFLOP/s, ratio to the matmul); and ``top_kernels``: the ``top`` longest kernels (name, group, seconds per call).
+    ``flops`` (from ``flops_by_group`` on an eager call) lets a compiled ``fn`` be profiled without counting
+    through the compiler.
+    """
+    flops = flops_by_group(fn) if flops is None else flops
+    per_kernel = kernel_times(fn, device=device, iters=iters)
+    seconds = dict.fromkeys(GROUPS, 0.0)
+    for name, s in per_kernel.items():
+        seconds[kernel_group(name)] += s
+    total = sum(seconds.values()) or float("nan")
+    groups = []
+    for g in GROUPS:
+        s, f = seconds[g], flops.get(g, 0.0)
+        tflops = f / s / 1e12 if s > 0 and f > 0 else None
+        groups.append({"group": g, "seconds_per_call": s, "share_of_time": s / total, "gflop_per_call": f / 1e9,
+                       "tflops": tflops, "ratio_to_matmul": tflops / ref_tflops if tflops else None})
+    longest = sorted(per_kernel.items(), key=lambda kv: -kv[1])[:top]
+    return {"groups": groups, "top_kernels": [{"kernel": k, "group": kernel_group(k), "seconds_per_call": s}
+                                              for k, s in longest]}
+
+
+ATTENTION_BACKENDS = ("flash", "efficient", "cudnn", "math")
+
+
+def sdpa_backend(name: str):
+    """``torch.nn.attention.SDPBackend`` for a short name in ``ATTENTION_BACKENDS``."""
+    from torch.nn.attention import SDPBackend
+
+    table = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
+             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
+    if name not in table:
+        raise ValueError(f"unknown attention backend {name!r}; choose from {ATTENTION_BACKENDS}.")
+    return table[name]
+
+
+def attention_context(name: str | None):
+    """A context that restricts ``scaled_dot_product_attention`` to one backend (``None``: PyTorch's choice)."""
+    from contextlib import nullcontext
+
+    from torch.nn.attention import sdpa_kernel
+
+    return nullcontext() if name is None else sdpa_kernel([sdpa_backend(name)])
+
+
+def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, device: torch.device, dtype,
+                       ref_tflops: float, iters: int = 10) -> list[dict]:
+    """TFLOP/s of self-attention at one shape under each SDPA backend (``None`` where it cannot run it).
+
+    FLOPs: 4 B H N^2 d (the two matrix products; the softmax is not counted, as flop_counter does not).
+    """
+    q, k, v = (torch.randn(batch, heads, tokens, head_dim, device=device, dtype=dtype) for _ in range(3))
+    flops = 4 * batch * heads * tokens**2 * head_dim
+    rows = []
+    for name in ATTENTION_BACKENDS:
+        try:
+            with attention_context(name):
+                for _ in range(2):
+                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+            s = (time.perf_counter() - t0) / iters
+            tflops = flops / s / 1e12
+        except RuntimeError:  # this backend does not support the shape, dtype or device
+            tflops = None
+        rows.append({"backend": name, "shape": [batch, heads, tokens, head_dim], "tflops": tflops,
+                     "ratio_to_matmul": tflops / ref_tflops if tflops else None})
+    return rows
