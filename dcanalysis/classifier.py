@@ -176,25 +176,33 @@ def evaluate_triples(
     kernel = get_error_kernel(error)
     device = adapter.device
     abar_all = adapter.alphas_cumprod.to(device)
-    out = torch.empty(trial_idx.numel(), dtype=torch.float64)
+    # Indices and the noise of every (image, trial) pair this call uses go to the device once, up front. A copy
+    # from pageable host memory waits for the GPU's queue to drain, and so does reading a result back: one of
+    # either per batch would leave the GPU idle while the host prepares the next batch.
+    n_trials = timesteps.shape[1]
+    pairs, row_pair = torch.unique(img_idx * n_trials + trial_idx, return_inverse=True)
+    eps_all = noise.flatten(0, 1)[pairs].to(device)
+    t_all = timesteps.flatten()[pairs].to(device)
+    rows, images, cands = row_pair.to(device), img_idx.to(device), cand_idx.to(device)
+    errs = []
     for start in range(0, trial_idx.numel(), batch_size):
-        bi, ti, ci = (idx[start:start + batch_size] for idx in (img_idx, trial_idx, cand_idx))
-        n = ti.numel()
+        r, bi, ci = (v[start:start + batch_size] for v in (rows, images, cands))
+        n = r.numel()
         if static_shapes and n < batch_size:
-            bi, ti, ci = (torch.cat([v, v[:1].expand(batch_size - n)]) for v in (bi, ti, ci))
-        t = timesteps[bi, ti].to(device)
-        eps = noise[bi, ti].to(device)
-        x_t = noisy_sample(x0[bi.to(device)], eps, abar_all[t])
+            r, bi, ci = (torch.cat([v, v[:1].expand(batch_size - n)]) for v in (r, bi, ci))
+        t, eps = t_all[r], eps_all[r]
+        x_t = noisy_sample(x0[bi], eps, abar_all[t])
         with torch.no_grad():
-            pred = adapter.predict_noise(x_t, t, index_conditioning(cond, ci.to(device)))
-        err = kernel(pred, eps)[:n]
-        if not torch.isfinite(err).all():
-            bad = int((~torch.isfinite(err)).nonzero()[0])
-            raise NonFiniteError(
-                f"the network returned NaN/inf at t={int(t[bad])} for candidate #{int(ci[bad])}. Check the model "
-                "weights and dtype (fp16 overflow is common; try dtype=torch.float32 or bfloat16)."
-            )
-        out[start:start + n] = err.double().cpu()
+            pred = adapter.predict_noise(x_t, t, index_conditioning(cond, ci))
+        errs.append(kernel(pred, eps)[:n])
+    out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)
+    if not torch.isfinite(out).all():
+        bad = int((~torch.isfinite(out)).nonzero()[0])
+        raise NonFiniteError(
+            f"the network returned NaN/inf at t={int(timesteps[img_idx[bad], trial_idx[bad]])} for candidate "
+            f"#{int(cand_idx[bad])}. Check the model weights and dtype (fp16 overflow is common; try "
+            "dtype=torch.float32 or bfloat16)."
+        )
     return out
 
 

@@ -83,7 +83,7 @@ def test_bad_candidate_lists(toy_adapter, cands, msg):
 
 def test_nan_from_the_network_is_reported():
     model = ShiftedDenoiser([0.0, float("nan")])
-    with pytest.raises(NonFiniteError, match="candidate #1"):
+    with pytest.raises(NonFiniteError, match=r"at t=\d+ for candidate #1\."):
         DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(4))).classify(torch.zeros(2), [0, 1])
 
 

@@ -30,6 +30,7 @@ class StableDiffusionAdapter(LatentImages):
         self.tokenizer = tokenizer
         self.scheduler = scheduler
         self.alphas_cumprod = scheduler.alphas_cumprod.float().cpu()
+        self._abar_on_device = self.alphas_cumprod.to(device)  # a host copy per call would stall the GPU queue
         self.prediction_type = scheduler.config.prediction_type
         self.device = torch.device(device)
         self.dtype = dtype
@@ -69,4 +70,4 @@ class StableDiffusionAdapter(LatentImages):
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         with sharing_context(self.prefix, x_t, t):
             out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()
-        return eps_from_prediction(out, x_t.float(), self.alphas_cumprod.to(t.device)[t], self.prediction_type)
+        return eps_from_prediction(out, x_t.float(), self._abar_on_device.to(t.device)[t], self.prediction_type)
