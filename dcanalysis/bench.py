@@ -313,6 +313,18 @@ def end_to_end_rows(results: dict, paper: dict) -> list[dict]:
     return rows
 
 
+def floor_rows(results: dict, model: str = "sd2-unet-512", evaluations: int = 2050) -> list[dict]:
+    """Seconds per image that ``evaluations`` network calls of ``model`` cannot beat on the benchmarked GPU: at
+    the burst and the sustained matmul rate, at 75 % of each, and at the rate the compiled model reached."""
+    gflop = next(r["gflop_per_eval"] for r in results["models"] if r["model"] == model)
+    compiled = max(r["tflops"] for r in results["models"] if r["model"] == model)
+    rates = [("matmul, burst", results["matmul_tflops_burst"]), ("matmul, sustained", results["matmul_tflops"]),
+             ("75 % of burst matmul", 0.75 * results["matmul_tflops_burst"]),
+             ("75 % of sustained matmul", 0.75 * results["matmul_tflops"]), (f"{model}, fastest variant", compiled)]
+    return [{"rate": name, "TFLOP/s": round(t, 1), "seconds per image": round(evaluations * gflop / 1e3 / t, 2)}
+            for name, t in rates]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="Benchmark the Diffusion Classifier evaluation loop.")
     p.add_argument("--out", type=Path, default=None, help="JSON file to write (e.g. data/results/bench_h100.json)")
@@ -341,15 +353,23 @@ def main(argv=None):
     torch.backends.cuda.matmul.allow_tf32 = True
     compile_model = not a.no_compile and device.type == "cuda"
     n = 256 if a.tiny else 8192
-    burst = matmul_tflops(device, dtype, n)
-    ref = matmul_tflops(device, dtype, n, min_seconds=a.seconds)
+    windows = {}  # Unix-time spans of the reference runs, to line up with a GPU clock log
+
+    def timed_matmul(label, min_seconds):
+        t0 = time.time()
+        rate = matmul_tflops(device, dtype, n, min_seconds=min_seconds)
+        windows[label] = [t0, time.time()]
+        return rate
+
+    burst = timed_matmul("burst", 0.0)
+    ref = timed_matmul("sustained", a.seconds)
     print(f"reference: {ref:.1f} TFLOP/s for a {dtype} {n}^3 matmul on {device} over {a.seconds:g} s "
           f"({burst:.1f} TFLOP/s over ten products)")
     ctx = lambda b, d: torch.randn(b, 77, d, device=device, dtype=dtype)  # noqa: E731
     tiny = a.tiny
     results = {"device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
                "torch": torch.__version__, "dtype": str(dtype), "tiny": tiny, "matmul_tflops": ref,
-               "matmul_tflops_burst": burst, "seconds_per_measurement": a.seconds,
+               "matmul_tflops_burst": burst, "seconds_per_measurement": a.seconds, "matmul_windows": windows,
                "command": "python -m dcanalysis.bench " + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
                "note": "random weights: speed only, never accuracy", "models": [], "end_to_end": []}
     import diffusers
@@ -411,7 +431,7 @@ def main(argv=None):
     if device.type == "cuda":
         results["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # the reference again, after everything: how far the card's sustained rate moved during the run
-    results["matmul_tflops_at_end"] = matmul_tflops(device, dtype, n, min_seconds=a.seconds)
+    results["matmul_tflops_at_end"] = timed_matmul("at_end", a.seconds)
     save()
     return results
 

@@ -151,3 +151,38 @@ def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, de
         rows.append({"backend": name, "shape": [batch, heads, tokens, head_dim], "tflops": tflops,
                      "ratio_to_matmul": tflops / ref_tflops if tflops else None})
     return rows
+
+
+def read_clock_log(path) -> "pandas.DataFrame":  # noqa: F821
+    """An ``nvidia-smi --query-gpu=timestamp,clocks.sm,...,power.draw,... --format=csv`` log as a table.
+
+    Columns: ``time`` (Unix seconds, comparable with ``time.time()`` on that machine), ``sm_mhz``,
+    ``power_w`` and ``throttle`` (the active clock-event reasons bit mask: 0x4 is the software power cap).
+    """
+    import pandas as pd
+
+    raw = pd.read_csv(path, skipinitialspace=True)
+    raw.columns = [c.strip() for c in raw.columns]
+    out = pd.DataFrame({
+        # nvidia-smi writes the machine's local time; the GPU machines keep UTC, as Unix time does
+        "time": (pd.to_datetime(raw["timestamp"], format="%Y/%m/%d %H:%M:%S.%f") - pd.Timestamp(0)).dt.total_seconds(),
+        "sm_mhz": raw["clocks.current.sm [MHz]"].str.split().str[0].astype(float),
+        "power_w": raw["power.draw [W]"].str.split().str[0].astype(float),
+    })
+    reasons = [c for c in raw.columns if c.startswith("clocks_event_reasons") or c.startswith("clocks_throttle")]
+    if reasons:
+        out["throttle"] = raw[reasons[0]].map(lambda s: int(str(s), 16))
+    return out
+
+
+def clocks_during(log, rows: list[dict]) -> list[dict]:
+    """Median SM clock and power over each benchmark row's ``timed_from``..``timed_to`` window, and the share of
+    samples held back by the power cap (``None`` where the log has no sample in the window)."""
+    out = []
+    for r in rows:
+        w = log[(log.time >= r["timed_from"]) & (log.time <= r["timed_to"])]
+        capped = float(((w.throttle & 0x4) > 0).mean()) if len(w) and "throttle" in w else None
+        out.append({"model": r["model"], "variant": r["variant"], "samples": len(w),
+                    "sm_mhz": float(w.sm_mhz.median()) if len(w) else None,
+                    "power_w": float(w.power_w.median()) if len(w) else None, "power_capped": capped})
+    return out

@@ -180,6 +180,50 @@ def throughput(rows: list[dict]):
     return fig
 
 
+def kernel_time(rows: list[dict]):
+    """Chapter 10: GPU kernel time per evaluation of each profiled variant, split into attention, convolutions
+    and linears ("matrix") and the rest, each labelled with its achieved % of the same-run matmul
+    (rows of a ``bench --probe`` run, which carry ``groups``)."""
+    colours = {"attention": "#4c72b0", "matrix": "#55a868", "other": "#c44e52"}
+    rows = [r for r in rows if r.get("groups")]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(rows) + 1.4))
+    for y, r in enumerate(rows):
+        left = 0.0
+        for g in r["groups"]:
+            ms = 1e3 * g["seconds_per_call"] / r["batch"]
+            ax.barh(y, ms, left=left, color=colours[g["group"]], label=g["group"] if y == 0 else None)
+            if g["ratio_to_matmul"] and ms > 0.12:
+                ax.text(left + ms / 2, y, f"{100 * g['ratio_to_matmul']:.0f}%", ha="center", va="center",
+                        fontsize=8, color="white")
+            left += ms
+    ax.set_yticks(range(len(rows)), [r["variant"] for r in rows])
+    ax.invert_yaxis()
+    ax.set(xlabel="GPU kernel time per evaluation (ms)",
+           title="Where the time goes (bar labels: % of matmul TFLOP/s)")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def clock_trace(log, rows: list[dict], windows: dict | None = None, margin: float = 1.0):
+    """Chapter 10: the GPU's SM clock (blue, MHz) and power draw (red, W) in each timed window of a benchmark run
+    (the reference matmuls, ``windows``, then each row), from ``gpu_profile.read_clock_log``; one panel each,
+    ``margin`` seconds either side, the window itself shaded."""
+    spans = [(f"matmul, {k}", w) for k, w in (windows or {}).items() if w[1] - w[0] > 0.5]
+    spans += [(f"{r['model']}\n{r['variant']}", (r["timed_from"], r["timed_to"])) for r in rows]
+    fig, axes = plt.subplots(1, len(spans), figsize=(1.45 * len(spans) + 1, 3.0), sharey=True, squeeze=False)
+    for ax, (label, (a, b)) in zip(axes[0], spans):
+        w = log[(log.time >= a - margin) & (log.time <= b + margin)]
+        ax.axvspan(0, b - a, color="0.88", zorder=0)
+        ax.plot(w.time - a, w.sm_mhz, color="#4c72b0", lw=1.2)
+        ax.plot(w.time - a, w.power_w * 2, color="#c44e52", lw=1.2)  # W x 2 shares the MHz axis: 700 W -> 1400
+        ax.set_title(label, fontsize=7.5)
+        ax.set_xlabel("s", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].set(ylim=(0, 2100), ylabel="SM clock, MHz (blue)\npower x 2, W (red)")
+    fig.suptitle("Clock and power in each timed window (shaded)", fontsize=10, y=1.03)
+    return fig
+
+
 def denoising_panel(example: dict, condition_names: Sequence[str], *, true_name: str | None = None):
     """Top: x_0, x_t and the true noise. Below, per condition: its denoised estimate of x_0 and its squared
     error map (from ``explorer.denoising_example``); a darker map means the condition explains the noise."""

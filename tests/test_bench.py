@@ -112,3 +112,15 @@ def test_probe_profiles_each_variant(tmp_path):
         assert abs(sum(g["share_of_time"] for g in r["groups"]) - 1) < 1e-9
         assert r["top_kernels"] and r["top_kernels"][0]["group"] == "matrix"  # the convolutions dominate
     assert {row["backend"] for row in saved["attention_kernels"]} == {"flash", "efficient", "cudnn", "math"}
+
+
+def test_floor_rows_divide_the_work_by_each_rate():
+    from dcanalysis.bench import floor_rows
+
+    results = {"matmul_tflops": 600.0, "matmul_tflops_burst": 800.0,
+               "models": [{"model": "sd2-unet-512", "gflop_per_eval": 800.0, "tflops": 300.0},
+                          {"model": "sd2-unet-512", "gflop_per_eval": 800.0, "tflops": 400.0},
+                          {"model": "dit", "gflop_per_eval": 1.0, "tflops": 999.0}]}
+    rows = {r["rate"]: r["seconds per image"] for r in floor_rows(results, evaluations=1000)}
+    assert rows == {"matmul, burst": 1.0, "matmul, sustained": 1.33, "75 % of burst matmul": 1.33,
+                    "75 % of sustained matmul": 1.78, "sd2-unet-512, fastest variant": 2.0}

@@ -49,3 +49,27 @@ def test_attention_backends_report_what_runs_and_what_cannot():
     assert by["math"]["tflops"] > 0 and by["cudnn"]["tflops"] is None  # no cuDNN attention on a CPU
     with pytest.raises(ValueError, match="choose from"):
         gpu_profile.sdpa_backend("fa3")
+
+
+CLOCK_LOG = """timestamp, clocks.current.sm [MHz], clocks.max.sm [MHz], power.draw [W], power.limit [W], temperature.gpu, clocks_event_reasons.active
+2026/11/23 19:40:57.000, 345 MHz, 1980 MHz, 75.30 W, 700.00 W, 41, 0x0000000000000001
+2026/11/23 19:40:58.000, 1980 MHz, 1980 MHz, 300.00 W, 700.00 W, 50, 0x0000000000000000
+2026/11/23 19:40:59.000, 1400 MHz, 1980 MHz, 699.00 W, 700.00 W, 60, 0x0000000000000004
+2026/11/23 19:41:00.000, 1500 MHz, 1980 MHz, 698.00 W, 700.00 W, 61, 0x0000000000000004
+"""
+
+
+def test_clock_log_lines_up_with_benchmark_windows(tmp_path):
+    import datetime
+
+    path = tmp_path / "clocks.csv"
+    path.write_text(CLOCK_LOG)
+    log = gpu_profile.read_clock_log(path)
+    assert list(log.sm_mhz) == [345, 1980, 1400, 1500] and list(log.throttle) == [1, 0, 4, 4]
+    t = datetime.datetime(2026, 11, 23, 19, 40, 58, tzinfo=datetime.timezone.utc).timestamp()
+    assert log.time[1] == pytest.approx(t)
+    rows = [{"model": "m", "variant": "busy", "timed_from": t + 0.5, "timed_to": t + 2.5},
+            {"model": "m", "variant": "before", "timed_from": t - 100, "timed_to": t - 50}]
+    busy, before = gpu_profile.clocks_during(log, rows)
+    assert busy["sm_mhz"] == 1450 and busy["power_capped"] == 1.0 and busy["samples"] == 2
+    assert before["samples"] == 0 and before["sm_mhz"] is None

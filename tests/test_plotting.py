@@ -65,3 +65,23 @@ def test_seed_spread_shows_every_seed_of_every_model():
     rows.append({"model": "C", "metric": "image", "mean": 9.0, "lo": 8.0, "hi": 10.0, "per_seed": {0: 9.0}})
     fig = plotting.seed_spread(rows, ["zero-shot", "image"])  # C only in the second panel: still in the legend
     assert [t.get_text() for t in fig.legends[0].get_texts()] == ["A", "B", "C"]
+
+
+def test_kernel_time_and_clock_trace_draw_every_variant_and_window():
+    import pandas as pd
+
+    groups = lambda a, m, o: [{"group": "attention", "seconds_per_call": a, "ratio_to_matmul": 0.5},  # noqa: E731
+                              {"group": "matrix", "seconds_per_call": m, "ratio_to_matmul": 0.9},
+                              {"group": "other", "seconds_per_call": o, "ratio_to_matmul": None}]
+    rows = [{"variant": "eager", "batch": 2, "groups": groups(0.001, 0.002, 0.004)},
+            {"variant": "compiled", "batch": 2, "groups": groups(0.001, 0.003, 0.0005)},
+            {"variant": "compiled+graphs", "batch": 2}]  # not profiled: left out
+    fig = plotting.kernel_time(rows)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["eager", "compiled"]
+    widths = sorted(round(p.get_width(), 3) for p in ax.patches)
+    assert widths == sorted([0.5, 1.0, 2.0, 0.5, 1.5, 0.25])  # ms per evaluation
+    log = pd.DataFrame({"time": [0.0, 1.0, 2.0, 3.0], "sm_mhz": [1980, 1500, 1400, 1980], "power_w": [100, 700, 700, 100]})
+    fig = plotting.clock_trace(log, [{"model": "m", "variant": "v", "timed_from": 1.0, "timed_to": 2.0}],
+                               {"burst": [0.0, 0.01], "sustained": [0.5, 2.5]})
+    assert [a.get_title() for a in fig.axes] == ["matmul, sustained", "m\nv"]  # the millisecond burst has no panel
