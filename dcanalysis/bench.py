@@ -230,7 +230,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
     return rows
 
 
-def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=False) -> list[dict]:
+def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=False, dit=True) -> list[dict]:
     """Seconds per image from a PIL image, for the Pets schedule (SD) and 1,000 ImageNet classes (DiT)."""
     from diffusers import DDPMScheduler
 
@@ -264,6 +264,8 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
               f"{r.n_evaluations} evaluations")
         save(rows)
     del sd, clf
+    if not dit:
+        return rows
     dit = DiTAdapter(transformer=dit_xl_2(tiny), vae=sd_vae(tiny), scheduler=DDPMScheduler(), device=device, dtype=dtype)
     if compile_model:
         dit.transformer = optimise(dit.transformer)
@@ -335,6 +337,7 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=2.0,
                    help="time the reference matmul and every model for at least this long (0: a short burst)")
     p.add_argument("--no-end-to-end", action="store_true")
+    p.add_argument("--pets-only", action="store_true", help="only the end-to-end Pets schedule (no model rows, no DiT)")
     p.add_argument("--share-prefix", action="store_true",
                    help="also time the Pets schedule with the condition-independent prefix computed once per trial")
     p.add_argument("--sweep", action="store_true",
@@ -412,22 +415,23 @@ def main(argv=None):
                 torch.cuda.empty_cache()
             save()
         return results
-    for px, lat in ((512, 64), (256, 32)):
+    for px, lat in ((512, 64), (256, 32)) if not a.pets_only else ():
         unet = sd2_base_unet(tiny)
         results["models"] += bench(f"sd2-unet-{px}", unet, unet_inputs(unet, lat), batch=a.batch)
         del unet
         save()
-    dit = dit_xl_2(tiny)
-    s = dit.config.sample_size
+    dit = dit_xl_2(tiny) if not a.pets_only else None
+    s = dit.config.sample_size if dit is not None else 0
     mk = lambda b: {"hidden_states": torch.randn(b, 4, s, s, device=device, dtype=dtype),  # noqa: E731
                     "timestep": torch.full((b,), 500, device=device), "class_labels": torch.arange(b, device=device) % 1000}
-    results["models"] += bench("dit-xl-2-256", dit, mk, batch=4 * a.batch)
+    if dit is not None:
+        results["models"] += bench("dit-xl-2-256", dit, mk, batch=4 * a.batch)
     del dit
     save()
     if not a.no_end_to_end:
         results["end_to_end"] = end_to_end(tiny=tiny, device=device, dtype=dtype, compile_model=compile_model,
                                            batch=a.batch, save=lambda rows: save(end_to_end=rows),
-                                           share_prefix=a.share_prefix)
+                                           share_prefix=a.share_prefix, dit=not a.pets_only)
     if device.type == "cuda":
         results["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # the reference again, after everything: how far the card's sustained rate moved during the run

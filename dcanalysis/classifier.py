@@ -11,6 +11,7 @@ per candidate.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence, Union
 
@@ -21,6 +22,7 @@ from .errors import get_error_kernel
 from .images import ImageSource
 from .noise import NoisePlan, make_noise_plan
 from .posterior import posterior
+from .prefix_sharing import runs_of_equal_ids
 from .schedules import Schedule
 from .sequential import SequentialTest, confidently_worse
 from .timesteps import get_strategy
@@ -151,6 +153,13 @@ def noisy_sample(x0: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor) -> tor
     return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
 
 
+def to_device_async(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Copy a small host tensor to ``device`` without waiting for the GPU's queue (through pinned memory)."""
+    if device.type != "cuda":
+        return x.to(device)
+    return x.pin_memory().to(device, non_blocking=True)
+
+
 def evaluate_triples(
     adapter: DiffusionAdapter,
     x0: torch.Tensor,
@@ -184,15 +193,20 @@ def evaluate_triples(
     eps_all = noise.flatten(0, 1)[pairs].to(device)
     t_all = timesteps.flatten()[pairs].to(device)
     rows, images, cands = row_pair.to(device), img_idx.to(device), cand_idx.to(device)
+    prefix = getattr(adapter, "prefix", None)  # a PrefixSharing: tell it which rows are copies (one pair id)
     errs = []
     for start in range(0, trial_idx.numel(), batch_size):
         r, bi, ci = (v[start:start + batch_size] for v in (rows, images, cands))
         n = r.numel()
-        if static_shapes and n < batch_size:
-            r, bi, ci = (torch.cat([v, v[:1].expand(batch_size - n)]) for v in (r, bi, ci))
+        pad = lambda v: torch.cat([v, v[:1].expand(batch_size - n)]) if static_shapes and n < batch_size else v  # noqa: E731
+        r, bi, ci = pad(r), pad(bi), pad(ci)
         t, eps = t_all[r], eps_all[r]
         x_t = noisy_sample(x0[bi], eps, abar_all[t])
-        with torch.no_grad():
+        runs = nullcontext()
+        if prefix is not None:
+            starts, index = runs_of_equal_ids(pad(row_pair[start:start + batch_size]))
+            runs = prefix.known_runs(to_device_async(starts, device), to_device_async(index, device))
+        with runs, torch.no_grad():
             pred = adapter.predict_noise(x_t, t, index_conditioning(cond, ci))
         errs.append(kernel(pred, eps)[:n])
     out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)

@@ -38,6 +38,14 @@ def runs_of_identical_rows(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Te
     return new.nonzero().squeeze(1), index
 
 
+def runs_of_equal_ids(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``runs_of_identical_rows`` for rows named by an id (the classifier's (image, trial) pair), on the host:
+    (starts (G,), index (B,)). Rows with one id hold one (x_t, t), so no tensor needs comparing or reading back."""
+    new = torch.ones(ids.numel(), dtype=torch.bool)
+    new[1:] = ids[1:] != ids[:-1]
+    return new.nonzero().squeeze(1), torch.cumsum(new.long(), 0) - 1
+
+
 def condition_independent_modules(unet) -> list[torch.nn.Module]:
     """The modules of a ``UNet2DConditionModel`` that run before anything reads the condition, in order."""
     mods = [unet.conv_in]
@@ -76,6 +84,7 @@ class PrefixSharing:
 
     def __post_init__(self):
         self._groups = _Groups()
+        self._known: tuple[torch.Tensor, torch.Tensor] | None = None
         self.modules = condition_independent_modules(self.unet)
         self._handles = []
         for m in self.modules:
@@ -101,9 +110,22 @@ class PrefixSharing:
         return _map(output, lambda y: y.index_select(0, g.index) if y.dim() > 0 and y.shape[0] == n else y)
 
     @contextmanager
+    def known_runs(self, starts: torch.Tensor, index: torch.Tensor):
+        """Within this block, ``share`` takes these runs (on the model's device) instead of comparing rows.
+
+        Finding the runs from the tensors needs their number on the host, a read-back that stalls the GPU's queue
+        once per batch; a caller that knows which rows are copies (``runs_of_equal_ids``) avoids it.
+        """
+        self._known = (starts, index)
+        try:
+            yield
+        finally:
+            self._known = None
+
+    @contextmanager
     def share(self, x_t: torch.Tensor, t: torch.Tensor):
         """Within this block, UNet calls on this batch compute the prefix once per run of identical rows."""
-        starts, index = runs_of_identical_rows(x_t, t)
+        starts, index = self._known if self._known is not None else runs_of_identical_rows(x_t, t)
         if starts.numel() < x_t.shape[0]:
             self._groups = _Groups(x_t.shape[0], starts, index)
         try:

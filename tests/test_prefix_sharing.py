@@ -3,7 +3,8 @@ import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
 from dcanalysis.adapters import StableDiffusionAdapter
-from dcanalysis.prefix_sharing import PrefixSharing, condition_independent_modules, runs_of_identical_rows
+from dcanalysis.prefix_sharing import (PrefixSharing, condition_independent_modules, runs_of_equal_ids,
+                                      runs_of_identical_rows)
 from tiny_models import tiny_sd_components, tiny_text_unet
 
 
@@ -71,6 +72,29 @@ def test_classifier_results_unchanged_with_sharing(tmp_path):
     image = torch.rand(3, 16, 16) * 2 - 1
     prompts = ["a cat", "a dog", "a bird"]
     plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=1)
+    adapter = StableDiffusionAdapter(**comps, share_prefix=True)
+    shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=1)
+    assert adapter.prefix.calls > 0
+    assert torch.allclose(plain.errors, shared.errors, atol=1e-5, equal_nan=True) and plain.ranking == shared.ranking
+
+
+def test_runs_of_equal_ids_match_the_rows_they_name():
+    ids = torch.tensor([7, 7, 7, 3, 3, 7])  # the last 7 is a padding row: a run of its own
+    starts, index = runs_of_equal_ids(ids)
+    assert starts.tolist() == [0, 3, 5] and index.tolist() == [0, 0, 0, 1, 1, 2]
+    x = torch.tensor([[1.0], [1.0], [1.0], [2.0], [2.0], [1.0]])
+    assert [v.tolist() for v in runs_of_identical_rows(x, torch.zeros(6))] == [starts.tolist(), index.tolist()]
+
+
+def test_the_classifier_names_the_runs_so_rows_are_never_compared(tmp_path, monkeypatch):
+    import dcanalysis.prefix_sharing as ps
+
+    comps = tiny_sd_components(tmp_path)
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=5, static_shapes=True)
+    image = torch.rand(3, 16, 16) * 2 - 1
+    prompts = ["a cat", "a dog", "a bird"]
+    plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=1)
+    monkeypatch.setattr(ps, "runs_of_identical_rows", lambda *a: pytest.fail("compared rows on the device"))
     adapter = StableDiffusionAdapter(**comps, share_prefix=True)
     shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=1)
     assert adapter.prefix.calls > 0
