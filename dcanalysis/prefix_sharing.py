@@ -99,7 +99,9 @@ class PrefixSharing:
         if g.starts is None:
             return None
         self.calls += 1
-        pick = lambda x: x.index_select(0, g.starts) if self._rows(x) else x  # noqa: E731
+        # x[idx], not index_select: indexing keeps a channels_last input channels_last, index_select does not, and a
+        # UNet fed NCHW activations runs its convolutions on slower paths
+        pick = lambda x: x[g.starts] if self._rows(x) else x  # noqa: E731
         return _map(args, pick), _map(kwargs, pick)
 
     def _expand(self, module, args, output):
@@ -107,7 +109,7 @@ class PrefixSharing:
         if g.starts is None:
             return None
         n = g.starts.numel()
-        return _map(output, lambda y: y.index_select(0, g.index) if y.dim() > 0 and y.shape[0] == n else y)
+        return _map(output, lambda y: y[g.index] if y.dim() > 0 and y.shape[0] == n else y)
 
     @contextmanager
     def known_runs(self, starts: torch.Tensor, index: torch.Tensor):

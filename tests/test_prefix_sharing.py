@@ -99,3 +99,15 @@ def test_the_classifier_names_the_runs_so_rows_are_never_compared(tmp_path, monk
     shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=1)
     assert adapter.prefix.calls > 0
     assert torch.allclose(plain.errors, shared.errors, atol=1e-5, equal_nan=True) and plain.ranking == shared.ranking
+
+
+def test_shared_prefix_keeps_channels_last_activations(tmp_path):
+    unet = tiny_sd_components(tmp_path)["unet"].eval().to(memory_format=torch.channels_last)
+    x, t, cond = _batch(unet)
+    seen = []
+    unet.down_blocks[0].attentions[0].register_forward_hook(lambda m, a, out: seen.append(a[0]))
+    sharing = PrefixSharing(unet)
+    with torch.no_grad(), sharing.share(x.to(memory_format=torch.channels_last), t):
+        unet(x.to(memory_format=torch.channels_last), t, encoder_hidden_states=cond)
+    assert sharing.calls > 0 and seen[0].shape[0] == x.shape[0]
+    assert seen[0].is_contiguous(memory_format=torch.channels_last)  # the expanded ResNet output, as the plain one
