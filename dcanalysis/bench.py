@@ -12,6 +12,14 @@ trained ones, and no accuracy is measured here. ``--tiny`` runs the same code on
 
 times only the 512 px UNet, at each batch size, eager, compiled, and compiled with CUDA graphs: what the
 optimised loop could still gain from batch and launch overhead, against the same-run matmul.
+
+    python -m dcanalysis.bench --probe --out data/results/probes/probe.json
+
+profiles the 512 px UNet in each of ``VARIANTS`` (each takes one choice of the compiled engine back) and times
+each SDPA back end alone: where the kernel time goes (``gpu_profile``).
+
+The reference matmul and every model are timed for ``--seconds`` back to back, so both run at the clock the
+GPU holds under its power limit; the matmul's ten-product burst rate is recorded beside it (``ratio_to_burst_matmul``).
 """
 from __future__ import annotations
 
@@ -136,8 +144,8 @@ def sync(device):
 def time_calls(fn, *, device, warmup: int = 2, iters: int = 5, min_seconds: float = 0.0) -> float:
     """Seconds per call, after warm-up (which includes compilation for compiled modules).
 
-    Rounds of ``iters`` calls until ``min_seconds`` have passed (one round when 0): a GPU kept busy for seconds runs at
-    the clock its power limit allows, which a burst of a few milliseconds does not show.
+    Rounds of ``iters`` calls until ``min_seconds`` have passed (one round when 0): a GPU kept busy for seconds
+    runs at the clock its power limit allows, which a burst of a few milliseconds does not show.
     """
     for _ in range(warmup):
         fn()
