@@ -124,3 +124,25 @@ def test_floor_rows_divide_the_work_by_each_rate():
     rows = {r["rate"]: r["seconds per image"] for r in floor_rows(results, evaluations=1000)}
     assert rows == {"matmul, burst": 1.0, "matmul, sustained": 1.33, "75 % of burst matmul": 1.33,
                     "75 % of sustained matmul": 1.78, "sd2-unet-512, fastest variant": 2.0}
+
+
+def test_shared_prefix_variant_equals_the_plain_model_and_cleans_up(monkeypatch):
+    import torch
+
+    from dcanalysis import bench
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # compiling is for the GPU
+    unet = bench.sd2_base_unet(tiny=True).eval()
+    x = torch.randn(2, 4, 8, 8).repeat_interleave(3, 0)
+    inputs = {"sample": x, "timestep": torch.tensor([10, 500]).repeat_interleave(3),
+              "encoder_hidden_states": torch.randn(6, 77, 32)}
+    with torch.no_grad():
+        plain = unet(**inputs).sample
+        shared = bench.run_variant(unet, "compiled, shared prefix")
+        torch.testing.assert_close(shared(**inputs).sample, plain, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(shared(**inputs).sample, plain, rtol=1e-4, atol=1e-5)  # runs kept from the first call
+    assert shared.sharing.calls == 2 * len(shared.sharing.modules)
+    shared.sharing.remove()
+    with torch.no_grad():
+        assert torch.equal(unet(**inputs).sample, unet(**inputs).sample)
+    assert shared.sharing.calls == 2 * len(shared.sharing.modules)  # the hooks are gone
