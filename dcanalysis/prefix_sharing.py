@@ -98,7 +98,8 @@ class PrefixSharing:
         g = self._groups
         if g.starts is None:
             return None
-        self.calls += 1
+        if not torch.compiler.is_compiling():  # a Python int bumped inside a compiled graph recompiles it per call
+            self.calls += 1
         # x[idx], not index_select: indexing keeps a channels_last input channels_last, index_select does not, and a
         # UNet fed NCHW activations runs its convolutions on slower paths
         pick = lambda x: x[g.starts] if self._rows(x) else x  # noqa: E731
