@@ -111,3 +111,28 @@ def test_shared_prefix_keeps_channels_last_activations(tmp_path):
         unet(x.to(memory_format=torch.channels_last), t, encoder_hidden_states=cond)
     assert sharing.calls > 0 and seen[0].shape[0] == x.shape[0]
     assert seen[0].is_contiguous(memory_format=torch.channels_last)  # the expanded ResNet output, as the plain one
+
+
+def test_sharing_under_torch_compile_compiles_once(tmp_path):
+    """The hooks run inside the compiled graph: nothing they touch may force a recompile on every call."""
+    unet = tiny_sd_components(tmp_path)["unet"].eval()
+    x, t, cond = _batch(unet)
+    graphs = []
+
+    def counting_backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    compiled = torch.compile(unet, backend=counting_backend, dynamic=False)
+    sharing = PrefixSharing(unet)
+    starts, index = runs_of_identical_rows(x, t)
+    with torch.no_grad():
+        plain = unet(x, t, encoder_hidden_states=cond).sample
+        for _ in range(3):
+            with sharing.known_runs(starts, index), sharing.share(x, t):
+                out = compiled(x, t, encoder_hidden_states=cond).sample
+    assert len(graphs) == 1
+    torch.testing.assert_close(out, plain, rtol=1e-4, atol=1e-5)
+    sharing.remove()
+    torch._dynamo.reset()
