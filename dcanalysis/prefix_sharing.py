@@ -46,6 +46,15 @@ def runs_of_equal_ids(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return new.nonzero().squeeze(1), torch.cumsum(new.long(), 0) - 1
 
 
+def pad_to_power_of_two(starts: torch.Tensor) -> torch.Tensor:
+    """Repeat the last run start until there are a power of two of them. Under ``torch.compile`` every distinct
+    number of runs is its own graph, and past eight graphs PyTorch stops compiling; a batch of B rows then needs at
+    most log2(B) + 1 graphs. The extra rows are computed and never read (no row's index points at them)."""
+    g = starts.numel()
+    extra = (1 << max(g - 1, 0).bit_length()) - g
+    return torch.cat([starts, starts[-1:].expand(extra)]) if extra else starts
+
+
 def condition_independent_modules(unet) -> list[torch.nn.Module]:
     """The modules of a ``UNet2DConditionModel`` that run before anything reads the condition, in order."""
     mods = [unet.conv_in]
@@ -129,6 +138,7 @@ class PrefixSharing:
     def share(self, x_t: torch.Tensor, t: torch.Tensor):
         """Within this block, UNet calls on this batch compute the prefix once per run of identical rows."""
         starts, index = self._known if self._known is not None else runs_of_identical_rows(x_t, t)
+        starts = pad_to_power_of_two(starts)
         if starts.numel() < x_t.shape[0]:
             self._groups = _Groups(x_t.shape[0], starts, index)
         try:

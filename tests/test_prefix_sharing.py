@@ -136,3 +136,34 @@ def test_sharing_under_torch_compile_compiles_once(tmp_path):
     torch.testing.assert_close(out, plain, rtol=1e-4, atol=1e-5)
     sharing.remove()
     torch._dynamo.reset()
+
+
+def test_pad_to_power_of_two():
+    from dcanalysis.prefix_sharing import pad_to_power_of_two
+
+    assert pad_to_power_of_two(torch.tensor([0, 3, 9])).tolist() == [0, 3, 9, 9]
+    assert pad_to_power_of_two(torch.tensor([0, 5, 6, 7])).tolist() == [0, 5, 6, 7]
+    assert pad_to_power_of_two(torch.tensor([4])).tolist() == [4]
+    assert pad_to_power_of_two(torch.arange(5)).numel() == 8
+
+
+def test_compiled_classifier_sees_few_run_counts(tmp_path, monkeypatch):
+    """Every distinct number of runs is a compiled graph of its own; padding to powers of two keeps them few."""
+    import dcanalysis.prefix_sharing as ps
+
+    comps = tiny_sd_components(tmp_path)
+    sizes, graphs = [], []
+    pad = ps.pad_to_power_of_two  # called by share(), outside the compiled graph: the spy adds no graph break
+    monkeypatch.setattr(ps, "pad_to_power_of_two", lambda starts: sizes.append(pad(starts).numel()) or pad(starts))
+    torch._dynamo.reset()
+    adapter = StableDiffusionAdapter(**comps, share_prefix=True)
+    adapter.unet = torch.compile(adapter.unet, backend=lambda gm, ex: graphs.append(gm) or gm.forward, dynamic=False)
+    # 13 candidates pruned to 7, 4, 2, 1 in batches of 32: runs of 13, 7, 4 and 2 copies, and padded last batches
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((3, 9, 20, 40), (7, 4, 2, 1)), batch_size=32, static_shapes=True)
+    image, prompts = torch.rand(3, 16, 16) * 2 - 1, [f"pet {i}" for i in range(13)]
+    shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=0)
+    torch._dynamo.reset()
+    ref = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=0)
+    assert sizes and all(s & (s - 1) == 0 for s in sizes)  # powers of two only
+    assert len(graphs) == len(set(sizes)) <= 5
+    assert torch.allclose(shared.errors, ref.errors, atol=1e-5, equal_nan=True) and shared.ranking == ref.ranking
