@@ -380,8 +380,9 @@ def main(argv=None):
                         "--attention, with its kernel time per group and its longest kernels")
     p.add_argument("--attention", nargs="+", default=["default"],
                    help="SDPA backends the probe compares (default: PyTorch's own choice)")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS)[:-1], choices=list(VARIANTS),
-                   help="what the probe runs, each profiled")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                   default=[v for v, opts in VARIANTS.items() if not opts.get("share_prefix")],
+                   help="what the probe runs, each profiled (the shared prefix only pays with --runs above 1)")
     p.add_argument("--runs", type=int, default=1,
                    help="probe batches hold runs of this many copies of each noisy sample (37: the Pets first stage)")
     a = p.parse_args(argv)
@@ -458,14 +459,15 @@ def main(argv=None):
         results["models"] += bench(f"sd2-unet-{px}", unet, unet_inputs(unet, lat), batch=a.batch)
         del unet
         save()
-    dit = dit_xl_2(tiny) if not a.pets_only else None
-    s = dit.config.sample_size if dit is not None else 0
-    mk = lambda b: {"hidden_states": torch.randn(b, 4, s, s, device=device, dtype=dtype),  # noqa: E731
-                    "timestep": torch.full((b,), 500, device=device), "class_labels": torch.arange(b, device=device) % 1000}
-    if dit is not None:
+    if not a.pets_only:
+        dit = dit_xl_2(tiny)
+        s = dit.config.sample_size
+        mk = lambda b: {"hidden_states": torch.randn(b, 4, s, s, device=device, dtype=dtype),  # noqa: E731
+                        "timestep": torch.full((b,), 500, device=device),
+                        "class_labels": torch.arange(b, device=device) % 1000}
         results["models"] += bench("dit-xl-2-256", dit, mk, batch=4 * a.batch)
-    del dit
-    save()
+        del dit
+        save()
     if not a.no_end_to_end:
         results["end_to_end"] = end_to_end(tiny=tiny, device=device, dtype=dtype, compile_model=compile_model,
                                            batch=a.batch, save=lambda rows: save(end_to_end=rows),

@@ -13,7 +13,6 @@ the same-run matmul. On the CPU the profiler sees ATen operators instead of kern
 """
 from __future__ import annotations
 
-import time
 from typing import Callable
 
 import torch
@@ -129,22 +128,16 @@ def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, de
 
     FLOPs: 4 B H N^2 d (the two matrix products; the softmax is not counted, as flop_counter does not).
     """
+    from .bench import time_calls
+
     q, k, v = (torch.randn(batch, heads, tokens, head_dim, device=device, dtype=dtype) for _ in range(3))
     flops = 4 * batch * heads * tokens**2 * head_dim
     rows = []
     for name in ATTENTION_BACKENDS:
         try:
             with attention_context(name):
-                for _ in range(2):
-                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                for _ in range(iters):
-                    torch.nn.functional.scaled_dot_product_attention(q, k, v)
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-            s = (time.perf_counter() - t0) / iters
+                s = time_calls(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), device=device,
+                               iters=iters)
             tflops = flops / s / 1e12
         except RuntimeError:  # this backend does not support the shape, dtype or device
             tflops = None

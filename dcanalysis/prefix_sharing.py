@@ -27,15 +27,16 @@ class _Groups:
     index: torch.Tensor | None = None
 
 
+def _runs(new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(starts (G,), index (B,)) from ``new`` (B,) bool: True where a row differs from the one before it."""
+    return new.nonzero().squeeze(1), torch.cumsum(new.long(), 0) - 1
+
+
 def runs_of_identical_rows(x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Group consecutive rows with equal (x_t, t): (starts (G,), index (B,)). Exact comparison: copies are copies."""
-    B = x_t.shape[0]
-    same = torch.zeros(B, dtype=torch.bool, device=x_t.device)
-    if B > 1:
-        same[1:] = (x_t[1:] == x_t[:-1]).flatten(1).all(1) & (t[1:] == t[:-1])
-    new = ~same
-    index = torch.cumsum(new.long(), 0) - 1
-    return new.nonzero().squeeze(1), index
+    new = torch.ones(x_t.shape[0], dtype=torch.bool, device=x_t.device)
+    new[1:] = ~((x_t[1:] == x_t[:-1]).flatten(1).all(1) & (t[1:] == t[:-1]))
+    return _runs(new)
 
 
 def runs_of_equal_ids(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,7 +44,7 @@ def runs_of_equal_ids(ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     (starts (G,), index (B,)). Rows with one id hold one (x_t, t), so no tensor needs comparing or reading back."""
     new = torch.ones(ids.numel(), dtype=torch.bool)
     new[1:] = ids[1:] != ids[:-1]
-    return new.nonzero().squeeze(1), torch.cumsum(new.long(), 0) - 1
+    return _runs(new)
 
 
 def pad_to_power_of_two(starts: torch.Tensor) -> torch.Tensor:
