@@ -96,6 +96,9 @@ VARIANTS = {
     "compiled, 1x1 as conv": dict(compile=True, conv_1x1_as_mm=False),
     "compiled, unfused qkv": dict(compile=True, fuse_qkv=False),
     "compiled, shared prefix": dict(compile=True, share_prefix=True),
+    # options beyond the default engine, each tried alone
+    "compiled, frozen": dict(compile=True, freezing=True),
+    "compiled, tuned pointwise": dict(compile=True, tune_pointwise=True),
 }
 
 
@@ -111,7 +114,8 @@ def set_fused_qkv(model, fused: bool) -> None:
         model.unfuse_qkv_projections()
 
 
-def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True):
+def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True,
+             freezing: bool = False, tune_pointwise: bool = False):
     """torch.compile for one static shape, with the projections of each attention fused into one matmul.
 
     ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
@@ -119,11 +123,16 @@ def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x
     ``conv_1x1_as_mm``: 1x1 convolutions become matmuls (inductor's option), which can then fuse with their
     neighbours. ``cuda_graphs`` replays each compiled graph as one CUDA graph (what ``mode="reduce-overhead"``
     does; as an option here because a mode and options cannot be given together): it removes kernel-launch gaps.
+    ``freezing`` treats the weights as constants (inference only, under ``torch.no_grad``): inductor may fold and
+    re-lay them out once instead of per call. ``tune_pointwise`` lets inductor search the launch configuration of
+    its own generated kernels (coordinate descent; the norms and activations, not the cuDNN/cuBLAS calls, which
+    only ``max-autotune`` would search, at a compile cost too long for the GPU machine's command limit).
     """
     set_fused_qkv(model, fuse_qkv)
     # per compile, not inductor's process-wide config: other compiles in the process stay as they were
     return torch.compile(model, dynamic=False,
-                         options={"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs})
+                         options={"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs,
+                                  "freezing": freezing, "coordinate_descent_tuning": tune_pointwise})
 
 
 def run_variant(model, variant: str):
@@ -156,6 +165,11 @@ def with_shared_prefix(model, fn):
 
     call.sharing = sharing
     return call
+
+
+def output_tensor(out) -> torch.Tensor:
+    """The tensor a diffusers model returns (``.sample``), or ``out`` itself."""
+    return out.sample if hasattr(out, "sample") else out
 
 
 def sync(device):
@@ -221,6 +235,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
         group_flops = gpu_profile.flops_by_group(lambda: model(**make_inputs(batch))) if profile else None
         rows = []
         inputs = make_inputs(batch)
+        reference = output_tensor(model(**inputs)).float()  # eager, as the model came: what every variant must equal
         for variant in variants:
             compiled = VARIANTS[variant]["compile"]
             if compiled and not compile_model:
@@ -234,19 +249,21 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
             m(**inputs)
             sync(device)
             first_call = time.perf_counter() - t0
+            rel_err = float((output_tensor(m(**inputs)).float() - reference).norm() / reference.norm())
             started = time.time()
             s = time_calls(lambda m=m: m(**inputs), device=device, min_seconds=seconds)
             evals = batch / s
             tflops = flops * evals / 1e12
             row = {"model": name, "variant": variant, "batch": batch, "gflop_per_eval": flops / 1e9,
                    "evals_per_s": evals, "tflops": tflops, "ratio_to_matmul": tflops / ref_tflops,
-                   "first_call_s": first_call, "timed_from": started, "timed_to": time.time(),
+                   "first_call_s": first_call, "rel_err_vs_eager": rel_err, "timed_from": started, "timed_to": time.time(),
                    "attention": attention or "default",
                    "cudnn_benchmark": torch.backends.cudnn.benchmark,
                    "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}
             print(f"{name:14s} {variant:15s} batch {batch:4d} attention {attention or 'default':9s}"
                   f" cudnn.benchmark {int(torch.backends.cudnn.benchmark)}: {evals:8.1f} evals/s {tflops:7.1f} TFLOP/s "
-                  f"({100 * tflops / ref_tflops:5.1f}% of matmul), first call {first_call:.1f} s")
+                  f"({100 * tflops / ref_tflops:5.1f}% of matmul), first call {first_call:.1f} s, "
+                  f"|out - eager| / |eager| {rel_err:.1e}")
             if profile and variant != "compiled+graphs":  # the profiler sees one graph launch, not its kernels
                 row.update(gpu_profile.breakdown(lambda m=m: m(**inputs), device=device, ref_tflops=ref_tflops,
                                                  flops=group_flops))

@@ -169,13 +169,29 @@ def read_clock_log(path) -> "pandas.DataFrame":  # noqa: F821
 
 
 def clocks_during(log, rows: list[dict]) -> list[dict]:
-    """Median SM clock and power over each benchmark row's ``timed_from``..``timed_to`` window, and the share of
-    samples held back by the power cap (``None`` where the log has no sample in the window)."""
+    """Median SM clock and power over each benchmark row's ``timed_from``..``timed_to`` window, the share of
+    samples held back by the power cap, and the energy the work took at that power (``None`` where the log has no
+    sample in the window): ``joules_per_eval`` (rows with ``evals_per_s``) and ``pj_per_flop`` (rows with
+    ``tflops``; W per TFLOP/s is pJ per FLOP). Under a power cap, time is energy over the cap: the work that
+    needs fewer joules runs faster.
+
+    ``reference_rows`` turns a benchmark's matmul windows into rows of the same form."""
     out = []
     for r in rows:
         w = log[(log.time >= r["timed_from"]) & (log.time <= r["timed_to"])]
         capped = float(((w.throttle & 0x4) > 0).mean()) if len(w) and "throttle" in w else None
+        power = float(w.power_w.median()) if len(w) else None
         out.append({"model": r["model"], "variant": r["variant"], "samples": len(w),
-                    "sm_mhz": float(w.sm_mhz.median()) if len(w) else None,
-                    "power_w": float(w.power_w.median()) if len(w) else None, "power_capped": capped})
+                    "sm_mhz": float(w.sm_mhz.median()) if len(w) else None, "power_w": power, "power_capped": capped,
+                    "joules_per_eval": power / r["evals_per_s"] if power and r.get("evals_per_s") else None,
+                    "pj_per_flop": power / r["tflops"] if power and r.get("tflops") else None})
     return out
+
+
+def reference_rows(results: dict) -> list[dict]:
+    """The benchmark's reference matmul windows (``matmul_windows``: label -> [from, to]) as rows for
+    ``clocks_during``, each with the TFLOP/s measured in it (none for a window without a recorded rate)."""
+    rates = {"burst": results.get("matmul_tflops_burst"), "sustained": results.get("matmul_tflops"),
+             "at_end": results.get("matmul_tflops_at_end")}
+    return [{"model": "reference matmul", "variant": label, "timed_from": t0, "timed_to": t1,
+             "tflops": rates.get(label)} for label, (t0, t1) in results.get("matmul_windows", {}).items()]

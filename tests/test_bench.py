@@ -56,6 +56,11 @@ def test_optimise_options_and_unknown_variants(monkeypatch):
     bench.optimise(torch.nn.Linear(2, 2))
     assert [kw["options"]["triton.cudagraphs"] for kw in seen] == [True, False]
     assert all(kw["dynamic"] is False and kw["options"]["conv_1x1_as_mm"] for kw in seen)
+    seen.clear()
+    bench.run_variant(torch.nn.Linear(2, 2), "compiled, frozen")
+    bench.run_variant(torch.nn.Linear(2, 2), "compiled, tuned pointwise")
+    assert [(kw["options"]["freezing"], kw["options"]["coordinate_descent_tuning"]) for kw in seen] == [
+        (True, False), (False, True)]
     with pytest.raises(ValueError, match="compiled\\+graphs"):  # the message lists the known variants
         bench.bench_model("m", torch.nn.Linear(2, 2), lambda b: {"input": torch.zeros(b, 2)}, batch=1,
                           device=torch.device("cpu"), dtype=torch.float32, ref_tflops=1.0, compile_model=False,
@@ -112,6 +117,29 @@ def test_probe_profiles_each_variant(tmp_path):
         assert abs(sum(g["share_of_time"] for g in r["groups"]) - 1) < 1e-9
         assert r["top_kernels"] and r["top_kernels"][0]["group"] == "matrix"  # the convolutions dominate
     assert {row["backend"] for row in saved["attention_kernels"]} == {"flash", "efficient", "cudnn", "math"}
+    # each variant is checked against the eager model's output: eager again is exact, fused qkv within rounding
+    assert saved["models"][0]["rel_err_vs_eager"] == 0.0 and saved["models"][1]["rel_err_vs_eager"] < 1e-5
+
+
+def test_each_row_reports_how_far_the_variant_is_from_the_eager_output():
+    import torch
+
+    from dcanalysis import bench
+
+    class Drifting(torch.nn.Module):
+        """Returns its input times the number of calls so far: every call computes something else."""
+        def __init__(self):
+            super().__init__()
+            self.calls = 0
+
+        def forward(self, input):
+            self.calls += 1
+            return input * self.calls
+
+    rows = bench.bench_model("m", Drifting(), lambda b: {"input": torch.ones(b, 4)}, batch=2,
+                             device=torch.device("cpu"), dtype=torch.float32, ref_tflops=1.0, compile_model=False,
+                             variants=("eager",))
+    assert rows[0]["rel_err_vs_eager"] > 0.2  # at least |(n + 1) - n| / n with n the few calls made before
 
 
 def test_floor_rows_divide_the_work_by_each_rate():

@@ -73,3 +73,21 @@ def test_clock_log_lines_up_with_benchmark_windows(tmp_path):
     busy, before = gpu_profile.clocks_during(log, rows)
     assert busy["sm_mhz"] == 1450 and busy["power_capped"] == 1.0 and busy["samples"] == 2
     assert before["samples"] == 0 and before["sm_mhz"] is None
+
+
+def test_energy_per_evaluation_and_per_flop_from_the_power_in_each_window(tmp_path):
+    import datetime
+
+    path = tmp_path / "clocks.csv"
+    path.write_text(CLOCK_LOG)
+    log = gpu_profile.read_clock_log(path)
+    t = datetime.datetime(2026, 11, 23, 19, 40, 58, tzinfo=datetime.timezone.utc).timestamp()
+    model = {"model": "m", "variant": "busy", "timed_from": t + 0.5, "timed_to": t + 2.5, "evals_per_s": 500.0,
+             "tflops": 400.0}
+    results = {"matmul_tflops": 600.0, "matmul_tflops_burst": 800.0,
+               "matmul_windows": {"burst": [t - 0.5, t + 0.5], "sustained": [t + 0.5, t + 2.5]}}
+    busy, burst, sustained = gpu_profile.clocks_during(log, [model] + gpu_profile.reference_rows(results))
+    # median power 698.5 W: 1.397 J per evaluation at 500 evaluations/s; 698.5 W / 400 TFLOP/s = 1.746 pJ/FLOP
+    assert busy["joules_per_eval"] == pytest.approx(698.5 / 500) and busy["pj_per_flop"] == pytest.approx(698.5 / 400)
+    assert (burst["variant"], burst["power_w"], burst["pj_per_flop"]) == ("burst", 300.0, pytest.approx(300 / 800))
+    assert sustained["pj_per_flop"] == pytest.approx(698.5 / 600) and sustained["joules_per_eval"] is None

@@ -6,10 +6,8 @@
 set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
-  --format=csv -lms 200 > $OUT/gpu_clocks.csv 2>&1 &
-SAMPLER=$!
+start_clock_log $OUT/gpu_clocks.csv
 timeout 560 python3 -m dcanalysis.bench --batch 64 --seconds 3 --share-prefix --out $OUT/bench_h100.json 2>&1 \
   | grep -v "should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|^$" \
   | tee $OUT/bench.log
-kill $SAMPLER
+stop_clock_log

@@ -3,3 +3,12 @@
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 python3 -c "import torch, diffusers, scipy; print('torch', torch.__version__, 'diffusers', diffusers.__version__, torch.cuda.get_device_name())"
+
+# The GPU's SM clock, power and clock-event reasons every 200 ms into $1, until stop_clock_log
+# (gpu_profile.read_clock_log reads it; benchmark rows carry timed_from/timed_to to line up with it).
+start_clock_log() {
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.max.sm,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
+    --format=csv -lms 200 > "$1" 2>&1 &
+  CLOCK_LOG_PID=$!
+}
+stop_clock_log() { kill $CLOCK_LOG_PID; }
