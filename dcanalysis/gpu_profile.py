@@ -188,10 +188,23 @@ def clocks_during(log, rows: list[dict]) -> list[dict]:
     return out
 
 
-def reference_rows(results: dict) -> list[dict]:
+def reference_rows(results: dict, min_seconds: float = 1.0) -> list[dict]:
     """The benchmark's reference matmul windows (``matmul_windows``: label -> [from, to]) as rows for
-    ``clocks_during``, each with the TFLOP/s measured in it (none for a window without a recorded rate)."""
+    ``clocks_during``, each with the TFLOP/s measured in it (none for a window without a recorded rate).
+
+    Windows shorter than ``min_seconds`` are left out: ``nvidia-smi``'s power reading averages over about a
+    second, so a burst of milliseconds shows the idle card's power, not its own."""
     rates = {"burst": results.get("matmul_tflops_burst"), "sustained": results.get("matmul_tflops"),
              "at_end": results.get("matmul_tflops_at_end")}
     return [{"model": "reference matmul", "variant": label, "timed_from": t0, "timed_to": t1,
-             "tflops": rates.get(label)} for label, (t0, t1) in results.get("matmul_windows", {}).items()]
+             "tflops": rates.get(label)} for label, (t0, t1) in results.get("matmul_windows", {}).items()
+            if t1 - t0 >= min_seconds]
+
+
+def variant_rows(probe: dict) -> list[dict]:
+    """One row per profiled variant of a ``bench --probe`` result: evaluations/s, kernel milliseconds per
+    evaluation in each group, the first call's seconds (compilation) and the output's distance from eager."""
+    return [{"variant": r["variant"], "evals/s": round(r["evals_per_s"], 1),
+             **{f"{g['group']} ms/eval": round(1e3 * g["seconds_per_call"] / r["batch"], 3) for g in r["groups"]},
+             "first call s": round(r["first_call_s"], 1), "|out - eager| / |eager|": r.get("rel_err_vs_eager")}
+            for r in probe["models"] if "groups" in r]
