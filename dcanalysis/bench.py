@@ -279,8 +279,14 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
     return rows
 
 
-def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=False, dit=True) -> list[dict]:
-    """Seconds per image from a PIL image, for the Pets schedule (SD) and 1,000 ImageNet classes (DiT)."""
+def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=False, dit=True,
+               profile=False) -> list[dict]:
+    """Seconds per image from a PIL image, for the Pets schedule (SD) and 1,000 ImageNet classes (DiT).
+
+    ``profile``: also profile one more Pets image, for its kernel time per group (``gpu_profile.breakdown``: GPU
+    time beside the wall-clock time says whether the GPU was kept busy) and dynamo's compile counters (graphs
+    compiled, recompiles, graph breaks: whether the compiled UNet stayed compiled).
+    """
     from diffusers import DDPMScheduler
 
     from .adapters import DiTAdapter, StableDiffusionAdapter
@@ -311,6 +317,24 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
                      "compiled": compile_model, "shared_prefix": share})
         print(f"Pets schedule end to end{' (shared prefix)' if share else ''}: {s:.2f} s/image, "
               f"{r.n_evaluations} evaluations")
+        if profile:
+            from torch._dynamo.utils import counters
+
+            from .gpu_profile import breakdown
+
+            prof = breakdown(lambda: clf.classify(image, prompts, image_index=2), device=device, ref_tflops=1.0,
+                             iters=1, flops={})
+            rows[-1].update(kernel_seconds=sum(g["seconds_per_call"] for g in prof["groups"]),
+                            dynamo_counters={k: dict(v) for k, v in counters.items() if k in ("stats", "recompiles",
+                                                                                             "graph_break")}, **prof)
+            print(f"    kernel time {rows[-1]['kernel_seconds']:.2f} s of {s:.2f} s: " + ", ".join(
+                f"{g['group']} {g['seconds_per_call']:.2f} s" for g in prof["groups"]))
+            print(f"    dynamo: {rows[-1]['dynamo_counters']}")
+            for k in prof["top_kernels"][:6]:
+                print(f"      {k['seconds_per_call']:7.3f} s {k['group']:9s} {k['kernel'][:110]}")
+            if compile_model:
+                torch._dynamo.reset()  # the shared run's counters and graphs start from zero
+                counters.clear()
         save(rows)
     del sd, clf
     if not dit:
@@ -389,6 +413,8 @@ def main(argv=None):
     p.add_argument("--pets-only", action="store_true", help="only the end-to-end Pets schedule (no model rows, no DiT)")
     p.add_argument("--share-prefix", action="store_true",
                    help="also time the Pets schedule with the condition-independent prefix computed once per trial")
+    p.add_argument("--profile-end-to-end", action="store_true",
+                   help="profile one more Pets image: kernel time per group and dynamo's compile counters")
     p.add_argument("--sweep", action="store_true",
                    help="only the 512 px UNet, at each of --batches, eager / compiled / compiled with CUDA graphs")
     p.add_argument("--batches", type=int, nargs="+", default=[64, 128], help="batch sizes of --sweep")
@@ -488,7 +514,8 @@ def main(argv=None):
     if not a.no_end_to_end:
         results["end_to_end"] = end_to_end(tiny=tiny, device=device, dtype=dtype, compile_model=compile_model,
                                            batch=a.batch, save=lambda rows: save(end_to_end=rows),
-                                           share_prefix=a.share_prefix, dit=not a.pets_only)
+                                           share_prefix=a.share_prefix, dit=not a.pets_only,
+                                           profile=a.profile_end_to_end)
     if device.type == "cuda":
         results["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # the reference again, after everything: how far the card's sustained rate moved during the run

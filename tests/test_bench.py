@@ -174,3 +174,17 @@ def test_shared_prefix_variant_equals_the_plain_model_and_cleans_up(monkeypatch)
     with torch.no_grad():
         assert torch.equal(unet(**inputs).sample, unet(**inputs).sample)
     assert shared.sharing.calls == 2 * len(shared.sharing.modules)  # the hooks are gone
+
+
+def test_profiled_end_to_end_pets_rows_carry_their_kernel_time(tmp_path):
+    from dcanalysis import bench
+
+    out = tmp_path / "pets.json"
+    bench.main(["--tiny", "--pets-only", "--share-prefix", "--profile-end-to-end", "--batch", "16", "--seconds", "0",
+                "--out", str(out)])
+    plain, shared = json.loads(out.read_text())["end_to_end"]
+    assert (plain["shared_prefix"], shared["shared_prefix"]) == (False, True)
+    for r in (plain, shared):
+        assert [g["group"] for g in r["groups"]] == ["attention", "matrix", "other"]
+        assert 0 < r["kernel_seconds"] == sum(g["seconds_per_call"] for g in r["groups"])
+        assert r["top_kernels"]
