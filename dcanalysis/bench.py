@@ -36,6 +36,7 @@ import torch
 from PIL import Image
 
 from .classifier import ClassifierConfig, DiffusionClassifier
+from .engine import compile_adapter, optimise, set_fused_qkv
 from .schedules import PAPER_PETS, Schedule
 
 
@@ -100,39 +101,6 @@ VARIANTS = {
     "compiled, frozen": dict(compile=True, freezing=True),
     "compiled, tuned pointwise": dict(compile=True, tune_pointwise=True),
 }
-
-
-def set_fused_qkv(model, fused: bool) -> None:
-    """Fuse (or unfuse) each attention's projections into one matmul, where the model supports it (diffusers)."""
-    procs = getattr(model, "attn_processors", None) if hasattr(model, "fuse_qkv_projections") else None
-    if not procs:
-        return
-    now = all("Fused" in type(p).__name__ for p in procs.values())
-    if fused and not now:
-        model.fuse_qkv_projections()
-    elif not fused and now:
-        model.unfuse_qkv_projections()
-
-
-def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True,
-             freezing: bool = False, tune_pointwise: bool = False):
-    """torch.compile for one static shape, with the projections of each attention fused into one matmul.
-
-    ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
-    of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run.
-    ``conv_1x1_as_mm``: 1x1 convolutions become matmuls (inductor's option), which can then fuse with their
-    neighbours. ``cuda_graphs`` replays each compiled graph as one CUDA graph (what ``mode="reduce-overhead"``
-    does; as an option here because a mode and options cannot be given together): it removes kernel-launch gaps.
-    ``freezing`` treats the weights as constants (inference only, under ``torch.no_grad``): inductor may fold and
-    re-lay them out once instead of per call. ``tune_pointwise`` lets inductor search the launch configuration of
-    its own generated kernels (coordinate descent; the norms and activations, not the cuDNN/cuBLAS calls, which
-    only ``max-autotune`` would search, at a compile cost too long for the GPU machine's command limit).
-    """
-    set_fused_qkv(model, fuse_qkv)
-    # per compile, not inductor's process-wide config: other compiles in the process stay as they were
-    return torch.compile(model, dynamic=False,
-                         options={"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs,
-                                  "freezing": freezing, "coordinate_descent_tuning": tune_pointwise})
 
 
 def run_variant(model, variant: str):
@@ -306,7 +274,7 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
             # the two UNets share one forward code object, and the shared run timed after the plain one without a
             # reset was 3 % slower than with it (data/results/logs/gpu_session6_*)
             torch._dynamo.reset()
-            sd.unet = optimise(sd.unet)
+            compile_adapter(sd)
         image = Image.fromarray(rng.integers(0, 255, (sd.resolution, sd.resolution, 3), dtype=np.uint8))
         clf = DiffusionClassifier(sd, ClassifierConfig(schedule=PAPER_PETS, batch_size=batch,
                                                        static_shapes=compile_model))
@@ -344,7 +312,7 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     dit = DiTAdapter(transformer=dit_xl_2(tiny), vae=sd_vae(tiny), scheduler=DDPMScheduler(), device=device, dtype=dtype)
     if compile_model:
         torch._dynamo.reset()
-        dit.transformer = optimise(dit.transformer)
+        compile_adapter(dit)
     schedule = Schedule.from_lists((25, 250), (10, 1))  # 1,000 classes x 25, keep 10, then 225 more
     image = Image.fromarray(rng.integers(0, 255, (dit.resolution, dit.resolution, 3), dtype=np.uint8))
     clf = DiffusionClassifier(dit, ClassifierConfig(schedule=schedule, batch_size=4 * batch,

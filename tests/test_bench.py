@@ -44,7 +44,7 @@ def test_sweep_times_the_512_unet_at_each_batch(tmp_path):
         ("sd2-unet-512", "eager", 1), ("sd2-unet-512", "eager", 3)]
 
 
-def test_optimise_options_and_unknown_variants(monkeypatch):
+def test_variants_pass_their_options_and_unknown_variants_are_named(monkeypatch):
     import pytest
     import torch
 
@@ -52,15 +52,11 @@ def test_optimise_options_and_unknown_variants(monkeypatch):
 
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)
-    bench.optimise(torch.nn.Linear(2, 2), cuda_graphs=True)
-    bench.optimise(torch.nn.Linear(2, 2))
-    assert [kw["options"]["triton.cudagraphs"] for kw in seen] == [True, False]
-    assert all(kw["dynamic"] is False and kw["options"]["conv_1x1_as_mm"] for kw in seen)
-    seen.clear()
+    bench.run_variant(torch.nn.Linear(2, 2), "compiled+graphs")
     bench.run_variant(torch.nn.Linear(2, 2), "compiled, frozen")
     bench.run_variant(torch.nn.Linear(2, 2), "compiled, tuned pointwise")
-    assert [(kw["options"]["freezing"], kw["options"]["coordinate_descent_tuning"]) for kw in seen] == [
-        (True, False), (False, True)]
+    assert [(kw["options"]["triton.cudagraphs"], kw["options"]["freezing"], kw["options"]["coordinate_descent_tuning"])
+            for kw in seen] == [(True, False, False), (False, True, False), (False, False, True)]
     with pytest.raises(ValueError, match="compiled\\+graphs"):  # the message lists the known variants
         bench.bench_model("m", torch.nn.Linear(2, 2), lambda b: {"input": torch.zeros(b, 2)}, batch=1,
                           device=torch.device("cpu"), dtype=torch.float32, ref_tflops=1.0, compile_model=False,

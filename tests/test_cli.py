@@ -29,3 +29,36 @@ def test_schedule_syntax():
 def test_missing_image_folder_is_explained(tmp_path):
     with pytest.raises(SystemExit, match="--images is required"):
         main(["eval", "--model", "mnist_unet", "--dataset", "pets", "--out", str(tmp_path), "--device", "cpu"])
+
+
+def test_compile_flag_compiles_the_network_once_and_pads_batches(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from dcanalysis.lab.data import load_lab_dataset
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)  # eager stand-in
+    Image.fromarray(load_lab_dataset("mnist", test_only=True).test_images[0]).save(tmp_path / "digit.png")
+    main(["classify", str(tmp_path / "digit.png"), "--model", "mnist_unet", "--schedule", "3:2,4:1",
+          "--batch-size", "7", "--device", "cpu", "--compile"])
+    out = capsys.readouterr().out
+    # 3 trials x 10 classes, then 1 more trial x 2 (cumulative 4): 30 + 2 evaluations in batches of 7, the last
+    # batch of each stage padded, the padding's errors dropped
+    assert len(seen) == 1 and seen[0]["dynamic"] is False
+    assert "prediction: 7" in out and "32 network evaluations" in out
+
+
+def test_share_prefix_is_refused_for_class_conditional_models(tmp_path):
+    with pytest.raises(SystemExit, match="no part of it can be shared.*drop the flag"):
+        main(["classify", str(tmp_path / "x.png"), "--model", "mnist_unet", "--device", "cpu", "--share-prefix"])
+
+
+def test_share_prefix_reaches_the_stable_diffusion_adapter(tmp_path):
+    import torch
+    from tiny_models import save_sd_folder, tiny_sd_components
+
+    from dcanalysis.cli import load_adapter
+
+    folder = save_sd_folder(tiny_sd_components(tmp_path), tmp_path / "pipeline")
+    assert load_adapter(str(folder), device="cpu", dtype=torch.float32).prefix is None
+    assert load_adapter(str(folder), device="cpu", dtype=torch.float32, share_prefix=True).prefix is not None

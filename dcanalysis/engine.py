@@ -1,0 +1,60 @@
+"""How the network runs fast: ``torch.compile`` for one static shape, and the adapter options that go with it.
+
+The classifier sends batches of one size (``ClassifierConfig.static_shapes`` pads the last one), so a graph
+specialised to that shape is compiled once per run and reused for every batch. Compilation costs about a minute
+for the 512 px SD-2 UNet on an H100 (``first_call_s`` in ``data/results/bench_h100.json``), paid on the first
+batch; chapter 10 and ``python -m dcanalysis.bench`` measure what it buys.
+"""
+from __future__ import annotations
+
+import torch
+
+NETWORK_ATTRIBUTES = ("unet", "transformer")  # where adapters keep their denoising network
+
+
+def set_fused_qkv(model, fused: bool) -> None:
+    """Fuse (or unfuse) each attention's projections into one matmul, where the model supports it (diffusers)."""
+    procs = getattr(model, "attn_processors", None) if hasattr(model, "fuse_qkv_projections") else None
+    if not procs:
+        return
+    now = all("Fused" in type(p).__name__ for p in procs.values())
+    if fused and not now:
+        model.fuse_qkv_projections()
+    elif not fused and now:
+        model.unfuse_qkv_projections()
+
+
+def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True,
+             freezing: bool = False, tune_pointwise: bool = False):
+    """torch.compile for one static shape, with the projections of each attention fused into one matmul.
+
+    ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
+    of one generic graph for all shapes, which ran 256 px slower than eager-plus-20 % in an earlier run.
+    ``conv_1x1_as_mm``: 1x1 convolutions become matmuls (inductor's option), which can then fuse with their
+    neighbours. ``cuda_graphs`` replays each compiled graph as one CUDA graph (what ``mode="reduce-overhead"``
+    does; as an option here because a mode and options cannot be given together): it removes kernel-launch gaps.
+    ``freezing`` treats the weights as constants (inference only, under ``torch.no_grad``): inductor may fold and
+    re-lay them out once instead of per call. ``tune_pointwise`` lets inductor search the launch configuration of
+    its own generated kernels (coordinate descent; the norms and activations, not the cuDNN/cuBLAS calls, which
+    only ``max-autotune`` would search, at a compile cost too long for the GPU machine's command limit).
+    The defaults are the fastest measured on an H100 (chapter 10); the others are there to be measured.
+    """
+    set_fused_qkv(model, fuse_qkv)
+    # per compile, not inductor's process-wide config: other compiles in the process stay as they were
+    return torch.compile(model, dynamic=False,
+                         options={"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs,
+                                  "freezing": freezing, "coordinate_descent_tuning": tune_pointwise})
+
+
+def compile_adapter(adapter, **options) -> None:
+    """Replace the adapter's denoising network (``unet`` or ``transformer``) by its ``optimise``'d version, in place.
+
+    Use with ``ClassifierConfig(static_shapes=True)``, or the last, smaller batch of each call compiles a graph of
+    its own. Hooks already on the network's modules (``prefix_sharing``) are traced into the compiled graph.
+    """
+    for name in NETWORK_ATTRIBUTES:
+        if isinstance(getattr(adapter, name, None), torch.nn.Module):
+            setattr(adapter, name, optimise(getattr(adapter, name), **options))
+            return
+    raise TypeError(f"{type(adapter).__name__} keeps no network in .{' or .'.join(NETWORK_ATTRIBUTES)}, so there is "
+                    "nothing to compile; compile the network yourself with dcanalysis.engine.optimise.")
