@@ -3,7 +3,8 @@
     dcanalysis classify digit.png --model mnist_unet --trials 50
     dcanalysis eval --model fashion_mnist_unet --dataset fashion_mnist --schedule exhaustive_100 --out runs/fm
     dcanalysis report runs/fm
-    dcanalysis eval --model /models/sd-2-base --dataset pets --images /data/pets --schedule paper_pets --out runs/pets
+    dcanalysis eval --model /models/sd-2-base --dataset pets --images /data/pets --schedule paper_pets --out runs/pets \
+        --batch-size 64 --compile --share-prefix
 
 ``--model`` is a lab model name or a folder / cached hub id of Stable Diffusion (a folder with ``unet/``) or
 DiT (a folder with ``transformer/``). ``--dataset`` is a lab dataset (mnist, fashion_mnist: its test split) or
