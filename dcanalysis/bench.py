@@ -214,10 +214,10 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
-            m(**inputs)
+            out = output_tensor(m(**inputs))
             sync(device)
             first_call = time.perf_counter() - t0
-            rel_err = float((output_tensor(m(**inputs)).float() - reference).norm() / reference.norm())
+            rel_err = float((out.float() - reference).norm() / reference.norm())
             started = time.time()
             s = time_calls(lambda m=m: m(**inputs), device=device, min_seconds=seconds)
             evals = batch / s

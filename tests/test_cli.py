@@ -36,15 +36,19 @@ def test_compile_flag_compiles_the_network_once_and_pads_batches(tmp_path, monke
 
     from dcanalysis.lab.data import load_lab_dataset
 
-    seen = []
+    from dcanalysis import cli
+
+    seen, built = [], []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)  # eager stand-in
+    build = cli.build_classifier
+    monkeypatch.setattr(cli, "build_classifier", lambda a: built.append(build(a)) or built[-1])
     Image.fromarray(load_lab_dataset("mnist", test_only=True).test_images[0]).save(tmp_path / "digit.png")
     main(["classify", str(tmp_path / "digit.png"), "--model", "mnist_unet", "--schedule", "3:2,4:1",
           "--batch-size", "7", "--device", "cpu", "--compile"])
     out = capsys.readouterr().out
     # 3 trials x 10 classes, then 1 more trial x 2 (cumulative 4): 30 + 2 evaluations in batches of 7, the last
     # batch of each stage padded, the padding's errors dropped
-    assert len(seen) == 1 and seen[0]["dynamic"] is False
+    assert len(seen) == 1 and seen[0]["dynamic"] is False and built[0].config.static_shapes
     assert "prediction: 7" in out and "32 network evaluations" in out
 
 

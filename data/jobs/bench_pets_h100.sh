@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Only the end-to-end Pets schedule (SD-2-base, 512 px, random weights), without and with the shared
-# condition-independent prefix, on one H100 (the shared run compiles one graph per padded number of runs in a batch). Usage: bash data/jobs/bench_pets_h100.sh OUTDIR
+# condition-independent prefix, on one H100 (the shared run compiles one graph per padded number of runs in a
+# batch), the GPU's clock and power sampled beside it (gpu_clocks.csv).
+# Usage: [TIMEOUT=570] bash data/jobs/bench_pets_h100.sh OUTDIR
 set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
