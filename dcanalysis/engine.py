@@ -25,7 +25,7 @@ def set_fused_qkv(model, fused: bool) -> None:
 
 
 def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True,
-             freezing: bool = False, tune_pointwise: bool = False):
+             freezing: bool = False, tune_pointwise: bool = False, fp8_linear: bool = False):
     """torch.compile for one static shape, with the projections of each attention fused into one matmul.
 
     ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
@@ -37,9 +37,15 @@ def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x
     re-lay them out once instead of per call. ``tune_pointwise`` lets inductor search the launch configuration of
     its own generated kernels (coordinate descent; the norms and activations, not the cuDNN/cuBLAS calls, which
     only ``max-autotune`` would search, at a compile cost too long for the GPU machine's command limit).
+    ``fp8_linear`` replaces the model's linear layers by 8-bit ones (``fp8.convert_linears``), in place and for
+    good: faster on a Hopper GPU, but no longer the bf16 arithmetic (chapter 10 measures both sides).
     The defaults are the fastest measured on an H100 (chapter 10); the others are there to be measured.
     """
     set_fused_qkv(model, fuse_qkv)
+    if fp8_linear:
+        from .fp8 import convert_linears
+
+        convert_linears(model)  # after fusing: the fused projections are the layers that run
     # per compile, not inductor's process-wide config: other compiles in the process stay as they were
     return torch.compile(model, dynamic=False,
                          options={"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs,

@@ -23,6 +23,13 @@ GROUPS = ("attention", "matrix", "other")
 def kernel_group(name: str) -> str:
     """The group of a CUDA kernel or an ATen operator, from its name (kernel names are the library's own)."""
     n = name.lower().replace("aten.", "aten::")
+    # inductor names its generated kernels after the operators fused into them: a pointwise (poi), persistent
+    # (per) or plain reduction (red) kernel that took a convolution's bias add is still memory-bound work. Only
+    # its templates (tem) do matrix arithmetic.
+    if n.startswith(("triton_poi", "triton_per", "triton_red")):
+        return "other"
+    if n.startswith("triton_tem"):
+        return "matrix"
     # cuDNN's attention kernels are named ...sdpa..._fprop_...: test attention before convolution
     if any(k in n for k in ("flash", "fmha", "sdpa", "scaled_dot_product", "attention")):
         return "attention"
@@ -208,3 +215,32 @@ def variant_rows(probe: dict) -> list[dict]:
              **{f"{g['group']} ms/eval": round(1e3 * g["seconds_per_call"] / r["batch"], 3) for g in r["groups"]},
              "first call s": round(r["first_call_s"], 1), "|out - eager| / |eager|": r.get("rel_err_vs_eager")}
             for r in probe["models"] if "groups" in r]
+
+
+def headroom_rows(groups: list[dict], *, batch: int, gflop_per_eval: float, ref_tflops: float) -> list[dict]:
+    """How fast one profiled call could get if its groups ran faster, each step keeping the others as measured.
+
+    ``groups``: ``breakdown``'s rows for a call of ``batch`` evaluations (seconds and GFLOP per call; FLOPs of
+    the ``matrix`` and ``attention`` groups are needed). Rows: as measured; matrix work at the reference matmul's
+    rate ``ref_tflops``; attention at that rate too; the memory-bound rest gone as well (every operator fused into
+    a matmul-rate kernel: the matmul floor). Each row gives milliseconds per evaluation, evaluations/s and the
+    share of the reference rate that the call's ``gflop_per_eval`` would reach, so it says which kernels a target
+    such as "75 % of the matmul" needs, whatever else is made faster.
+    """
+    by = {g["group"]: g for g in groups}
+    missing = [k for k in ("matrix", "attention") if not by.get(k, {}).get("gflop_per_call")]
+    if missing:
+        raise ValueError(f"no FLOPs for the {' and '.join(missing)} group(s): profile with flops "
+                         "(gpu_profile.breakdown without flops={}, or bench --probe).")
+    at_ref = {k: by[k]["gflop_per_call"] / ref_tflops / 1e3 for k in ("matrix", "attention")}
+    measured = {k: by.get(k, {}).get("seconds_per_call", 0.0) for k in GROUPS}
+    steps = [("as measured", measured),
+             ("matrix at the matmul rate", {**measured, "matrix": at_ref["matrix"]}),
+             ("matrix and attention at the matmul rate", {**measured, **at_ref}),
+             ("all at the matmul rate, the rest fused away", {**at_ref, "other": 0.0})]
+    rows = []
+    for name, seconds in steps:
+        per_eval = sum(seconds.values()) / batch
+        rows.append({"kernels": name, "ms/eval": round(1e3 * per_eval, 3), "evals/s": round(1 / per_eval, 1),
+                     "% of matmul": round(100 * gflop_per_eval / 1e3 / per_eval / ref_tflops, 1)})
+    return rows

@@ -57,6 +57,10 @@ def test_variants_pass_their_options_and_unknown_variants_are_named(monkeypatch)
     bench.run_variant(torch.nn.Linear(2, 2), "compiled, tuned pointwise")
     assert [(kw["options"]["triton.cudagraphs"], kw["options"]["freezing"], kw["options"]["coordinate_descent_tuning"])
             for kw in seen] == [(True, False, False), (False, True, False), (False, False, True)]
+    net = torch.nn.Sequential(torch.nn.Linear(16, 16))
+    fast = bench.run_variant(net, "compiled, fp8 linear")  # converts a copy: the next variant gets the original
+    assert type(net[0]) is torch.nn.Linear and net[0].weight.dtype == torch.float32
+    assert type(fast[0]).__name__ == "Fp8Linear" and "fp8_linear" not in seen[-1]["options"]
     with pytest.raises(ValueError, match="compiled\\+graphs"):  # the message lists the known variants
         bench.bench_model("m", torch.nn.Linear(2, 2), lambda b: {"input": torch.zeros(b, 2)}, batch=1,
                           device=torch.device("cpu"), dtype=torch.float32, ref_tflops=1.0, compile_model=False,
@@ -176,10 +180,14 @@ def test_profiled_end_to_end_pets_rows_carry_their_kernel_time(tmp_path):
     from dcanalysis import bench
 
     out = tmp_path / "pets.json"
-    bench.main(["--tiny", "--pets-only", "--share-prefix", "--profile-end-to-end", "--batch", "16", "--seconds", "0",
-                "--out", str(out)])
-    plain, shared = json.loads(out.read_text())["end_to_end"]
+    bench.main(["--tiny", "--pets-only", "--share-prefix", "--profile-end-to-end", "--images-per-call", "2",
+                "--batch", "16", "--seconds", "0", "--out", str(out)])
+    plain, plain_two, shared, shared_two = json.loads(out.read_text())["end_to_end"]
     assert (plain["shared_prefix"], shared["shared_prefix"]) == (False, True)
+    # two images sharing batches: each still gets the whole schedule, timed per image
+    for one, two in ((plain, plain_two), (shared, shared_two)):
+        assert two["images_per_call"] == 2 and two["evaluations"] == one["evaluations"] == 2050
+        assert two["task"] == one["task"] + ", 2 images per call" and two["seconds_per_image"] > 0
     for r in (plain, shared):
         assert [g["group"] for g in r["groups"]] == ["attention", "matrix", "other"]
         assert 0 < r["kernel_seconds"] == sum(g["seconds_per_call"] for g in r["groups"])

@@ -30,6 +30,18 @@ def test_optimise_compiles_for_static_shapes_with_the_measured_defaults(monkeypa
         (False, False), (True, True)]
 
 
+def test_optimise_with_fp8_converts_the_fused_projections_before_compiling(monkeypatch):
+    from dcanalysis.bench import sd2_base_unet
+    from dcanalysis.fp8 import Fp8Linear
+
+    seen, _ = _recording_compile(monkeypatch)
+    unet = sd2_base_unet(tiny=True).eval()
+    engine.optimise(unet, fp8_linear=True)
+    qkv = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_qkv
+    assert isinstance(qkv, Fp8Linear) and len(seen) == 1
+    assert isinstance(unet.time_embedding.linear_1, torch.nn.Linear)
+
+
 def test_compile_adapter_replaces_the_network_and_keeps_its_output(monkeypatch):
     from tiny_models import tiny_dit_components
 

@@ -15,6 +15,9 @@ from dcanalysis import gpu_profile
     ("aten::mkldnn_convolution", "matrix"), ("aten::addmm", "matrix"), ("aten.mm.default", "matrix"),
     ("aten::_scaled_dot_product_flash_attention_for_cpu", "attention"), ("aten::native_group_norm", "other"),
     ("aten::mul", "other"),
+    # inductor's kernels carry the names of what they fused: a bias add from a convolution is not matrix work
+    ("triton_poi_fused_convolution_native_group_norm_silu_120", "other"),
+    ("triton_red_fused_convolution_native_group_norm_3", "other"), ("triton_tem_fused_mm_7", "matrix"),
 ])
 def test_kernel_group(name, group):
     assert gpu_profile.kernel_group(name) == group
@@ -104,3 +107,20 @@ def test_variant_rows_give_milliseconds_per_evaluation_per_group():
     (row,) = gpu_profile.variant_rows(probe)
     assert row == {"variant": "compiled", "evals/s": 520.0, "attention ms/eval": 0.309, "matrix ms/eval": 1.3,
                    "other ms/eval": 0.242, "first call s": 58.7, "|out - eager| / |eager|": 0.014}
+
+
+def test_headroom_rows_replace_one_group_at_a_time_down_to_the_matmul_floor():
+    # a call of 4 evaluations, 10 GFLOP each: 30 of matrix work in 60 ms, 10 of attention in 30 ms, 10 ms of rest
+    groups = [{"group": "attention", "seconds_per_call": 0.030, "gflop_per_call": 10.0},
+              {"group": "matrix", "seconds_per_call": 0.060, "gflop_per_call": 30.0},
+              {"group": "other", "seconds_per_call": 0.010, "gflop_per_call": 0.0}]
+    rows = gpu_profile.headroom_rows(groups, batch=4, gflop_per_eval=10.0, ref_tflops=1.0)  # 1 GFLOP per ms
+    assert [r["ms/eval"] for r in rows] == [25.0, 17.5, 12.5, 10.0]
+    assert [r["% of matmul"] for r in rows] == [40.0, 57.1, 80.0, 100.0]
+    assert rows[0]["evals/s"] == 40.0
+
+
+def test_headroom_rows_need_the_flops_of_the_groups_they_replace():
+    groups = [{"group": g, "seconds_per_call": 0.01, "gflop_per_call": 0.0} for g in gpu_profile.GROUPS]
+    with pytest.raises(ValueError, match="no FLOPs for the matrix and attention"):
+        gpu_profile.headroom_rows(groups, batch=1, gflop_per_eval=1.0, ref_tflops=1.0)
