@@ -217,6 +217,16 @@ def variant_rows(probe: dict) -> list[dict]:
             for r in probe["models"] if "groups" in r]
 
 
+def group_rows(probe: dict) -> list[dict]:
+    """One row per (profiled variant, kernel group) of a ``bench --probe`` result: milliseconds per evaluation,
+    share of the kernel time, achieved TFLOP/s and its percentage of the probe's own reference matmul."""
+    return [{"variant": r["variant"], "group": g["group"], "ms/eval": round(1e3 * g["seconds_per_call"] / r["batch"], 3),
+             "% of kernel time": round(100 * g["share_of_time"], 1),
+             "TFLOP/s": round(g["tflops"], 1) if g["tflops"] else None,
+             "% of matmul": round(100 * g["ratio_to_matmul"], 1) if g["ratio_to_matmul"] else None}
+            for r in probe["models"] if "groups" in r for g in r["groups"]]
+
+
 def headroom_rows(groups: list[dict], *, batch: int, gflop_per_eval: float, ref_tflops: float) -> list[dict]:
     """How fast one profiled call could get if its groups ran faster, each step keeping the others as measured.
 

@@ -124,3 +124,14 @@ def test_headroom_rows_need_the_flops_of_the_groups_they_replace():
     groups = [{"group": g, "seconds_per_call": 0.01, "gflop_per_call": 0.0} for g in gpu_profile.GROUPS]
     with pytest.raises(ValueError, match="no FLOPs for the matrix and attention"):
         gpu_profile.headroom_rows(groups, batch=1, gflop_per_eval=1.0, ref_tflops=1.0)
+
+
+def test_group_rows_give_each_variants_groups_per_evaluation():
+    probe = {"models": [
+        {"variant": "compiled", "batch": 4, "groups": [
+            {"group": "matrix", "seconds_per_call": 0.008, "share_of_time": 0.8, "tflops": 500.0, "ratio_to_matmul": 0.98},
+            {"group": "other", "seconds_per_call": 0.002, "share_of_time": 0.2, "tflops": None, "ratio_to_matmul": None}]},
+        {"variant": "unprofiled", "batch": 4}]}
+    rows = gpu_profile.group_rows(probe)
+    assert [(r["variant"], r["group"], r["ms/eval"], r["% of matmul"]) for r in rows] == [
+        ("compiled", "matrix", 2.0, 98.0), ("compiled", "other", 0.5, None)]
