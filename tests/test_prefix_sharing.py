@@ -167,3 +167,17 @@ def test_compiled_classifier_sees_few_run_counts(tmp_path, monkeypatch):
     assert sizes and all(s & (s - 1) == 0 for s in sizes)  # powers of two only
     assert len(graphs) == len(set(sizes)) <= 5
     assert torch.allclose(shared.errors, ref.errors, atol=1e-5, equal_nan=True) and shared.ranking == ref.ranking
+
+
+def test_images_sharing_batches_share_only_their_own_prefix(tmp_path):
+    # two images in one call: a batch holds the end of one image's trials and the start of the other's
+    comps = tiny_sd_components(tmp_path)
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=7)
+    images = [torch.rand(3, 16, 16) * 2 - 1 for _ in range(2)]
+    prompts = ["a cat", "a dog", "a bird"]
+    plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg)
+    alone = [plain.classify(im, prompts, image_index=i) for i, im in enumerate(images)]
+    together = DiffusionClassifier(StableDiffusionAdapter(**comps, share_prefix=True), cfg).classify_batch(
+        images, prompts, image_indices=[0, 1])
+    for a, b in zip(alone, together):
+        assert torch.allclose(a.errors, b.errors, atol=1e-5, equal_nan=True) and a.ranking == b.ranking
