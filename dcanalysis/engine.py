@@ -38,7 +38,8 @@ def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x
     its own generated kernels (coordinate descent; the norms and activations, not the cuDNN/cuBLAS calls, which
     only ``max-autotune`` would search, at a compile cost too long for the GPU machine's command limit).
     ``fp8_linear`` replaces the model's linear layers by 8-bit ones (``fp8.convert_linears``), in place and for
-    good: faster on a Hopper GPU, but no longer the bf16 arithmetic (chapter 10 measures both sides).
+    good: no longer the bf16 arithmetic, and on the SD-2 UNet on an H100 slower overall (faster matrix products,
+    costlier activation quantisation; chapter 10).
     The defaults are the fastest measured on an H100 (chapter 10); the others are there to be measured.
     """
     set_fused_qkv(model, fuse_qkv)
