@@ -168,6 +168,19 @@ def time_calls(fn, *, device, warmup: int = 2, iters: int = 5, min_seconds: floa
             return (time.perf_counter() - start) / n
 
 
+def warm_then_time(call, *, device) -> tuple[object, float]:
+    """``call(0)`` as the warm-up (compilation, cached embeddings), then ``call(1)`` timed: (its result, seconds).
+
+    The two calls get their own argument, so a classifier can take a new image index (its own noise) for each, as
+    successive images of a dataset would."""
+    call(0)
+    sync(device)
+    t0 = time.perf_counter()
+    out = call(1)
+    sync(device)
+    return out, time.perf_counter() - t0
+
+
 def matmul_tflops(device, dtype, n: int, min_seconds: float = 0.0) -> float:
     """TFLOP/s of an n x n x n matrix product, back to back for at least ``min_seconds`` (0: ten products)."""
     a = torch.randn(n, n, device=device, dtype=dtype)
@@ -290,12 +303,7 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
         image = Image.fromarray(rng.integers(0, 255, (sd.resolution, sd.resolution, 3), dtype=np.uint8))
         clf = DiffusionClassifier(sd, ClassifierConfig(schedule=PAPER_PETS, batch_size=batch,
                                                        static_shapes=compile_model))
-        clf.classify(image, prompts, image_index=0)  # warm-up: compilation and prompt embedding (cached per run)
-        sync(device)
-        t0 = time.perf_counter()
-        r = clf.classify(image, prompts, image_index=1)
-        sync(device)
-        s = time.perf_counter() - t0
+        r, s = warm_then_time(lambda i: clf.classify(image, prompts, image_index=i), device=device)
         rows.append({"task": "Pets schedule, SD-2-base" + (", shared prefix" if share else ""),
                      "resolution": sd.resolution, "evaluations": r.n_evaluations, "seconds_per_image": s,
                      "compiled": compile_model, "shared_prefix": share})
@@ -321,12 +329,10 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
             images = [Image.fromarray(rng.integers(0, 255, image.size + (3,), dtype=np.uint8))
                       for _ in range(images_per_call)]
             # the warm-up call has the timed call's batch structure (only the noise differs): no compile is timed
-            clf.classify_batch(images, prompts, image_indices=range(10, 10 + images_per_call))
-            sync(device)
-            t0 = time.perf_counter()
-            rs = clf.classify_batch(images, prompts, image_indices=range(100, 100 + images_per_call))
-            sync(device)
-            s_many = (time.perf_counter() - t0) / images_per_call
+            first = (10, 100)  # image indices of the warm-up and the timed call
+            rs, s_all = warm_then_time(lambda i: clf.classify_batch(
+                images, prompts, image_indices=range(first[i], first[i] + images_per_call)), device=device)
+            s_many = s_all / images_per_call
             rows.append({"task": f"Pets schedule, SD-2-base{', shared prefix' if share else ''}, "
                                  f"{images_per_call} images per call",
                          "resolution": sd.resolution, "evaluations": rs[0].n_evaluations, "seconds_per_image": s_many,
@@ -344,12 +350,7 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     image = Image.fromarray(rng.integers(0, 255, (dit.resolution, dit.resolution, 3), dtype=np.uint8))
     clf = DiffusionClassifier(dit, ClassifierConfig(schedule=schedule, batch_size=4 * batch,
                                                         static_shapes=compile_model))
-    clf.classify(image, range(1000), image_index=0)
-    sync(device)
-    t0 = time.perf_counter()
-    r = clf.classify(image, range(1000), image_index=1)
-    sync(device)
-    s = time.perf_counter() - t0
+    r, s = warm_then_time(lambda i: clf.classify(image, range(1000), image_index=i), device=device)
     rows.append({"task": "ImageNet 1,000 classes, DiT-XL/2, schedule 25->10->250", "resolution": dit.resolution,
                  "evaluations": r.n_evaluations, "seconds_per_image": s, "compiled": compile_model})
     print(f"DiT 1,000 classes end to end: {s:.2f} s/image, {r.n_evaluations} evaluations")

@@ -208,11 +208,16 @@ def reference_rows(results: dict, min_seconds: float = 1.0) -> list[dict]:
             if t1 - t0 >= min_seconds]
 
 
+def _ms_per_eval(group: dict, row: dict) -> float:
+    """A profiled group's kernel milliseconds per evaluation (its row's call ran ``batch`` of them)."""
+    return round(1e3 * group["seconds_per_call"] / row["batch"], 3)
+
+
 def variant_rows(probe: dict) -> list[dict]:
     """One row per profiled variant of a ``bench --probe`` result: evaluations/s, kernel milliseconds per
     evaluation in each group, the first call's seconds (compilation) and the output's distance from eager."""
     return [{"variant": r["variant"], "evals/s": round(r["evals_per_s"], 1),
-             **{f"{g['group']} ms/eval": round(1e3 * g["seconds_per_call"] / r["batch"], 3) for g in r["groups"]},
+             **{f"{g['group']} ms/eval": _ms_per_eval(g, r) for g in r["groups"]},
              "first call s": round(r["first_call_s"], 1), "|out - eager| / |eager|": r.get("rel_err_vs_eager")}
             for r in probe["models"] if "groups" in r]
 
@@ -220,7 +225,7 @@ def variant_rows(probe: dict) -> list[dict]:
 def group_rows(probe: dict) -> list[dict]:
     """One row per (profiled variant, kernel group) of a ``bench --probe`` result: milliseconds per evaluation,
     share of the kernel time, achieved TFLOP/s and its percentage of the probe's own reference matmul."""
-    return [{"variant": r["variant"], "group": g["group"], "ms/eval": round(1e3 * g["seconds_per_call"] / r["batch"], 3),
+    return [{"variant": r["variant"], "group": g["group"], "ms/eval": _ms_per_eval(g, r),
              "% of kernel time": round(100 * g["share_of_time"], 1),
              "TFLOP/s": round(g["tflops"], 1) if g["tflops"] else None,
              "% of matmul": round(100 * g["ratio_to_matmul"], 1) if g["ratio_to_matmul"] else None}
