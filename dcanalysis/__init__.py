@@ -1,6 +1,7 @@
 """dcanalysis: conditional diffusion models as classifiers (Li et al., "Your Diffusion Model is Secretly a
 Zero-Shot Classifier", ICCV 2023), with the analyses of the paper and beyond."""
-from .classifier import ClassificationResult, ClassifierConfig, DiffusionClassifier, NonFiniteError
+from .classifier import ClassificationResult, ClassifierConfig, DiffusionClassifier
+from .exceptions import NonFiniteError
 from .noise import NoisePlan, make_noise_plan
 from .schedules import PAPER_PETS, Schedule, Stage
 from .sequential import SequentialTest

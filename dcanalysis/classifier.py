@@ -1,37 +1,29 @@
 """Diffusion Classifier (Li et al., ICCV 2023): pick the condition under which the model denoises x best.
 
-For an image x and candidate conditions c_1..c_K the classifier estimates, for each c,
-
-    E_{t, eps} [ || eps - eps_theta( sqrt(abar_t) x + sqrt(1 - abar_t) eps, t, c ) ||^2 ]     (paper Eq. 5)
-
-on one shared noise plan (the same (t, eps) for every candidate), and returns the candidate with the lowest
-error. ``Schedule`` stages implement the paper's Algorithms 1 and 2; ``SequentialTest`` stops early
-per candidate.
+For an image x and candidate conditions c_1..c_K the classifier estimates, for each c, the expected denoising
+error ``E_{t, eps} [ denoising_error(x, t, eps, c) ]`` (paper Eq. 5, ``dcanalysis.denoising_error``) on one
+shared noise plan (the same (t, eps) for every candidate), and returns the candidate with the lowest error.
+``dcanalysis.pruning`` decides which candidates get more trials: a ``Schedule`` (paper Algorithms 1 and 2) or a
+``SequentialTest``.
 """
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
 import torch
 
-from .adapters.base import Conditioning, DiffusionAdapter, conditioning_to, index_conditioning
-from .errors import get_error_kernel
+from .adapters.base import Conditioning, DiffusionAdapter, RowGroups, conditioning_to, index_conditioning, row_groups
+from .denoising_error import denoising_error, noisy_sample
+from .exceptions import NonFiniteError
 from .images import ImageSource
+from .losses import get_loss
 from .noise import NoisePlan, make_noise_plan
 from .posterior import posterior
-from .prefix_sharing import runs_of_equal_ids
+from .pruning import Policy, prune, ranking
 from .schedules import Schedule
-from .sequential import SequentialTest, confidently_worse
 from .timesteps import get_strategy
-
-Policy = Union[Schedule, SequentialTest]
-
-
-class NonFiniteError(RuntimeError):
-    """The network returned NaN or inf."""
 
 
 @dataclass(frozen=True)
@@ -39,8 +31,9 @@ class ClassifierConfig:
     """Everything that decides a classification besides the model and the image.
 
     ``schedule`` is a ``Schedule`` (paper Algorithms 1/2) or a ``SequentialTest``; ``timesteps`` and
-    ``error`` are names from ``TIMESTEP_STRATEGIES`` and ``ERROR_KERNELS``; ``batch_size`` is the number of
-    (trial, candidate) pairs per network call.
+    ``error`` are names from ``TIMESTEP_STRATEGIES`` and ``losses.LOSSES``; ``target`` the parameterisation the
+    error compares in (None: the model's process decides, eps for DDPM models as in the paper, velocity for flow
+    matching); ``batch_size`` is the number of (trial, candidate) pairs per network call.
     """
 
     schedule: Policy = field(default_factory=lambda: Schedule.exhaustive(100))
@@ -50,10 +43,13 @@ class ClassifierConfig:
     seed: int = 0
     temperature: float = 1.0
     static_shapes: bool = False  # pad the last batch to batch_size: one shape for torch.compile / CUDA graphs
+    target: str | None = None
 
     def __post_init__(self):
         get_strategy(self.timesteps)
-        get_error_kernel(self.error)
+        get_loss(self.error)
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be a finite number > 0, got {self.temperature}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.seed < 0:
@@ -62,6 +58,8 @@ class ClassifierConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["schedule_type"] = type(self.schedule).__name__
+        if d["target"] is None:  # the default: left out, so runs made before the field existed still match
+            del d["target"]
         return d
 
 
@@ -132,25 +130,23 @@ def check_candidates(candidates: Sequence) -> list:
     candidates = list(candidates)
     if not candidates:
         raise ValueError("the candidate list is empty: pass the conditions to choose between, e.g. class names.")
+    candidates = [c.item() if isinstance(c, torch.Tensor) else c for c in candidates]
+    kinds = {type(c).__name__ for c in candidates}
+    if len(kinds) > 1:
+        raise ValueError(f"candidates mix types {sorted(kinds)} (e.g. '1' and 1): pass all class indices (int) or "
+                         "all prompts (str).")
+    bad = [c for c in candidates if isinstance(c, float)]
+    if bad:
+        raise ValueError(f"candidates {bad[:3]} are floats: class indices must be int (1, not 1.5 or 1.0).")
     seen, dups = set(), []
     for c in candidates:
-        key = c if not isinstance(c, torch.Tensor) else c.item()
+        key = c
         if key in seen:
             dups.append(c)
         seen.add(key)
     if dups:
         raise ValueError(f"duplicate candidates {dups}: each condition must appear once, or its score is counted twice.")
     return candidates
-
-
-def noisy_sample(x0: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
-    """Forward process q(x_t | x_0): ``sqrt(abar) x0 + sqrt(1 - abar) eps``.
-
-    x0 (*sample_shape) or (B, *sample_shape), eps (B, *sample_shape), abar (B,).
-    """
-    shape = (-1,) + (1,) * (eps.ndim - 1)
-    abar = abar.view(shape).to(eps.dtype)
-    return abar.sqrt() * x0 + (1 - abar).sqrt() * eps
 
 
 def to_device_async(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -171,10 +167,11 @@ def evaluate_triples(
     cand_idx: torch.Tensor,
     *,
     error: str = "l2",
+    target: str | None = None,
     batch_size: int = 64,
     static_shapes: bool = False,
 ) -> torch.Tensor:
-    """Errors of (image, trial, candidate) triples, batched through the network.
+    """``denoising_error`` of (image, trial, candidate) triples, batched through the network.
 
     x0 : (B, *sample_shape) on the adapter's device; cond : embeddings of all K candidates, on the device;
     timesteps : (B, N) and noise : (B, N, *sample_shape), the noise plans of the B images (CPU);
@@ -182,9 +179,8 @@ def evaluate_triples(
     share network calls, which keeps a small model busy. With ``static_shapes`` the last batch is padded (by
     repeating its first triple) so that the network always sees ``batch_size`` rows.
     """
-    kernel = get_error_kernel(error)
     device = adapter.device
-    abar_all = adapter.alphas_cumprod.to(device)
+    process = adapter.process.to(device)
     # Indices and the noise of every (image, trial) pair this call uses go to the device once, up front. A copy
     # from pageable host memory waits for the GPU's queue to drain, and so does reading a result back: one of
     # either per batch would leave the GPU idle while the host prepares the next batch.
@@ -193,22 +189,22 @@ def evaluate_triples(
     eps_all = noise.flatten(0, 1)[pairs].to(device)
     t_all = timesteps.flatten()[pairs].to(device)
     rows, images, cands = row_pair.to(device), img_idx.to(device), cand_idx.to(device)
-    prefix = getattr(adapter, "prefix", None)  # a PrefixSharing: tell it which rows are copies (one pair id)
+    tell_rows = getattr(adapter, "uses_row_groups", False)
     errs = []
     for start in range(0, trial_idx.numel(), batch_size):
         r, bi, ci = (v[start:start + batch_size] for v in (rows, images, cands))
         n = r.numel()
         pad = lambda v: torch.cat([v, v[:1].expand(batch_size - n)]) if static_shapes and n < batch_size else v  # noqa: E731
         r, bi, ci = pad(r), pad(bi), pad(ci)
-        t, eps = t_all[r], eps_all[r]
-        x_t = noisy_sample(x0[bi], eps, abar_all[t])
-        runs = nullcontext()
-        if prefix is not None:
-            starts, index = runs_of_equal_ids(pad(row_pair[start:start + batch_size]))
-            runs = prefix.known_runs(to_device_async(starts, device), to_device_async(index, device))
-        with runs, torch.no_grad():
-            pred = adapter.predict_noise(x_t, t, index_conditioning(cond, ci))
-        errs.append(kernel(pred, eps)[:n])
+        t, eps, x = t_all[r], eps_all[r], x0[bi]
+        x_t = noisy_sample(process, x, eps, t)
+        # rows of one (image, trial) pair hold the same x_t: an adapter may compute what precedes the condition once
+        groups = row_groups(pad(row_pair[start:start + batch_size])) if tell_rows else None
+        if groups is not None and device.type == "cuda":
+            groups = RowGroups(to_device_async(groups.starts, device), to_device_async(groups.index, device))
+        with torch.no_grad():
+            out = adapter.predict(x_t, t, index_conditioning(cond, ci), groups)
+        errs.append(denoising_error(process, out, x_t, x, eps, t, loss=error, target=target)[:n])
     out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)
     if not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).nonzero()[0])
@@ -231,6 +227,8 @@ class DiffusionClassifier:
     def __init__(self, adapter: DiffusionAdapter, config: ClassifierConfig | None = None):
         self.adapter = adapter
         self.config = config or ClassifierConfig()
+        if self.config.target is not None:  # the process names the parameterisations it can compare in
+            adapter.process.coefficients(self.config.target, torch.zeros(1, dtype=torch.long))
         self._embedding_cache: dict[tuple, Conditioning] = {}
 
     # -- conditions are embedded once per candidate list and reused for every image of a run
@@ -257,7 +255,7 @@ class DiffusionClassifier:
         cfg = self.config
         return make_noise_plan(
             cfg.schedule.total_trials, sample_shape, seed=cfg.seed, image_index=image_index,
-            strategy=cfg.timesteps, num_timesteps=self.adapter.alphas_cumprod.numel(),
+            strategy=cfg.timesteps, num_timesteps=self.adapter.process.num_timesteps,
         )
 
     def classify(
@@ -288,8 +286,8 @@ class DiffusionClassifier:
     ) -> list[ClassificationResult]:
         """Classify several images at once; each result equals ``classify`` of that image alone.
 
-        Network calls are shared between the images (stage by stage for a ``Schedule``), so a small model
-        sees large batches. A ``SequentialTest`` decides per image after every round and runs image by image.
+        Network calls are shared between the images, step by step of the pruning policy, so a small model sees
+        large batches; every image's decisions depend on its own errors only.
         """
         candidates = check_candidates(candidates)
         if len(images) != len(image_indices):
@@ -309,69 +307,28 @@ class DiffusionClassifier:
         timesteps = torch.stack([p.timesteps[:n] for p in plans])
         noise = torch.stack([p.noise[:n] for p in plans])
         errors = torch.full((len(images), len(candidates), n), float("nan"), dtype=torch.float64)
-        if isinstance(self.config.schedule, SequentialTest):
-            reached = [self._run_sequential(x0, cond, timesteps, noise, errors, b) for b in range(len(images))]
-        else:
-            reached = self._run_schedule(x0, cond, timesteps, noise, errors)
-        return [self._result(candidates, errors[b], timesteps[b], reached[b], shape, image_indices[b], log_prior)
-                for b in range(len(images))]
+
+        def fill(alive: list[list[int]], lo: int, hi: int) -> None:
+            """errors[b, k, lo:hi] for every image b and its alive candidates k, in shared batches."""
+            img, tri, cand = [], [], []
+            for b, cands in enumerate(alive):
+                # Trial-major order keeps one x_t's candidates in the same batch.
+                trials = torch.arange(lo, hi).repeat_interleave(len(cands))
+                img.append(torch.full_like(trials, b))
+                tri.append(trials)
+                cand.append(torch.tensor(cands, dtype=torch.long).repeat(hi - lo))
+            bi, ti, ci = torch.cat(img), torch.cat(tri), torch.cat(cand)
+            cfg = self.config
+            errors[bi, ci, ti] = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci,
+                                                  error=cfg.error, target=cfg.target, batch_size=cfg.batch_size,
+                                                  static_shapes=cfg.static_shapes)
+
+        decided = prune(self.config.schedule, errors, fill)
+        return [self._result(candidates, errors[b], timesteps[b], decided.reached[b], shape, image_indices[b],
+                             log_prior) for b in range(len(images))]
 
     def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:
         means = torch.nanmean(errors, dim=1)
-        # Survivors first (ordered by mean), then candidates by how late they were pruned.
-        ranking = sorted(range(len(candidates)), key=lambda k: (-reached[k], means[k].item()))
         post = posterior(means, n_elements=math.prod(shape), temperature=self.config.temperature, log_prior=log_prior)
-        return ClassificationResult(candidates, errors, timesteps.clone(), post, ranking,
+        return ClassificationResult(candidates, errors, timesteps.clone(), post, ranking(means, reached),
                                     int((~torch.isnan(errors)).sum()), self.config.seed, image_index)
-
-    def _evaluate(self, x0, cond, timesteps, noise, errors, alive: list[list[int]], lo: int, hi: int) -> None:
-        """Fill errors[b, k, lo:hi] for every image b and its alive candidates k, in shared batches."""
-        img, tri, cand = [], [], []
-        for b, cands in enumerate(alive):
-            # Trial-major order keeps one x_t's candidates in the same batch.
-            trials = torch.arange(lo, hi).repeat_interleave(len(cands))
-            img.append(torch.full_like(trials, b))
-            tri.append(trials)
-            cand.append(torch.tensor(cands, dtype=torch.long).repeat(hi - lo))
-        bi, ti, ci = torch.cat(img), torch.cat(tri), torch.cat(cand)
-        e = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci, error=self.config.error,
-                             batch_size=self.config.batch_size, static_shapes=self.config.static_shapes)
-        errors[bi, ci, ti] = e
-
-    def _run_schedule(self, x0, cond, timesteps, noise, errors) -> list[list[int]]:
-        """Algorithm 2 for B images. Returns, per image and candidate, the stage it survived to."""
-        B, K, _ = errors.shape
-        alive = [list(range(K)) for _ in range(B)]
-        reached = [[0] * K for _ in range(B)]
-        done = 0
-        for s_idx, stage in enumerate(self.config.schedule.stages):
-            self._evaluate(x0, cond, timesteps, noise, errors, alive, done, stage.trials)
-            done = stage.trials
-            for b in range(B):
-                means = errors[b, alive[b], :done].mean(dim=1)
-                order = torch.argsort(means, stable=True)
-                alive[b] = [alive[b][i] for i in order[: stage.keep].tolist()]
-                for k in alive[b]:
-                    reached[b][k] = s_idx + 1
-        return reached
-
-    def _run_sequential(self, x0, cond, timesteps, noise, errors, b: int) -> list[int]:
-        """The sequential paired test for image b (its rounds depend on its own evidence)."""
-        test: SequentialTest = self.config.schedule
-        K = errors.shape[1]
-        alive = list(range(K))
-        reached = [0] * K
-        done, rnd = 0, 0
-        one = slice(b, b + 1)
-        while done < test.max_trials and len(alive) > 1:
-            hi = min(done + test.step, test.max_trials)
-            self._evaluate(x0[one], cond, timesteps[one], noise[one], errors[one], [alive], done, hi)
-            done, rnd = hi, rnd + 1
-            if done >= test.min_trials:
-                sub = errors[b, alive, :done]
-                leader = int(torch.argmin(sub.mean(dim=1)))
-                worse = confidently_worse(sub, leader, test.confidence)
-                alive = [k for k, w in zip(alive, worse.tolist()) if not w]
-            for k in alive:
-                reached[k] = rnd
-        return reached

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from .classifier import ClassifierConfig, DiffusionClassifier
-from .datasets import ImageFolder, available_datasets, dataset_info
-from .engine import compile_adapter
-from .errors import ERROR_KERNELS
-from .runs import load_records, run_dataset, summarize
+from .evaluation.datasets import ImageFolder, available_datasets, dataset_info
+from .speed.engine import compile_adapter
+from .losses import LOSSES
+from .evaluation.runs import load_records, run_dataset, summarize
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
 
@@ -35,7 +35,7 @@ def load_adapter(model: str, *, device: str, dtype: torch.dtype, share_prefix: b
     from the first layer on, so they have no condition-independent prefix to share."""
     from .adapters import DiTAdapter, StableDiffusionAdapter
     from .lab.registry import DIFFUSION_NAMES, load_lab_diffusion
-    from .weights import resolve_pretrained
+    from .adapters.weights import resolve_pretrained
 
     def no_prefix(kind: str):
         if share_prefix:
@@ -79,7 +79,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="lab model name (mnist_unet, fashion_mnist_unet) or SD/DiT folder")
     p.add_argument("--schedule", default="exhaustive_100", help=f"{sorted(SCHEDULES)} or stages like '25:5,250:1'")
     p.add_argument("--timesteps", default="even", choices=sorted(TIMESTEP_STRATEGIES))
-    p.add_argument("--error", default="l2", choices=sorted(ERROR_KERNELS))
+    p.add_argument("--error", default="l2", choices=sorted(LOSSES))
     p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")

@@ -14,11 +14,9 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from .exceptions import ImageLoadError
+
 ImageSource = Union[str, Path, Image.Image]
-
-
-class ImageLoadError(ValueError):
-    """An image that cannot be read: corrupt, truncated, or not an image."""
 
 
 def open_image(source: ImageSource) -> Image.Image:

@@ -5,8 +5,11 @@ condition. Inverting an image under its own condition and decoding it under anot
 change to make the image fit the other condition; the reconstruction error under each condition is a
 one-trajectory cousin of the classifier's denoising error.
 
-Works with any adapter of the protocol whose diffusion space is pixels (the lab models); for latent models decode
-the result with the model's VAE.
+Written for any Gaussian forward process ``x_t = alpha_t x_0 + sigma_t eps`` (``dcanalysis.processes``): each
+step reads the network's (x_0, eps) at the current time and re-noises that x_0 with that eps at the next time,
+which for DDPM is Song et al.'s DDIM and for rectified flow an Euler step of the flow's ODE. Works with any adapter
+of the protocol whose diffusion space is pixels (the lab models); for latent models decode the result with the
+model's VAE.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from typing import Sequence
 import torch
 
 from .adapters.base import DiffusionAdapter, conditioning_to, index_conditioning
+from .processes import add_noise, predicted_clean_and_noise
 
 
 def ddim_timesteps(t_end: int, steps: int) -> torch.Tensor:
@@ -24,13 +28,12 @@ def ddim_timesteps(t_end: int, steps: int) -> torch.Tensor:
     return torch.linspace(0, t_end, steps + 1).round().long()
 
 
-def _ddim_step(adapter, x, t_from: int, t_to: int, cond, abar: torch.Tensor) -> torch.Tensor:
-    """One deterministic DDIM move from t_from to t_to (either direction) using eps at t_from."""
+def _ddim_step(adapter, process, x, t_from: int, t_to: int, cond) -> torch.Tensor:
+    """One deterministic DDIM move from t_from to t_to (either direction) using the prediction at t_from."""
     B = x.shape[0]
-    eps = adapter.predict_noise(x, torch.full((B,), t_from, dtype=torch.long, device=x.device), cond)
-    a_from, a_to = abar[t_from], abar[t_to]
-    x0 = (x - (1 - a_from).sqrt() * eps) / a_from.sqrt()
-    return a_to.sqrt() * x0 + (1 - a_to).sqrt() * eps
+    t = torch.full((B,), t_from, dtype=torch.long, device=x.device)
+    x0, eps = predicted_clean_and_noise(process, adapter.predict(x, t, cond), x, t)
+    return add_noise(x0, eps, *process.scales(torch.full_like(t, t_to)))
 
 
 @torch.no_grad()
@@ -38,11 +41,11 @@ def ddim_invert(adapter: DiffusionAdapter, x0: torch.Tensor, condition, *, t_end
                 steps: int = 50) -> torch.Tensor:
     """x_0 (B, *sample_shape) -> x_{t_end} under one condition (the same for all B)."""
     cond = _broadcast(adapter, condition, x0.shape[0])
-    abar = adapter.alphas_cumprod.to(x0.device)
+    process = adapter.process.to(x0.device)
     ts = ddim_timesteps(t_end, steps).tolist()
     x = x0.float()
     for t_from, t_to in zip(ts[:-1], ts[1:]):
-        x = _ddim_step(adapter, x, t_from, t_to, cond, abar)
+        x = _ddim_step(adapter, process, x, t_from, t_to, cond)
     return x
 
 
@@ -52,11 +55,11 @@ def ddim_decode(adapter: DiffusionAdapter, x_t: torch.Tensor, conditions: Sequen
     """Decode one x_{t_end} (*sample_shape) under each of K conditions: returns (K, *sample_shape)."""
     K = len(conditions)
     cond = conditioning_to(adapter.embed(list(conditions)), adapter.device)
-    abar = adapter.alphas_cumprod.to(x_t.device)
+    process = adapter.process.to(x_t.device)
     ts = ddim_timesteps(t_end, steps).tolist()[::-1]
     x = x_t.float().unsqueeze(0).expand(K, *x_t.shape).clone()
     for t_from, t_to in zip(ts[:-1], ts[1:]):
-        x = _ddim_step(adapter, x, t_from, t_to, cond, abar)
+        x = _ddim_step(adapter, process, x, t_from, t_to, cond)
     return x
 
 

@@ -3,6 +3,7 @@ import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, NonFiniteError, Schedule, SequentialTest
 from dcanalysis.adapters.toy import exact_log_likelihood
+from dcanalysis.processes import DDPM
 
 
 class ShiftedDenoiser:
@@ -10,7 +11,7 @@ class ShiftedDenoiser:
 
     def __init__(self, offsets):
         self.offsets = torch.tensor(offsets, dtype=torch.float32)
-        self.alphas_cumprod = torch.linspace(0.999, 0.01, 1000)
+        self.process = DDPM(torch.linspace(0.999, 0.01, 1000))
         self.device = torch.device("cpu")
         self.calls = []
 
@@ -23,7 +24,7 @@ class ShiftedDenoiser:
     def embed(self, conditions):
         return torch.tensor([int(c) for c in conditions])
 
-    def predict_noise(self, x_t, t, cond):
+    def predict(self, x_t, t, cond, rows=None):
         self.calls.append(x_t.shape[0])
         return torch.zeros_like(x_t) + self.offsets[cond].view(-1, *([1] * (x_t.ndim - 1)))
 

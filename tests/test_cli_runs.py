@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dcanalysis.runs import load_records
+from dcanalysis.evaluation.runs import load_records
 
 EVAL = ["eval", "--model", "mnist_unet", "--dataset", "mnist", "--schedule", "3:1", "--batch-size", "30",
         "--device", "cpu"]

@@ -12,7 +12,7 @@ $E --dataset mnist --out $OUT/runs --n-images 10000 --n-shifted 1000 --trials 10
 # Compact tables (first 1000 images of each run) + records + manifests, under 16 MB per file.
 python3 -c "
 import pathlib
-from dcanalysis.runs import consolidate_tables
+from dcanalysis.evaluation.runs import consolidate_tables
 for d in sorted(pathlib.Path('$OUT/runs').iterdir()):
     if d.is_dir(): consolidate_tables(d, max_images=1000)
 "

@@ -17,7 +17,7 @@ cp $R/${D}_summary.json $OUT/
 # carried tables.npz, new ones from their per-image tables
 python3 -c "
 import pathlib
-from dcanalysis.runs import consolidate_tables
+from dcanalysis.evaluation.runs import consolidate_tables
 for d in sorted(pathlib.Path('$R').glob('${D}_*/tables.npz')):
     consolidate_tables(d.parent, max_images=1000)
 "

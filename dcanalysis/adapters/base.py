@@ -1,20 +1,47 @@
 """The one protocol the classifier knows. Stable Diffusion, DiT, our lab models and the analytic toy model all
 sit behind it, the way k-diffusion wraps foreign denoisers.
 
-An adapter turns an image into the diffusion space (``encode``), conditions into a batch of embeddings
-(``embed``), and predicts the noise in a noisy sample (``predict_noise``). The classifier does the rest:
-noise plans, the forward process ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``, errors, pruning.
+An adapter says how its model was trained (``process``: the forward process, what the network predicts, its
+time grid; see ``dcanalysis.processes``), turns an image into the diffusion space (``encode``), conditions into a
+batch of embeddings (``embed``), and runs the network on a noisy sample (``predict``). The classifier does the
+rest: noise plans, the forward process, the denoising error (``dcanalysis.denoising_error``), pruning.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, Sequence, Union, runtime_checkable
 
 import torch
 
 from ..images import ImageSource
+from ..processes import ForwardProcess
 
 # Embeddings of K conditions: one tensor (K, ...) or a tuple of them (e.g. tokens and an attention mask).
 Conditioning = Union[torch.Tensor, tuple[torch.Tensor, ...]]
+
+
+@dataclass(frozen=True)
+class RowGroups:
+    """Which rows of a batch hold the same (x_t, t): consecutive rows with one id form a run.
+
+    starts : LongTensor (G,), the first row of each run; index : LongTensor (B,), each row's run. The classifier
+    knows this without comparing tensors (rows of one (image, trial) pair are copies under other conditions) and
+    passes it to adapters that set ``uses_row_groups``; an adapter may compute its condition-independent layers
+    once per run (``dcanalysis.speed.prefix_sharing``).
+    """
+
+    starts: torch.Tensor
+    index: torch.Tensor
+
+    def to(self, device) -> "RowGroups":
+        return RowGroups(self.starts.to(device), self.index.to(device))
+
+
+def row_groups(ids: torch.Tensor) -> RowGroups:
+    """``RowGroups`` of a batch whose rows are named by ``ids`` (B,): a new run wherever the id changes."""
+    new = torch.ones(ids.numel(), dtype=torch.bool, device=ids.device)
+    new[1:] = ids[1:] != ids[:-1]
+    return RowGroups(new.nonzero().squeeze(1), torch.cumsum(new.long(), 0) - 1)
 
 
 @runtime_checkable
@@ -23,12 +50,14 @@ class DiffusionAdapter(Protocol):
 
     Attributes
     ----------
-    alphas_cumprod : Tensor (T,), float32, CPU
-        abar_t of the model's training schedule, indexed by 0-based t.
+    process : DDPM or RectifiedFlow
+        The forward process the model was trained with, on the CPU, and what its network predicts.
     device : torch.device
+    uses_row_groups : bool, optional
+        True if ``predict`` makes use of ``rows`` (absent means False).
     """
 
-    alphas_cumprod: torch.Tensor
+    process: ForwardProcess
     device: torch.device
 
     def load(self, source: ImageSource) -> torch.Tensor:
@@ -40,8 +69,11 @@ class DiffusionAdapter(Protocol):
     def embed(self, conditions: Sequence) -> Conditioning:
         """K conditions (class indices, prompts, ...) -> embeddings with leading dimension K."""
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:
-        """eps_theta(x_t, t, c) for a batch: x_t (B, *sample_shape), t (B,) long, cond leading dim B."""
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: Conditioning,
+                rows: RowGroups | None = None) -> torch.Tensor:
+        """The network's output for x_t (B, *sample_shape) at integer times t (B,) under cond (leading dim B),
+        in ``process.prediction_type``, float32. The adapter maps t to the time its network takes
+        (``process.model_time``)."""
 
 
 def index_conditioning(cond: Conditioning, index: torch.Tensor) -> Conditioning:

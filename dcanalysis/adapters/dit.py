@@ -7,7 +7,8 @@ import torch
 
 from .base import place_module
 from .latent import LatentImages, vae_downsampling
-from ..weights import resolve_pretrained
+from .weights import resolve_pretrained
+from ..processes import DDPM
 
 DIT_COMPONENTS = ("transformer", "vae", "scheduler")
 
@@ -22,7 +23,7 @@ class DiTAdapter(LatentImages):
     def __init__(self, *, transformer, vae, scheduler, device="cpu", dtype=torch.float32):
         self.transformer = place_module(transformer, device, dtype)
         self.vae = place_module(vae, device, dtype)
-        self.alphas_cumprod = scheduler.alphas_cumprod.float().cpu()
+        self.process = DDPM(scheduler.alphas_cumprod.float().cpu())  # eps (and a learned variance, dropped)
         self.device = torch.device(device)
         self.dtype = dtype
         self.latent_channels = transformer.config.in_channels
@@ -50,6 +51,6 @@ class DiTAdapter(LatentImages):
             raise ValueError(f"class indices {bad} are out of range; DiT classes are 0..{self.num_classes - 1}.")
         return torch.tensor(idx, dtype=torch.long)
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, rows=None) -> torch.Tensor:
         out = self.transformer(x_t.to(self.dtype), timestep=t, class_labels=cond).sample
         return out[:, : self.latent_channels].float()

@@ -9,16 +9,17 @@ import torch
 
 from .base import place_module
 from ..images import ImageSource, load_image, pad_to
-from ..schedule_math import linear_alphas_cumprod
+from ..processes import DDPM
 
 
 class PixelAdapter:
     """x_0 is the image itself, zero-padded (with -1, black) from ``image_size`` to the UNet's ``sample_size``.
 
-    Conditions are class indices 0..num_classes-1.
+    Conditions are class indices 0..num_classes-1. The network predicts eps under DDPM's linear schedule (how
+    ``dcanalysis.lab.train`` trains it) unless another ``process`` is given.
     """
 
-    def __init__(self, unet, *, image_size: int, alphas_cumprod: torch.Tensor | None = None,
+    def __init__(self, unet, *, image_size: int, process: DDPM | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         self.unet = place_module(unet, device, dtype)
         self.image_size = image_size
@@ -27,7 +28,7 @@ class PixelAdapter:
         self.num_classes = unet.config.num_class_embeds
         if self.num_classes is None:
             raise ValueError("this UNet has no class embedding (num_class_embeds is None); it cannot be class-conditional.")
-        self.alphas_cumprod = linear_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod.float().cpu()
+        self.process = process or DDPM()
         self.device = torch.device(device)
         self.dtype = dtype
 
@@ -54,5 +55,5 @@ class PixelAdapter:
             idx.append(int(c))
         return torch.tensor(idx, dtype=torch.long)
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        return self.unet(x_t.to(self.dtype), t, class_labels=cond).sample.float()
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, rows=None) -> torch.Tensor:
+        return self.unet(x_t.to(self.dtype), self.process.model_time(t), class_labels=cond).sample.float()

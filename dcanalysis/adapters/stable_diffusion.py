@@ -7,9 +7,9 @@ import torch
 
 from .base import place_module
 from .latent import LatentImages, vae_downsampling
-from ..prefix_sharing import PrefixSharing, sharing_context
-from ..schedule_math import eps_from_prediction
-from ..weights import resolve_pretrained
+from .weights import resolve_pretrained
+from ..processes import DDPM
+from ..speed.prefix_sharing import PrefixSharing, sharing_context
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -25,13 +25,13 @@ class StableDiffusionAdapter(LatentImages):
         self.unet = place_module(unet, device, dtype)
         # compute the condition-independent first layers once per noisy sample (see prefix_sharing)
         self.prefix = PrefixSharing(self.unet) if share_prefix else None
+        self.uses_row_groups = share_prefix
         self.vae = place_module(vae, device, dtype)
         self.text_encoder = place_module(text_encoder, device, dtype)
         self.tokenizer = tokenizer
         self.scheduler = scheduler
-        self.alphas_cumprod = scheduler.alphas_cumprod.float().cpu()
-        self._abar_on_device = self.alphas_cumprod.to(device)  # a host copy per call would stall the GPU queue
-        self.prediction_type = scheduler.config.prediction_type
+        # eps (SD 1.x, 2-base) or v (SD 2.x 768-v), as the scheduler's config says
+        self.process = DDPM(scheduler.alphas_cumprod.float().cpu(), scheduler.config.prediction_type)
         self.device = torch.device(device)
         self.dtype = dtype
         self.resolution = unet.config.sample_size * vae_downsampling(vae)
@@ -67,7 +67,6 @@ class StableDiffusionAdapter(LatentImages):
                                 truncation=True, return_tensors="pt")
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        with sharing_context(self.prefix, x_t, t):
-            out = self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()
-        return eps_from_prediction(out, x_t.float(), self._abar_on_device.to(t.device)[t], self.prediction_type)
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, rows=None) -> torch.Tensor:
+        with sharing_context(self.prefix, x_t, t, rows):
+            return self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()

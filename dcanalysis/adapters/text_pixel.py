@@ -9,8 +9,8 @@ import torch
 
 from .base import place_module
 from ..images import ImageSource, load_image
-from ..prefix_sharing import PrefixSharing, sharing_context
-from ..schedule_math import linear_alphas_cumprod
+from ..processes import DDPM
+from ..speed.prefix_sharing import PrefixSharing, sharing_context
 
 # captions -> (token states (K, L, D), attention mask (K, L) bool): a ``TokenEncoder`` or a ``CaptionBank``
 CaptionEncoder = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
@@ -19,14 +19,15 @@ CaptionEncoder = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
 class TextPixelAdapter:
     """x_0 is the RGB image in [-1, 1] at the UNet's ``sample_size``; conditions are captions (str)."""
 
-    def __init__(self, unet, encode: CaptionEncoder, *, alphas_cumprod: torch.Tensor | None = None,
+    def __init__(self, unet, encode: CaptionEncoder, *, process: DDPM | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False):
         self.unet = place_module(unet, device, dtype)
         self.prefix = PrefixSharing(self.unet) if share_prefix else None
+        self.uses_row_groups = share_prefix
         self.encode_captions = encode
         self.channels = unet.config.in_channels
         self.sample_size = unet.config.sample_size
-        self.alphas_cumprod = linear_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod.float().cpu()
+        self.process = process or DDPM()  # eps under DDPM's linear schedule, as lab.train_scenes trains it
         self.device = torch.device(device)
         self.dtype = dtype
 
@@ -53,8 +54,8 @@ class TextPixelAdapter:
         hidden, mask = self.encode_captions(list(conditions))
         return hidden.to(self.device, self.dtype), mask.to(self.device)
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor], rows=None) -> torch.Tensor:
         hidden, mask = cond
-        with sharing_context(self.prefix, x_t, t):
-            return self.unet(x_t.to(self.dtype), t, encoder_hidden_states=hidden,
+        with sharing_context(self.prefix, x_t, t, rows):
+            return self.unet(x_t.to(self.dtype), self.process.model_time(t), encoder_hidden_states=hidden,
                              encoder_attention_mask=mask).sample.float()

@@ -1,14 +1,17 @@
 """An analytic 2-D diffusion model: Gaussian-mixture classes whose exact eps-predictor and exact log p(x|c)
 are known in closed form (book chapter 1).
 
-Class c has density ``sum_m w_m N(mu_m, s_m^2 I)``. Under the forward process ``x_t = a x_0 + b eps`` with
-``a = sqrt(abar_t)``, ``b = sqrt(1 - abar_t)``, the noisy marginal is again a mixture with components
-``N(a mu_m, (a^2 s_m^2 + b^2) I)``, so the optimal (MMSE) noise predictor is
+Class c has density ``sum_m w_m N(mu_m, s_m^2 I)``. Under any Gaussian forward process ``x_t = a x_0 + b eps``
+(DDPM: ``a = sqrt(abar_t)``, ``b = sqrt(1 - abar_t)``; rectified flow: ``a = 1 - sigma``, ``b = sigma``) the
+noisy marginal is again a mixture with components ``N(a mu_m, (a^2 s_m^2 + b^2) I)``, so the optimal (MMSE)
+predictions are
 
     eps*(x_t, t, c) = b * sum_m r_m(x_t) (x_t - a mu_m) / (a^2 s_m^2 + b^2),
+    x0*(x_t, t, c)  =     sum_m r_m(x_t) (mu_m + a s_m^2 (x_t - a mu_m) / (a^2 s_m^2 + b^2)),
 
-with r_m the components' posterior responsibilities. The classifier built on it is the ELBO classifier with
-a *perfect* network: what is left of the gap to exact Bayes is the ELBO's own bias.
+with r_m the components' posterior responsibilities; any other parameterisation (v, flow velocity) is a mix of
+the two. The classifier built on it is the ELBO classifier with a *perfect* network: what is left of the gap to
+exact Bayes is the ELBO's own bias.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from typing import Sequence
 import torch
 
 from ..images import ImageSource
-from ..schedule_math import linear_alphas_cumprod
+from ..processes import DDPM, ForwardProcess, mix
 
 
 @dataclass(frozen=True)
@@ -56,11 +59,14 @@ def exact_log_likelihood(x: torch.Tensor, cls: GaussianMixtureClass) -> torch.Te
 
 
 class GaussianMixtureAdapter:
-    """The DiffusionAdapter protocol for the analytic model. Conditions are class indices."""
+    """The DiffusionAdapter protocol for the analytic model. Conditions are class indices.
 
-    def __init__(self, classes: Sequence[GaussianMixtureClass], alphas_cumprod: torch.Tensor | None = None):
+    ``process`` is any forward process of ``dcanalysis.processes`` (DDPM's linear schedule by default); the
+    adapter answers in its ``prediction_type``, exactly."""
+
+    def __init__(self, classes: Sequence[GaussianMixtureClass], process: ForwardProcess | None = None):
         self.classes = list(classes)
-        self.alphas_cumprod = linear_alphas_cumprod() if alphas_cumprod is None else alphas_cumprod
+        self.process = process or DDPM()
         self.device = torch.device("cpu")
 
     def load(self, source: ImageSource) -> torch.Tensor:
@@ -75,18 +81,21 @@ class GaussianMixtureAdapter:
                 raise ValueError(f"class {c} does not exist; the toy model has classes 0..{len(self.classes) - 1}.")
         return torch.tensor([int(c) for c in conditions], dtype=torch.long)
 
-    def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        abar = self.alphas_cumprod[t].double()
-        a, b = abar.sqrt()[:, None], (1 - abar).sqrt()[:, None]
+    def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, rows=None) -> torch.Tensor:
+        a, b = (v.double()[:, None] for v in self.process.scales(t))
         x = x_t.double()
-        out = torch.empty_like(x)
+        eps, x0 = torch.empty_like(x), torch.empty_like(x)
         for c in cond.unique().tolist():
-            rows = (cond == c).nonzero().squeeze(1)
+            r = (cond == c).nonzero().squeeze(1)
             k = self.classes[c]
-            var = a[rows] ** 2 * k.stds.double()[None] ** 2 + b[rows] ** 2  # (B, M)
-            means = a[rows, :, None] * k.means.double()[None]  # (B, M, D)
-            sq = ((x[rows, None, :] - means) ** 2).sum(-1)
+            s2 = k.stds.double()[None] ** 2
+            var = a[r] ** 2 * s2 + b[r] ** 2  # (B, M)
+            means = a[r, :, None] * k.means.double()[None]  # (B, M, D)
+            sq = ((x[r, None, :] - means) ** 2).sum(-1)
             lp = -0.5 * sq / var - x.shape[-1] * 0.5 * torch.log(var) + k.weights.double().log()[None]
-            r = torch.softmax(lp, dim=1)
-            out[rows] = b[rows] * (r[:, :, None] * (x[rows, None, :] - means) / var[:, :, None]).sum(1)
-        return out.to(x_t.dtype)
+            w = torch.softmax(lp, dim=1)[:, :, None]
+            eps[r] = b[r] * (w * (x[r, None, :] - means) / var[:, :, None]).sum(1)
+            x0[r] = (w * (k.means.double()[None] + a[r, :, None] * s2[:, :, None] * (x[r, None, :] - means)
+                          / var[:, :, None])).sum(1)
+        c_x0, c_eps = self.process.coefficients(self.process.prediction_type, t)
+        return mix(x0, eps, c_x0.double(), c_eps.double()).to(x_t.dtype)

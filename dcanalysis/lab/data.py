@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import torch
 
 from ..paths import DATA_DIR
+from ..exceptions import DatasetUnavailableError
 
 LAB_DATA_DIR = DATA_DIR / "lab"
 
@@ -60,10 +61,6 @@ OFFICIAL_URLS = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/{}.gz",
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/{}.gz",
 }
-
-
-class DatasetUnavailableError(RuntimeError):
-    """No source could provide the dataset."""
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..images import pad_to
 from ..noise import make_noise_plan
-from ..analysis import auroc, diffusion_ood_score
-from ..runs import load_records, run_dataset, summarize
+from ..evaluation.analysis import auroc, diffusion_ood_score
+from ..evaluation.runs import load_records, run_dataset, summarize
 from ..schedules import Schedule
 from .data import load_lab_dataset, sklearn_digits_28, to_model_input
 from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion

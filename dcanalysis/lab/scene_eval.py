@@ -3,14 +3,13 @@ the text-conditional diffusion model (as a Diffusion Classifier) and the contras
 
     python -m dcanalysis.lab.scene_eval --out RUN_DIR --items 300 --per-thing 10 --trials 100
 
-Records are written one per item as they finish (``records-rank0.jsonl``, fsynced) under a manifest, as in
-``dcanalysis.runs``; a rerun with the same settings skips finished items.
+Records are written one per item as they finish through ``dcanalysis.evaluation.run_store`` (the store every
+dataset run uses: manifest, fsynced records, lock); a rerun with the same settings skips finished items.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -21,9 +20,9 @@ from tqdm.auto import tqdm
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..estimators import accuracy_interval
-from ..runs import check_writable, load_records, repair_torn_tail, write_manifest
+from ..evaluation.run_store import RunStore, load_records, read_manifest
 from ..schedules import Schedule
-from ..winoground import WinogroundExample, diffusion_scores, embedding_scores, score_table
+from ..evaluation.winoground import WinogroundExample, diffusion_scores, embedding_scores, score_table
 from . import scenes
 from ..paths import RESULTS_DIR
 from .registry import load_scene_clip, load_scene_diffusion, model_card
@@ -93,24 +92,20 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
     if unknown:
         raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {TASKS}.")
     out = Path(out)
-    check_writable(out)
     # item counts are not settings (a run may grow); everything that decides a record's value is
     settings = {"trials": trials, "seed": seed, "diffusion": diffusion, "timesteps": "even", "error": "l2",
                 "model": _identity(diffusion, root)}
-    write_manifest(out, settings)
-    path = out / "records-rank0.jsonl"
-    repair_torn_tail(path)
-    done = {r["id"] for r in load_records(out)}
     work = _work(tasks, items, per_thing, seed)
-    todo = [w for w in work if w[1] not in done]
     phrases = [t.phrase for t in scenes.ALL_THINGS]
-    if todo:
-        adapter = load_scene_diffusion(diffusion, device=device, root=root)
-        swap_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), seed=seed,
-                                                                 batch_size=batch_size))
-        zs_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=zero_shot_schedule(trials), seed=seed,
-                                                               batch_size=batch_size))
-    with open(path, "a") as f, torch.no_grad():
+    with RunStore(out, settings) as store, torch.no_grad():
+        done = store.done
+        todo = [w for w in work if w[1] not in done]
+        if todo:
+            adapter = load_scene_diffusion(diffusion, device=device, root=root)
+            swap_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), seed=seed,
+                                                                     batch_size=batch_size))
+            zs_clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=zero_shot_schedule(trials), seed=seed,
+                                                                   batch_size=batch_size))
         for task, rid, split, payload in tqdm(todo, desc="scene items (diffusion)", mininterval=2):
             t0 = time.time()
             if task == "swap":
@@ -124,9 +119,7 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
                 rec = {"id": rid, "task": task, "split": split, "label": thing.phrase,
                        "diffusion_prediction": res.prediction, "diffusion_evaluations": res.n_evaluations}
             rec["seconds"] = round(time.time() - t0, 3)
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+            store.append([rec])
     records = {r["id"]: r for r in load_records(out)}
     records = [records[w[1]] for w in work]
     names = contrastive if contrastive is not None else installed_contrastive(root)
@@ -138,7 +131,7 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
 def load_scene_run(out: Path, *, device="cpu", root: Path | None = None) -> list[dict]:
     """The records of a finished (or partial) evaluation, with the contrastive models scored on the same items."""
     out = Path(out)
-    seed = json.loads((out / "manifest.json").read_text())["settings"]["seed"]
+    seed = read_manifest(out)["settings"]["seed"]
     have = {r["id"]: r for r in load_records(out)}
     items = max((int(i.rsplit("/", 1)[1]) + 1 for i in have if i.startswith("swap/")), default=0)
     per_thing = -(-sum(i.startswith("zero_shot/") for i in have) // len(scenes.ALL_THINGS))

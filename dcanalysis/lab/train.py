@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ..classifier import noisy_sample
+from ..denoising_error import noisy_sample
 from ..images import pad_to
 from ..noise import derive_generator
-from ..schedule_math import linear_alphas_cumprod
+from ..processes import DDPM
 from .data import load_lab_dataset, to_model_input
 from .models import UNET_SIZES, build_classifier
 
@@ -174,7 +174,7 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
     model = build_model(cfg).to(dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.is_diffusion else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0 if cfg.is_diffusion else 0.05)
-    abar = linear_alphas_cumprod().to(dev)
+    process = DDPM().to(dev)  # eps-prediction under the linear schedule, what the adapters assume
     gen = derive_generator(cfg.seed, 0)
 
     def batch_loss() -> torch.Tensor:
@@ -187,7 +187,7 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
             return F.cross_entropy(model(x).float(), y)
         t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
         eps = torch.randn(x.shape, generator=gen).to(dev)
-        return F.mse_loss(model(noisy_sample(x, eps, abar[t]), t, class_labels=y).sample.float(), eps)
+        return F.mse_loss(model(noisy_sample(process, x, eps, t), t, class_labels=y).sample.float(), eps)
 
     shipped = ema if ema is not None else model
     step, losses, elapsed = fit(

@@ -26,9 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..classifier import noisy_sample
+from ..denoising_error import noisy_sample
 from ..noise import derive_generator
-from ..schedule_math import linear_alphas_cumprod
+from ..processes import DDPM
 from . import scenes
 from .models import TEXT_UNET_SIZES, SceneCLIP
 from .text import NULL_CAPTION, CaptionBank
@@ -116,7 +116,7 @@ def train(cfg: SceneTrainConfig, out: Path, bank: CaptionBank, *, device: str = 
     model = build_model(cfg).to(dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.is_diffusion else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0 if cfg.is_diffusion else 0.05)
-    abar = linear_alphas_cumprod().to(dev)
+    process = DDPM().to(dev)  # eps-prediction under the linear schedule, what the adapters assume
     gen = derive_generator(cfg.seed, 1)
 
     def batch_loss() -> torch.Tensor:
@@ -128,7 +128,7 @@ def train(cfg: SceneTrainConfig, out: Path, bank: CaptionBank, *, device: str = 
         c = torch.where(drop, torch.full_like(c, null_id), c)
         t = torch.randint(0, 1000, (cfg.batch_size,), generator=gen).to(dev)
         eps = torch.randn(x.shape, generator=gen).to(dev)
-        pred = model(noisy_sample(x, eps, abar[t]), t, encoder_hidden_states=hidden[c],
+        pred = model(noisy_sample(process, x, eps, t), t, encoder_hidden_states=hidden[c],
                      encoder_attention_mask=mask[c]).sample
         return F.mse_loss(pred.float(), eps)
 

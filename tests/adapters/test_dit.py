@@ -12,7 +12,7 @@ def test_dit_uses_only_the_eps_half_and_classifies():
     x_t, t, c = torch.randn(3, 4, 8, 8), torch.tensor([1, 500, 999]), torch.tensor([0, 4, 9])
     full = comps["transformer"](x_t, timestep=t, class_labels=c).sample
     assert full.shape[1] == 8
-    assert torch.equal(adapter.predict_noise(x_t, t, c), full[:, :4])
+    assert torch.equal(adapter.predict(x_t, t, c), full[:, :4])
     r = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(6))).classify(torch.zeros(3, 16, 16), [0, 3, 9])
     assert r.errors.shape == (3, 6) and r.n_evaluations == 18
 

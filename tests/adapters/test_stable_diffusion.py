@@ -37,14 +37,24 @@ def test_latent_shape_and_prompt_type(sd_folder):
         adapter.embed([1, 2])
 
 
-def test_v_prediction_is_converted_to_eps(tmp_path):
+def test_v_prediction_is_declared_and_compared_in_eps_space_by_default(tmp_path):
+    """SD 2.x 768-v: the adapter returns v and says so; the error converts it to eps (Eq. 5), as before."""
+    from dcanalysis.denoising_error import denoising_error
+    from dcanalysis.processes import convert_prediction
+
     comps = tiny_sd_components(tmp_path, prediction_type="v_prediction")
     adapter = StableDiffusionAdapter(**comps)
+    assert adapter.process.prediction_type == "v_prediction" and adapter.process.default_target == "epsilon"
     x_t, t = torch.randn(2, 4, 8, 8), torch.tensor([10, 900])
     cond = adapter.embed(["a", "b"])
     v = comps["unet"](x_t, t, encoder_hidden_states=cond).sample
-    abar = adapter.alphas_cumprod[t].view(-1, 1, 1, 1)
-    assert torch.allclose(adapter.predict_noise(x_t, t, cond), abar.sqrt() * v + (1 - abar).sqrt() * x_t, atol=1e-5)
+    assert torch.equal(adapter.predict(x_t, t, cond), v)
+    abar = adapter.process.alphas_cumprod[t].view(-1, 1, 1, 1)
+    eps_hat = abar.sqrt() * v + (1 - abar).sqrt() * x_t
+    assert torch.allclose(convert_prediction(adapter.process, v, x_t, t, "epsilon"), eps_hat, atol=1e-5)
+    x0, eps = torch.randn(2, 4, 8, 8), torch.randn(2, 4, 8, 8)
+    err = denoising_error(adapter.process, v, x_t, x0, eps, t)
+    assert torch.allclose(err, ((eps_hat - eps) ** 2).flatten(1).mean(1), atol=1e-5)
 
 
 def test_placeholder_tokenizer_is_refused(tmp_path):

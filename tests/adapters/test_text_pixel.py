@@ -11,11 +11,11 @@ def adapter():
     return TextPixelAdapter(tiny_text_unet(), tiny_caption_bank())
 
 
-def test_predict_noise_depends_on_the_caption(adapter):
+def test_prediction_depends_on_the_caption(adapter):
     x = torch.randn(2, 3, 32, 32)
     t = torch.tensor([500, 500])
     cond = adapter.embed(["a red circle left of a blue square", "a blue circle left of a red square"])
-    eps = adapter.predict_noise(x[:1].expand(2, -1, -1, -1), t, cond)
+    eps = adapter.predict(x[:1].expand(2, -1, -1, -1), t, cond)
     assert eps.shape == (2, 3, 32, 32) and eps.dtype == torch.float32
     assert (eps[0] - eps[1]).abs().max() > 1e-4
 

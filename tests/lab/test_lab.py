@@ -29,7 +29,7 @@ def test_corruptions_are_seeded_and_change_the_images(name):
 
 def test_shipped_models_load_offline_on_cpu():
     adapter = load_lab_diffusion("mnist_unet")
-    eps = adapter.predict_noise(torch.zeros(2, 1, 32, 32), torch.tensor([10, 500]), torch.tensor([3, 7]))
+    eps = adapter.predict(torch.zeros(2, 1, 32, 32), torch.tensor([10, 500]), torch.tensor([3, 7]))
     assert eps.shape == (2, 1, 32, 32) and torch.isfinite(eps).all()
     clf = load_lab_classifier("mnist_cnn")
     assert clf(torch.zeros(1, 1, 32, 32)).shape == (1, 10)

@@ -1,0 +1,267 @@
+"""The main job: execute every chapter with papermill, then build the HTML book.
+
+    python -m dcanalysis.book --profile quick      # what `make book` runs
+
+Executed notebooks go to ``book/_build/executed/<profile>/`` with their figures and a ``<chapter>.run.json``
+record (parameters, device, seconds, commit); a chapter is re-executed only when its notebook, its parameters or
+the library changed (a content hash is kept beside it). The book is then built from a staging copy, so the source
+notebooks in ``book/chapters`` stay free of outputs.
+
+``book/executed/full/`` holds the full profile as executed on a GPU machine (``data/jobs/book_full.sh``) and
+committed. When a chapter's code cells are unchanged since that run, the HTML page shows the GPU run (with the
+current text) and says so at its top; otherwise it shows this machine's execution. ``--pages executed`` shows
+only what was executed here.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from tqdm.auto import tqdm
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOK = ROOT / "book"
+GPU_PAGES = BOOK / "executed" / "full"
+
+PROFILES = {
+    "quick": {},
+    "full": {"profile": "full", "n_images": 1000, "device": "cuda"},
+}
+# Per-chapter overrides of the full profile (quick uses each notebook's own defaults).
+FULL_OVERRIDES = {
+    "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
+    "02_paired_differences": {"n_timesteps": 200},
+    # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
+    "06_zero_shot": {"n_images": 10, "trials": 100, "run_dir": ""},
+    "07_inversion": {"n_images": 8, "steps": 50},
+    "08_compositional": {"n_images": 300, "trials": 100, "run_dir": ""},
+}
+
+
+def chapter_parameters(name: str, profile: str) -> dict:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}.")
+    params = dict(PROFILES[profile])
+    if profile == "full":
+        params.update(FULL_OVERRIDES.get(name, {}))
+    return params
+
+
+def library_digest() -> str:
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "dcanalysis").rglob("*.py")):
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def is_injected(cell) -> bool:
+    return "injected-parameters" in cell.metadata.get("tags", [])
+
+
+def code_digest(nb) -> str:
+    """Hash of a notebook's code cells (papermill's injected-parameters cell left out): what decides its outputs,
+    apart from the library. Markdown edits do not change it."""
+    h = hashlib.sha256()
+    for c in nb.cells:
+        if c.cell_type == "code" and not is_injected(c):
+            h.update(c.source.encode() + b"\0")
+    return h.hexdigest()
+
+
+def git_commit() -> str:
+    """The commit the run was made from: $DCANALYSIS_COMMIT (a copied tree has no .git), else git's HEAD."""
+    if os.environ.get("DCANALYSIS_COMMIT"):
+        return os.environ["DCANALYSIS_COMMIT"]
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_record(source: Path, profile: str, params: dict, seconds: float, library: str) -> dict:
+    """Provenance of one executed chapter, written beside it as ``<chapter>.run.json`` (``library``: the
+    ``library_digest`` the run was keyed on)."""
+    import torch
+
+    return {
+        "chapter": source.stem, "profile": profile, "parameters": params,
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(seconds, 1), "commit": git_commit(),
+        "code_digest": code_digest(nbformat.read(source, 4)), "library_digest": library,
+    }
+
+
+def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: bool = False,
+                     out: Path | None = None) -> Path:
+    import papermill as pm
+
+    out = out or BOOK / "_build" / "executed" / profile
+    out.mkdir(parents=True, exist_ok=True)
+    sources = sorted((BOOK / "chapters").glob("*.ipynb"))
+    if chapters:
+        sources = [s for s in sources if any(s.stem.startswith(c) for c in chapters)]
+    lib = library_digest()
+    for src in tqdm(sources, desc=f"chapters ({profile})", unit="chapter"):
+        params = chapter_parameters(src.stem, profile)
+        key = hashlib.sha256(src.read_bytes() + json.dumps(params, sort_keys=True).encode() + lib.encode()).hexdigest()
+        target, stamp = out / src.name, out / f"{src.stem}.key"
+        if not force and target.is_file() and stamp.is_file() and stamp.read_text() == key:
+            continue
+        start = time.perf_counter()
+        pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(out), progress_bar=False,
+                            kernel_name="python3")
+        record = run_record(src, profile, params, time.perf_counter() - start, lib)
+        (out / f"{src.stem}.run.json").write_text(json.dumps(record, indent=1))
+        stamp.write_text(key)
+    return out
+
+
+def with_current_text(source, executed):
+    """The executed notebook's outputs under the source notebook's current markdown: a copy of ``source`` whose
+    code cells are the executed ones (papermill's injected-parameters cell kept after the parameters cell).
+    None when the code cells differ, i.e. when the outputs may no longer belong to this code."""
+    if code_digest(source) != code_digest(executed):
+        return None
+    ran = iter(c for c in executed.cells if c.cell_type == "code" and not is_injected(c))
+    injected = [c for c in executed.cells if is_injected(c)]
+    merged = copy.deepcopy(source)
+    cells = []
+    for c in merged.cells:
+        if c.cell_type != "code":
+            cells.append(c)
+            continue
+        cells.append(copy.deepcopy(next(ran)))
+        if "parameters" in c.metadata.get("tags", []):
+            cells.extend(copy.deepcopy(injected))
+    merged.cells = cells
+    return merged
+
+
+def provenance_note(record: dict, committed: bool) -> str:
+    """A MyST note for the top of a page: which run made the outputs below it."""
+    params = ", ".join(f"{k}={v!r}" for k, v in record["parameters"].items()) or "the notebook's defaults"
+    where = f"GPU: {record['gpu']}" if record.get("gpu") else f"{record.get('cpu_count', '?')} CPU cores"
+    text = (f"Outputs on this page: the **{record['profile']}** profile ({params}), executed on a machine with "
+            f"{where}, finished {record['finished_utc']} in {record['seconds']:.0f} s, commit "
+            f"`{record['commit'][:10]}`.")
+    if committed:
+        text += (" This run is committed in `book/executed/full/`; `make book` re-executes the quick profile "
+                 f"on your machine (`book/_build/executed/quick/{record['chapter']}.ipynb`).")
+    return f"```{{note}}\n{text}\n```"
+
+
+def choose_page(source: Path, executed_dir: Path, committed_dir: Path | None = GPU_PAGES):
+    """The notebook to render for one chapter: the committed GPU run when its code cells and its full-profile
+    parameters are the chapter's current ones, else this machine's execution. Returns (notebook, record,
+    committed?)."""
+    src = nbformat.read(source, 4)
+    if committed_dir is not None:
+        nb_path, rec_path = committed_dir / source.name, committed_dir / f"{source.stem}.run.json"
+        if nb_path.is_file() and rec_path.is_file():
+            record = json.loads(rec_path.read_text())
+            merged = (with_current_text(src, nbformat.read(nb_path, 4))
+                      if record["parameters"] == chapter_parameters(source.stem, "full") else None)
+            if merged is not None:
+                return merged, record, True
+            print(f"{source.stem}: its code or full-profile parameters changed since the committed GPU run; "
+                  "showing this machine's execution")
+    rec_path = executed_dir / f"{source.stem}.run.json"
+    record = json.loads(rec_path.read_text()) if rec_path.is_file() else None
+    return nbformat.read(executed_dir / source.name, 4), record, False
+
+
+def with_note(nb, record: dict | None, committed: bool):
+    """A copy of ``nb`` with the provenance note after its first (title) cell."""
+    if record is None:
+        return nb
+    nb = copy.deepcopy(nb)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_note(record, committed)))
+    return nb
+
+
+def vendor_mathjax(target: Path) -> Path | None:
+    """MathJax 3 from the npm registry, so formulas render in the offline HTML (the default loads a CDN)."""
+    js = target / "mathjax" / "es5" / "tex-chtml.js"
+    if js.is_file():
+        return js
+    if shutil.which("npm") is None:
+        print("npm not found: formulas will need a network connection to render (MathJax from its CDN)")
+        return None
+    import tarfile
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", "mathjax@3", "--silent"], cwd=tmp, check=True, capture_output=True, timeout=300)
+        with tarfile.open(next(Path(tmp).glob("mathjax-*.tgz"))) as tar:
+            tar.extractall(tmp, filter="data")
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copytree(Path(tmp) / "package" / "es5", target / "mathjax" / "es5", dirs_exist_ok=True)
+    return js
+
+
+def build_html(executed: Path, *, committed_dir: Path | None = GPU_PAGES) -> Path:
+    stage = BOOK / "_build" / "stage"
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "chapters").mkdir(parents=True)
+    vendor = BOOK / "_build" / "vendor"
+    if vendor_mathjax(vendor):
+        shutil.copytree(vendor, stage / "_vendor")
+    for f in ("_toc.yml", "intro.md"):
+        shutil.copy(BOOK / f, stage / f)
+    config = (BOOK / "_config.yml").read_text()
+    if (stage / "_vendor").is_dir():
+        # Served from the book's own _static: html_static_path copies _vendor/* there.
+        config = config.replace("  config:\n", "  config:\n    html_static_path: [_vendor]\n"
+                                "    mathjax_path: mathjax/es5/tex-chtml.js\n", 1)
+    (stage / "_config.yml").write_text(config)
+    for source in sorted((BOOK / "chapters").glob("*.ipynb")):
+        if not (executed / source.name).is_file():
+            continue
+        nb, record, committed = choose_page(source, executed, committed_dir)
+        nbformat.write(with_note(nb, record, committed), stage / "chapters" / source.name)
+    if (executed / "figures").is_dir():
+        shutil.copytree(executed / "figures", stage / "chapters" / "figures")
+    jb = Path(sys.executable).parent / "jupyter-book"
+    subprocess.run([str(jb), "build", str(stage), "--path-output", str(BOOK / "_build" / "site"), "-q"], check=True)
+    return BOOK / "_build" / "site" / "_build" / "html" / "index.html"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Execute the book's chapters with papermill and build the HTML book.")
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    p.add_argument("--chapters", nargs="*", help="prefixes of chapters to execute, e.g. 01 04 (default: all)")
+    p.add_argument("--force", action="store_true", help="re-execute even when nothing changed")
+    p.add_argument("--no-html", action="store_true", help="execute only")
+    p.add_argument("--pages", choices=("committed-gpu", "executed"), default="committed-gpu",
+                   help="committed-gpu (default): a chapter's page shows the committed full-profile GPU run "
+                        "(book/executed/full) while its code is unchanged; executed: only what ran here")
+    p.add_argument("--out", type=Path, help="where the executed notebooks go (default book/_build/executed/PROFILE)")
+    a = p.parse_args(argv)
+    from ..lab.data import load_lab_dataset
+
+    for name in ("mnist", "fashion_mnist"):  # fetch once up front, not inside a chapter
+        load_lab_dataset(name, test_only=True)
+    executed = execute_chapters(a.profile, chapters=a.chapters, force=a.force, out=a.out)
+    if not a.no_html:
+        # A full run made here is the page to show; the committed GPU pages stand in for the quick profile.
+        committed = GPU_PAGES if a.pages == "committed-gpu" and a.profile == "quick" else None
+        print(f"book built: {build_html(executed, committed_dir=committed)}")
+
+
+if __name__ == "__main__":
+    main()

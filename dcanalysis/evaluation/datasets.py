@@ -1,0 +1,81 @@
+"""Class names, prompt templates and image folders of the paper's datasets.
+
+Class lists live in ``data/datasets/<name>.json`` (with their source); ``ImageFolder`` reads a dataset laid out
+as ``root/<class>/<image>``, so a user with the real images runs the paper's evaluation on them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..images import ImageSource
+from ..paths import DATA_DIR
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    classes: tuple[str, ...]
+    templates: tuple[str, ...]
+    source: str
+
+    def prompts(self, template: int = 0) -> list[str]:
+        """One prompt per class, e.g. 'a photo of a Bengal, a type of pet.' (the paper uses one template)."""
+        return [self.templates[template].format(c) for c in self.classes]
+
+
+def available_datasets() -> list[str]:
+    return sorted(p.stem for p in (DATA_DIR / "datasets").glob("*.json"))
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    path = DATA_DIR / "datasets" / f"{name}.json"
+    if not path.is_file():
+        raise ValueError(f"unknown dataset {name!r}; choose one of {available_datasets()}.")
+    d = json.loads(path.read_text())
+    return DatasetInfo(d["name"], tuple(d["classes"]), tuple(d["templates"]), d["source"])
+
+
+class ImageFolder:
+    """Images under ``root/<class name>/``. Items are ``(path, label_index)``.
+
+    ``classes`` fixes the label order (e.g. ``dataset_info('pets').classes``); folders are matched to it
+    case-insensitively, with '_' read as ' '. Without it, the sorted folder names are the classes.
+    """
+
+    def __init__(self, root: str | Path, classes: tuple[str, ...] | list[str] | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"dataset folder {str(self.root)!r} does not exist; expected root/<class>/<image>.")
+        folders = sorted(p for p in self.root.iterdir() if p.is_dir())
+        if not folders:
+            raise ValueError(f"{str(self.root)!r} has no class sub-folders; expected root/<class>/<image>.")
+        norm = lambda s: s.lower().replace("_", " ").strip()  # noqa: E731
+        if classes is None:
+            self.classes = [f.name for f in folders]
+            mapping = {f: i for i, f in enumerate(folders)}
+        else:
+            self.classes = list(classes)
+            index = {norm(c): i for i, c in enumerate(self.classes)}
+            unknown = [f.name for f in folders if norm(f.name) not in index]
+            if unknown:
+                raise ValueError(
+                    f"folders {unknown[:5]} match no class name; rename them to the class names "
+                    f"(e.g. {self.classes[:3]}) or pass classes=None."
+                )
+            mapping = {f: index[norm(f.name)] for f in folders}
+        self.items: list[tuple[Path, int]] = [
+            (p, label) for f, label in mapping.items() for p in sorted(f.iterdir())
+            if p.suffix.lower() in IMAGE_SUFFIXES
+        ]
+        if not self.items:
+            raise ValueError(f"no images ({sorted(IMAGE_SUFFIXES)}) found under {str(self.root)!r}.")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[ImageSource, int]:
+        return self.items[i]

@@ -1,0 +1,126 @@
+"""Smoke run of every chapter in the quick profile, as `make book` runs them (CI executes the book this way)."""
+import nbformat
+import pytest
+
+from dcanalysis.book import build as book
+
+CHAPTERS = sorted(p.stem for p in (book.BOOK / "chapters").glob("*.ipynb"))
+
+
+def test_every_chapter_has_a_parameters_cell():
+    for name in CHAPTERS:
+        nb = nbformat.read(book.BOOK / "chapters" / f"{name}.ipynb", 4)
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, name
+        assert "profile" in tagged[0].source and "seed" in tagged[0].source
+
+
+def test_unknown_profile():
+    with pytest.raises(ValueError, match="quick"):
+        book.chapter_parameters("01_generative_classification", "fast")
+
+
+def test_all_chapters_execute_in_the_quick_profile(tmp_path, monkeypatch):
+    import papermill as pm
+
+    for name in CHAPTERS:
+        out = tmp_path / f"{name}.ipynb"
+        pm.execute_notebook(str(book.BOOK / "chapters" / f"{name}.ipynb"), str(out), cwd=str(tmp_path),
+                            progress_bar=False, kernel_name="python3")
+        nb = nbformat.read(out, 4)
+        errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, name
+    assert len(list((tmp_path / "figures").glob("*.png"))) >= 7
+
+
+def _notebook(markdown: str, code: list[str]):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(markdown),
+                nbformat.v4.new_code_cell(code[0], metadata={"tags": ["parameters"]})]
+    nb.cells += [nbformat.v4.new_code_cell(c) for c in code[1:]]
+    nb.cells.append(nbformat.v4.new_markdown_cell("closing words"))
+    return nb
+
+
+def _executed(nb, params="n = 5"):
+    """What papermill leaves: an injected-parameters cell after the parameters cell, outputs on code cells."""
+    ran = nbformat.from_dict(nb.copy())
+    ran.cells = [c.copy() for c in nb.cells]
+    for c in ran.cells:
+        if c.cell_type == "code":
+            c.outputs = [nbformat.v4.new_output("stream", text=f"ran: {c.source}")]
+    ran.cells.insert(2, nbformat.v4.new_code_cell(params, metadata={"tags": ["injected-parameters"]}))
+    return ran
+
+
+def test_code_digest_ignores_markdown_and_injected_parameters():
+    nb = _notebook("# Title", ["n = 1", "print(n)"])
+    assert book.code_digest(nb) == book.code_digest(_executed(nb))
+    edited = _notebook("# Another title", ["n = 1", "print(n)"])
+    assert book.code_digest(edited) == book.code_digest(nb)
+    assert book.code_digest(_notebook("# Title", ["n = 1", "print(n + 1)"])) != book.code_digest(nb)
+
+
+def test_with_current_text_keeps_outputs_under_new_markdown():
+    old = _notebook("# Old title", ["n = 1", "print(n)"])
+    ran = _executed(old)
+    new = _notebook("# New title", ["n = 1", "print(n)"])
+    merged = book.with_current_text(new, ran)
+    assert merged.cells[0].source == "# New title"
+    assert [c.cell_type for c in merged.cells] == ["markdown", "code", "code", "code", "markdown"]
+    assert "injected-parameters" in merged.cells[2].metadata["tags"] and merged.cells[2].source == "n = 5"
+    assert merged.cells[3].outputs[0]["text"] == "ran: print(n)"
+    assert not new.cells[2].get("outputs")  # the source notebook is not modified
+    assert book.with_current_text(_notebook("# New", ["n = 1", "print(2 * n)"]), ran) is None
+
+
+def _record(chapter, profile="full", gpu="NVIDIA H100 80GB HBM3"):
+    return {"chapter": chapter, "profile": profile, "parameters": book.chapter_parameters(chapter, profile),
+            "gpu": gpu, "cpu_count": 16,
+            "finished_utc": "2026-11-23T12:00:00Z", "seconds": 42.0, "commit": "0123456789abcdef"}
+
+
+def test_choose_page_prefers_a_current_committed_gpu_run(tmp_path):
+    source, executed, committed = tmp_path / "src", tmp_path / "quick", tmp_path / "full"
+    for d in (source, executed, committed):
+        d.mkdir()
+    nb = _notebook("# Chapter", ["n = 1", "print(n)"])
+    nbformat.write(nb, source / "01_x.ipynb")
+    nbformat.write(_executed(nb, "n = 1"), executed / "01_x.ipynb")
+    (executed / "01_x.run.json").write_text(book.json.dumps(_record("01_x", "quick", None)))
+
+    page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
+    assert not is_committed and record["profile"] == "quick"  # nothing committed yet
+
+    nbformat.write(_executed(nb, "n = 1000"), committed / "01_x.ipynb")
+    (committed / "01_x.run.json").write_text(book.json.dumps(_record("01_x")))
+    page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
+    assert is_committed and page.cells[2].source == "n = 1000"
+    note = book.with_note(page, record, is_committed).cells[1].source
+    assert "**full** profile" in note and "H100" in note and "0123456789" in note and "make book" in note
+
+    stale = dict(_record("01_x"), parameters={"n_images": 5})  # the full profile's parameters changed since
+    (committed / "01_x.run.json").write_text(book.json.dumps(stale))
+    assert not book.choose_page(source / "01_x.ipynb", executed, committed)[2]
+    (committed / "01_x.run.json").write_text(book.json.dumps(_record("01_x")))
+
+    nbformat.write(_notebook("# Chapter", ["n = 1", "print(n * 2)"]), source / "01_x.ipynb")  # code changed
+    page, record, is_committed = book.choose_page(source / "01_x.ipynb", executed, committed)
+    assert not is_committed and record["profile"] == "quick"
+
+
+def test_committed_gpu_pages_match_their_chapters():
+    """Every committed full-profile page has a run record from a GPU and belongs to the chapter's current code
+    (otherwise the book silently falls back to the quick profile for it)."""
+    for nb_path in sorted(book.GPU_PAGES.glob("*.ipynb")):
+        record = book.json.loads((book.GPU_PAGES / f"{nb_path.stem}.run.json").read_text())
+        assert record["profile"] == "full" and record["gpu"], nb_path.stem
+        assert record["parameters"] == book.chapter_parameters(nb_path.stem, "full"), nb_path.stem
+        source = nbformat.read(book.BOOK / "chapters" / nb_path.name, 4)
+        assert book.code_digest(nbformat.read(nb_path, 4)) == book.code_digest(source), (
+            f"{nb_path.stem}: its code changed since the committed GPU run. Rerun it on a GPU "
+            f"(data/jobs/book_full.sh) or delete book/executed/full/{nb_path.stem}.* so the book shows the quick "
+            "profile for it knowingly.")
+        errors = [o for c in nbformat.read(nb_path, 4).cells for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, nb_path.stem

@@ -1,0 +1,87 @@
+import matplotlib
+
+matplotlib.use("Agg")  # tests only; never exported for notebooks (figures would vanish from the book)
+
+import numpy as np  # noqa: E402
+
+from dcanalysis.book import plotting  # noqa: E402
+
+
+def test_figures_are_saved_as_png_and_svg(tmp_path):
+    plotting.set_style()
+    fig = plotting.scaling_curves([1, 10], {"even": np.array([0.5, 0.9])}, {"even": (np.array([0.4, 0.8]), np.array([0.6, 1.0]))})
+    png = plotting.save_figure(fig, "curves", tmp_path)
+    assert png.stat().st_size > 1000 and (tmp_path / "curves.svg").is_file()
+
+
+def test_effective_robustness_fits_only_discriminative_models():
+    rows = [{"model": m, "set": s, "accuracy": a} for m, s, a in [
+        ("Diffusion Classifier", "test", 0.9), ("Diffusion Classifier", "blur", 0.7),
+        ("CNN", "test", 0.8), ("CNN", "blur", 0.4), ("ResNet", "test", 0.95), ("ResNet", "blur", 0.5)]]
+    fig = plotting.effective_robustness(rows, ["blur"])
+    ax = fig.axes[0]
+    assert any(line.get_label().startswith("fit") for line in ax.lines)
+
+
+def test_scene_figures_draw_every_model_and_tag():
+    import torch
+
+    from dcanalysis.lab import scenes
+    from dcanalysis.evaluation.winoground import CHANCE, score_table
+
+    s = np.random.default_rng(0).normal(size=(12, 2, 2))
+    tags = [scenes.SWAPS[i % 3] for i in range(12)]
+    rows = [{"split": "test_seen", **r} for m in ("A", "B") for r in score_table(s, tags, m)]
+    fig = plotting.winoground_bars(rows, CHANCE, split="test_seen")
+    assert len(fig.axes) == 3 and len(fig.axes[0].patches) == 2 * 4  # 2 models x (all + 3 tags)
+    fig = plotting.zero_shot_bars([{"split": sp, "model": m, "accuracy": 50.0, "lo": 40.0, "hi": 60.0, "n": 10}
+                                   for sp in ("test_seen", "test_unseen") for m in ("A", "B")])
+    assert len(fig.axes[0].patches) == 4
+    fig = plotting.swap_examples(scenes.swap_items(3, seed=0))
+    assert sum(bool(ax.images) for ax in fig.axes) == 6
+    recon = [torch.zeros(3, 1, 8, 8)]
+    fig = plotting.inversion_grid([torch.zeros(1, 8, 8)], recon, [torch.tensor([0.3, 0.1, 0.2])], ["a", "b", "c"], [0],
+                                  t_end=500)
+    assert len(fig.axes) == 4
+
+
+def test_training_curve_draws_the_run_and_the_reference_apart():
+    rows = [{"model": f"run_{s}", "steps": s, "accuracy": a, "ci95": [a - 0.05, a + 0.03]}
+            for s, a in [(125, 0.6), (1000, 0.9)]]
+    rows.append({"model": "shipped", "steps": 3000, "accuracy": 0.91, "ci95": [0.88, 0.93]})
+    fig = plotting.training_curve(rows, reference="shipped")
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["snapshots of one training run", "shipped"]
+
+
+def test_seed_spread_shows_every_seed_of_every_model():
+    rows = [{"model": m, "metric": k, "mean": 50.0, "lo": 40.0, "hi": 60.0, "per_seed": {0: 45.0, 1: 50.0, 2: 55.0}}
+            for m in ("A", "B") for k in ("zero-shot", "image")]
+    fig = plotting.seed_spread(rows, ["zero-shot", "image"])
+    assert len(fig.axes) == 2
+    offsets = fig.axes[0].collections  # one scatter of 3 seeds per model (errorbar lines are LineCollections)
+    assert sum(len(c.get_offsets()) for c in offsets if c.get_offsets().shape[0] == 3) == 6
+    rows.append({"model": "C", "metric": "image", "mean": 9.0, "lo": 8.0, "hi": 10.0, "per_seed": {0: 9.0}})
+    fig = plotting.seed_spread(rows, ["zero-shot", "image"])  # C only in the second panel: still in the legend
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["A", "B", "C"]
+
+
+def test_kernel_time_and_clock_trace_draw_every_variant_and_window():
+    import pandas as pd
+
+    groups = lambda a, m, o: [{"group": "attention", "seconds_per_call": a, "ratio_to_matmul": 0.5},  # noqa: E731
+                              {"group": "matrix", "seconds_per_call": m, "ratio_to_matmul": 0.9},
+                              {"group": "other", "seconds_per_call": o, "ratio_to_matmul": None}]
+    rows = [{"variant": "eager", "batch": 2, "groups": groups(0.001, 0.002, 0.004)},
+            {"variant": "compiled", "batch": 2, "groups": groups(0.001, 0.003, 0.0005)},
+            {"variant": "compiled+graphs", "batch": 2}]  # not profiled: left out
+    fig = plotting.kernel_time(rows)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["eager", "compiled"]
+    widths = sorted(round(p.get_width(), 3) for p in ax.patches)
+    assert widths == sorted([0.5, 1.0, 2.0, 0.5, 1.5, 0.25])  # ms per evaluation
+    log = pd.DataFrame({"time": [0.0, 1.0, 2.0, 3.0], "sm_mhz": [1980, 1500, 1400, 1980], "power_w": [100, 700, 700, 100]})
+    fig = plotting.clock_trace(log, [{"model": "m", "variant": "v", "timed_from": 1.0, "timed_to": 2.0}],
+                               {"burst": [0.0, 0.01], "sustained": [0.5, 2.5]})
+    assert [a.get_title() for a in fig.axes] == ["matmul, sustained", "m\nv"]  # the millisecond burst has no panel

@@ -1,0 +1,97 @@
+
+import pytest
+import torch
+from PIL import Image
+
+from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
+from dcanalysis.exceptions import ManifestMismatchError
+from dcanalysis.evaluation.runs import consolidate_tables, load_records, run_dataset, summarize
+
+
+def classifier(toy_adapter, seed=0):
+    return DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(8), seed=seed))
+
+
+def items(n=6):
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(n, 2, generator=g)
+    return lambda i: (pts[i], int(pts[i, 0] < 0))
+
+
+def test_resume_skips_finished_images_and_matches_an_uninterrupted_run(toy_adapter, tmp_path):
+    full = run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path / "a", settings={"m": "toy"}, progress=False)
+    # Simulate a crash after 3 images plus a torn last line.
+    b = tmp_path / "b"
+    run_dataset(classifier(toy_adapter), items(), 6, [0, 1], b, settings={"m": "toy"}, progress=False)
+    lines = (b / "records-rank0.jsonl").read_text().splitlines()
+    (b / "records-rank0.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
+    calls = []
+    get = items()
+    resumed = run_dataset(classifier(toy_adapter), lambda i: calls.append(i) or get(i), 6, [0, 1], b,
+                          settings={"m": "toy"}, progress=False)
+    assert calls == [3, 4, 5]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(resumed) == strip(full)
+    assert consolidate_tables(b).is_file()
+
+
+def test_other_settings_are_refused(toy_adapter, tmp_path):
+    run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path, settings={"m": "toy"}, progress=False)
+    with pytest.raises(ManifestMismatchError, match="other settings"):
+        run_dataset(classifier(toy_adapter, seed=1), items(), 6, [0, 1], tmp_path, settings={"m": "toy"}, progress=False)
+
+
+def test_corrupt_images_are_recorded_and_the_run_goes_on(tmp_path):
+    from dcanalysis.adapters import PixelAdapter
+    from tiny_models import tiny_pixel_unet
+
+    adapter = PixelAdapter(tiny_pixel_unet(sample_size=16), image_size=16)
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.new("L", (16, 16)).save(good)
+    bad.write_bytes(b"not a png")
+    paths = [good, bad, good]
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(2)))
+    run_dataset(clf, lambda i: (paths[i], 0), 3, list(range(10)), tmp_path / "run", settings={}, progress=False)
+    recs = load_records(tmp_path / "run")
+    assert "bad.png" in recs[1]["error"] and "prediction" in recs[2]
+    assert summarize(recs).failed == 1
+
+
+def test_unwritable_directory_fails_before_work(toy_adapter, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises((PermissionError, OSError), match="choose another --out"):
+        run_dataset(classifier(toy_adapter), items(), 6, [0, 1], blocker / "run", settings={}, progress=False)
+
+
+def test_images_per_batch_gives_the_same_records(toy_adapter, tmp_path):
+    one = run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path / "one", settings={}, progress=False)
+    four = run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path / "four", settings={},
+                       images_per_batch=4, progress=False)
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert [r["id"] for r in four] == list(range(6))
+    for a, b in zip(strip(one), strip(four)):
+        assert a["prediction"] == b["prediction"] and abs(a["mean_errors"][0] - b["mean_errors"][0]) < 1e-9
+
+
+def test_resume_with_other_batching_is_allowed(toy_adapter, tmp_path):
+    run_dataset(classifier(toy_adapter), items(), 6, [0, 1], tmp_path, settings={}, time_limit_s=1e-9, progress=False)
+    other = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(8), batch_size=3))
+    assert len(run_dataset(other, items(), 6, [0, 1], tmp_path, settings={}, images_per_batch=2, progress=False)) == 6
+
+
+def test_a_resumed_committed_run_repacks_from_its_tables_npz(toy_adapter, tmp_path):
+    import numpy as np
+
+    run = tmp_path / "run"
+    run_dataset(classifier(toy_adapter), items(), 6, [0, 1], run, settings={"m": "toy"}, progress=False)
+    first = dict(np.load(consolidate_tables(run, max_images=3)))
+    # a commit keeps records and tables.npz; the images finished before it lose their per-image tables
+    for image_id in range(3):
+        next(run.glob(f"errors-rank*/{image_id:07d}.npy")).unlink()
+    again = dict(np.load(consolidate_tables(run)))
+    assert again["ids"].tolist() == list(range(6))
+    np.testing.assert_array_equal(again["errors"][:3], first["errors"])
+    (run / "tables.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="no error table for image 0"):
+        consolidate_tables(run)

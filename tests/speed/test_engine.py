@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from dcanalysis.speed import engine
+
+
+def _recording_compile(monkeypatch):
+    """torch.compile replaced by one that records its arguments and returns a marked wrapper of the model."""
+    seen = []
+
+    class Compiled(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args, **kwargs):
+            return self.model(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or Compiled(model))
+    return seen, Compiled
+
+
+def test_optimise_compiles_for_static_shapes_with_the_measured_defaults(monkeypatch):
+    seen, _ = _recording_compile(monkeypatch)
+    engine.optimise(torch.nn.Linear(2, 2), cuda_graphs=True)
+    engine.optimise(torch.nn.Linear(2, 2), freezing=True, tune_pointwise=True)
+    assert all(kw["dynamic"] is False and kw["options"]["conv_1x1_as_mm"] for kw in seen)
+    assert [kw["options"]["triton.cudagraphs"] for kw in seen] == [True, False]
+    assert [(kw["options"]["freezing"], kw["options"]["coordinate_descent_tuning"]) for kw in seen] == [
+        (False, False), (True, True)]
+
+
+def test_optimise_with_fp8_converts_the_fused_projections_before_compiling(monkeypatch):
+    from dcanalysis.speed.bench import sd2_base_unet
+    from dcanalysis.speed.fp8 import Fp8Linear
+
+    seen, _ = _recording_compile(monkeypatch)
+    unet = sd2_base_unet(tiny=True).eval()
+    engine.optimise(unet, fp8_linear=True)
+    qkv = unet.down_blocks[0].attentions[0].transformer_blocks[0].attn1.to_qkv
+    assert isinstance(qkv, Fp8Linear) and len(seen) == 1
+    assert isinstance(unet.time_embedding.linear_1, torch.nn.Linear)
+
+
+def test_compile_adapter_replaces_the_network_and_keeps_its_output(monkeypatch):
+    from tiny_models import tiny_dit_components
+
+    from dcanalysis.adapters import DiTAdapter
+
+    seen, Compiled = _recording_compile(monkeypatch)
+    adapter = DiTAdapter(**tiny_dit_components())
+    x, t, c = torch.randn(2, 4, 8, 8), torch.tensor([10, 500]), adapter.embed([1, 3])
+    with torch.no_grad():
+        before = adapter.predict(x, t, c)
+        engine.compile_adapter(adapter)
+        after = adapter.predict(x, t, c)
+    assert len(seen) == 1 and isinstance(adapter.transformer, Compiled)
+    torch.testing.assert_close(after, before)
+
+
+def test_compile_adapter_names_what_it_could_not_find():
+    class NoNetwork:
+        pass
+
+    with pytest.raises(TypeError, match="nothing to compile.*engine.optimise"):
+        engine.compile_adapter(NoNetwork())
