@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from .adapters.registry import load_adapter
 from .classifier import ClassifierConfig, DiffusionClassifier
 from .evaluation.datasets import ImageFolder, available_datasets, dataset_info
 from .speed.engine import compile_adapter
@@ -26,31 +27,6 @@ from .losses import LOSSES
 from .evaluation.runs import load_records, run_dataset, summarize
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
-
-
-def load_adapter(model: str, *, device: str, dtype: torch.dtype, share_prefix: bool = False):
-    """A lab model by name, or SD / DiT from a folder or cached hub id.
-
-    ``share_prefix``: Stable Diffusion only (``prefix_sharing``); the class-conditional models see their class
-    from the first layer on, so they have no condition-independent prefix to share."""
-    from .adapters import DiTAdapter, StableDiffusionAdapter
-    from .lab.registry import DIFFUSION_NAMES, load_lab_diffusion
-    from .adapters.weights import resolve_pretrained
-
-    def no_prefix(kind: str):
-        if share_prefix:
-            raise SystemExit(f"--share-prefix: {model} is a {kind}, which sees its class from the first layer on, so "
-                             "no part of it can be shared across classes. It applies to Stable Diffusion (a folder "
-                             "with unet/ and text_encoder/); drop the flag for this model.")
-
-    if model in DIFFUSION_NAMES:
-        no_prefix("class-conditional lab model")
-        return load_lab_diffusion(model, device=device, dtype=dtype)
-    folder = resolve_pretrained(model, subfolders=("vae", "scheduler"))
-    if (folder / "transformer").is_dir():
-        no_prefix("DiT (class-conditional)")
-        return DiTAdapter.from_pretrained(str(folder), device=device, dtype=dtype)
-    return StableDiffusionAdapter.from_pretrained(str(folder), device=device, dtype=dtype, share_prefix=share_prefix)
 
 
 def parse_schedule(text: str) -> Schedule:
@@ -198,8 +174,21 @@ def main(argv=None):
     r = sub.add_parser("report", help="accuracy with a 95%% interval and per-class accuracy of a run")
     r.add_argument("run_dir", type=Path)
     r.set_defaults(func=cmd_report)
+    for sp in (c, e, r):
+        sp.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     a = p.parse_args(argv)
-    a.func(a)
+    try:
+        a.func(a)
+    except KeyboardInterrupt:
+        if a.command == "eval":  # every finished image is on disk; the same command carries on from there
+            raise SystemExit("\ninterrupted; finished images are saved. Resume with the same command: dcanalysis "
+                             + " ".join(sys.argv[1:] if argv is None else argv)) from None
+        raise SystemExit("\ninterrupted.") from None
+    except Exception as e:  # one clear line for the user; the traceback behind --debug
+        if a.debug:
+            raise
+        kind = "" if isinstance(e, (ValueError, OSError, RuntimeError, TypeError)) else f"{type(e).__name__}: "
+        raise SystemExit(f"dcanalysis {a.command}: error: {kind}{e} (add --debug for the traceback)") from None
 
 
 if __name__ == "__main__":

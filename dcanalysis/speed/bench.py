@@ -39,6 +39,7 @@ from PIL import Image
 from ..classifier import ClassifierConfig, DiffusionClassifier
 from .engine import compile_adapter, optimise, set_fused_qkv
 from ..schedules import PAPER_PETS, Schedule
+from .timing import sync, time_calls, warm_then_time
 
 
 def sd2_base_unet(tiny: bool):
@@ -142,43 +143,6 @@ def with_shared_prefix(model, fn):
 def output_tensor(out) -> torch.Tensor:
     """The tensor a diffusers model returns (``.sample``), or ``out`` itself."""
     return out.sample if hasattr(out, "sample") else out
-
-
-def sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def time_calls(fn, *, device, warmup: int = 2, iters: int = 5, min_seconds: float = 0.0) -> float:
-    """Seconds per call, after warm-up (which includes compilation for compiled modules).
-
-    Rounds of ``iters`` calls until ``min_seconds`` have passed (one round when 0): a GPU kept busy for seconds
-    runs at the clock its power limit allows, which a burst of a few milliseconds does not show.
-    """
-    for _ in range(warmup):
-        fn()
-    sync(device)
-    start, n = time.perf_counter(), 0
-    while True:
-        for _ in range(iters):  # in rounds of ``iters`` calls, so the check below leaves no gap between calls
-            fn()
-        n += iters
-        sync(device)  # the host runs ahead of the GPU: read the clock once the work is done
-        if time.perf_counter() - start >= min_seconds:
-            return (time.perf_counter() - start) / n
-
-
-def warm_then_time(call, *, device) -> tuple[object, float]:
-    """``call(0)`` as the warm-up (compilation, cached embeddings), then ``call(1)`` timed: (its result, seconds).
-
-    The two calls get their own argument, so a classifier can take a new image index (its own noise) for each, as
-    successive images of a dataset would."""
-    call(0)
-    sync(device)
-    t0 = time.perf_counter()
-    out = call(1)
-    sync(device)
-    return out, time.perf_counter() - t0
 
 
 def matmul_tflops(device, dtype, n: int, min_seconds: float = 0.0) -> float:

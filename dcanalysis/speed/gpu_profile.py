@@ -17,6 +17,8 @@ from typing import Callable
 
 import torch
 
+from .timing import time_calls
+
 GROUPS = ("attention", "matrix", "other")
 
 
@@ -135,7 +137,6 @@ def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, de
 
     FLOPs: 4 B H N^2 d (the two matrix products; the softmax is not counted, as flop_counter does not).
     """
-    from .bench import time_calls
 
     q, k, v = (torch.randn(batch, heads, tokens, head_dim, device=device, dtype=dtype) for _ in range(3))
     flops = 4 * batch * heads * tokens**2 * head_dim

@@ -72,7 +72,7 @@ def test_time_calls_keeps_calling_until_the_minimum_time_has_passed():
 
     import torch
 
-    from dcanalysis.speed.bench import time_calls
+    from dcanalysis.speed.timing import time_calls
 
     calls = []
     t0 = time.perf_counter()
