@@ -3,8 +3,9 @@
 # and run records (<chapter>.run.json: parameters, GPU, seconds, commit) as one archive, to be unpacked into
 # book/executed/full and committed. The GPU machine has no Jupyter stack: papermill, ipykernel and their
 # needs travel as wheels in .whl_book (debugpy and the widget front-end packages are left out: never imported).
-# The data a chapter reads must travel too (models, results, data/lab/*-test.npz); the carry limit makes this
-# three commands: "01 02 03 04 05 09 10", "06 08", "07".
+# The data a chapter reads must travel too (models, results, data/lab/*-test.npz); the 64 MiB limit on what travels
+# makes this three commands, each sent with a trimmed tree (data/jobs/trim_tree.sh): "01 02 03 04 05 09 10",
+# "06 08 08b", "07".
 # Usage: DCANALYSIS_COMMIT=<sha> bash data/jobs/book_full.sh OUTDIR TAG CHAPTER...
 set -u
 OUT=${1:?output dir}; TAG=${2:?tag}; shift 2
