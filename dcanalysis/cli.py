@@ -1,8 +1,9 @@
-"""Command line: ``dcanalysis classify``, ``dcanalysis eval``, ``dcanalysis report``.
+"""Command line: ``dcanalysis classify``, ``eval``, ``report`` and ``verify``.
 
-    dcanalysis classify digit.png --model mnist_unet --trials 50
+    dcanalysis classify digit.png --model mnist_unet --schedule 50:1
     dcanalysis eval --model fashion_mnist_unet --dataset fashion_mnist --schedule exhaustive_100 --out runs/fm
     dcanalysis report runs/fm
+    dcanalysis verify runs/fm
     dcanalysis eval --model /models/sd-2-base --dataset pets --images /data/pets --schedule paper_pets --out runs/pets \
         --batch-size 64 --compile --share-prefix
 
@@ -13,18 +14,18 @@ a dataset of ``data/datasets`` whose images are in ``--images root/<class>/``.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import torch
 
-from .adapters.registry import load_adapter
+from .adapters.registry import load_adapter, model_identity
 from .classifier import ClassifierConfig, DiffusionClassifier
 from .evaluation.datasets import ImageFolder, available_datasets, dataset_info
 from .speed.engine import compile_adapter
 from .losses import LOSSES
-from .evaluation.runs import load_records, run_dataset, summarize
+from .evaluation.run_store import read_manifest
+from .evaluation.runs import load_records, run_dataset, summarize, verify_run
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
 
@@ -33,11 +34,21 @@ def parse_schedule(text: str) -> Schedule:
     """A registered name, or 'TRIALS:KEEP,TRIALS:KEEP' such as '25:5,250:1'."""
     if text in SCHEDULES:
         return get_schedule(text)
+    usage = f"use one of {sorted(SCHEDULES)} or stages like '25:5,250:1' (trials so far : classes kept)"
+    pairs = []
+    for part in text.split(","):
+        fields = part.strip().split(":")
+        if len(fields) != 2:
+            raise SystemExit(f"--schedule {text!r}: stage {part!r} needs exactly one ':' between its trials and the "
+                             f"classes it keeps; {usage}.")
+        try:
+            pairs.append((int(fields[0]), int(fields[1])))
+        except ValueError:
+            raise SystemExit(f"--schedule {text!r}: stage {part!r} is not two whole numbers; {usage}.") from None
     try:
-        pairs = [tuple(int(v) for v in part.split(":")) for part in text.split(",")]
         return Schedule.from_lists([p[0] for p in pairs], [p[1] for p in pairs])
-    except (ValueError, IndexError):
-        raise SystemExit(f"--schedule {text!r}: use one of {sorted(SCHEDULES)} or stages like '25:5,250:1'.") from None
+    except ValueError as e:
+        raise SystemExit(f"--schedule {text!r}: {e} ({usage}).") from None
 
 
 def candidates_for(dataset: str, adapter) -> tuple[list, list[str]]:
@@ -124,15 +135,19 @@ def cmd_eval(a) -> None:
         x, y = to_model_input(ds.test_images), ds.test_labels
         n = min(a.n_images or len(x), len(x))
         get = lambda i: (x[i], int(y[i]))  # noqa: E731
+        name_of = lambda i: f"{a.dataset}/test/{i}"  # noqa: E731
     else:
         if a.images is None:
             raise SystemExit(f"--images is required for {a.dataset!r}: a folder laid out as root/<class>/<image>.")
         folder = ImageFolder(a.images, classes=names)
         n = min(a.n_images or len(folder), len(folder))
         get = folder.__getitem__
-    settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None}
+        name_of = folder.relative_name
+    settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None,
+                "model_identity": model_identity(a.model, dtype=clf.adapter.dtype, device=a.device,
+                                                 compiled=a.compile, share_prefix=a.share_prefix)}
     run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size,
-                images_per_batch=a.images_per_batch)
+                images_per_batch=a.images_per_batch, item_name=name_of, retry_failed=a.retry_failed)
     if distributed:
         import torch.distributed as dist
 
@@ -143,13 +158,29 @@ def cmd_eval(a) -> None:
 
 
 def cmd_report(a) -> None:
-    records = load_records(a.run_dir)
-    manifest = json.loads((Path(a.run_dir) / "manifest.json").read_text())
+    manifest = read_manifest(a.run_dir)
+    check = verify_run(a.run_dir)
+    records = [r for r in load_records(a.run_dir) if r["id"] not in check.foreign | check.damaged]
     s = summarize(records)
     print(f"run {a.run_dir}: model {manifest['settings'].get('model')}, {manifest['environment']['device']}")
+    left = check.n_items - check.done - check.failed
+    print(f"{check.done} of {check.n_items} images done, {check.failed} failed"
+          + (f"; UNFINISHED: {left} to go (rerun the eval command to finish)" if left else ""))
+    if check.problems:
+        print(f"{len(check.problems)} problem(s) found and left out of this report: {check.problems[0]}"
+              + (" ... (dcanalysis verify lists them all)" if len(check.problems) > 1 else ""))
     print(s)
     for name, acc in s.per_class.items():
         print(f"  class {name:12s} {100 * acc:6.2f}%")
+
+
+def cmd_verify(a) -> None:
+    check = verify_run(a.run_dir)
+    print(f"run {a.run_dir}: {check}")
+    if check.problems:
+        raise SystemExit(f"{len(check.problems)} problem(s); `dcanalysis eval` with the run's command recomputes "
+                         "damaged images, foreign records are left out of reports")
+    print("no damage found")
 
 
 def main(argv=None):
@@ -169,12 +200,18 @@ def main(argv=None):
     e.add_argument("--images-per-batch", type=int, default=1, help="images sharing each network call (small models)")
     e.add_argument("--rank", type=int, default=0)
     e.add_argument("--world-size", type=int, default=1)
+    e.add_argument("--retry-failed", action="store_true", help="recompute images recorded as failed (a failed "
+                                                                 "image whose file changed is retried anyway)")
     add_common(e)
     e.set_defaults(func=cmd_eval)
     r = sub.add_parser("report", help="accuracy with a 95%% interval and per-class accuracy of a run")
     r.add_argument("run_dir", type=Path)
     r.set_defaults(func=cmd_report)
-    for sp in (c, e, r):
+    v = sub.add_parser("verify", help="check a run directory for damage: foreign lines, tables that disagree with "
+                                      "their records, records of other settings")
+    v.add_argument("run_dir", type=Path)
+    v.set_defaults(func=cmd_verify)
+    for sp in (c, e, r, v):
         sp.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     a = p.parse_args(argv)
     try:

@@ -30,10 +30,16 @@ def open_image(source: ImageSource) -> Image.Image:
         with Image.open(path) as im:
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+    except Image.DecompressionBombError as e:
+        raise ImageLoadError(
+            f"image {str(path)!r} is too large to decode safely ({e}); downscale it, or raise "
+            "PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
+        ) from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageLoadError(
             f"cannot decode image {str(path)!r} ({type(e).__name__}: {e}); the file is corrupt or not an "
-            "image. Re-download or re-export it, or remove it from the folder."
+            "image. Re-download or re-export it (a dataset run records it as failed, goes on, and retries it "
+            "once the file has changed)."
         ) from e
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .weights import resolve_pretrained
+from .weights import resolve_pretrained, weights_fingerprint
 
 # diffusers pipeline class name -> (adapter class name in dcanalysis.adapters, whether --share-prefix applies)
 PIPELINES = {
@@ -61,3 +61,21 @@ def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.
         no_prefix(f"{name} (class-conditional)")
         return cls.from_pretrained(str(folder), device=device, dtype=dtype)
     return cls.from_pretrained(str(folder), device=device, dtype=dtype, share_prefix=share_prefix)
+
+
+def model_folder(model: str) -> Path:
+    """Where a model's files are: a lab model's folder, or the resolved pipeline folder."""
+    from ..lab.registry import DIFFUSION_NAMES, model_dir
+
+    return model_dir(model) if model in DIFFUSION_NAMES else resolve_pretrained(model, subfolders=("vae", "scheduler"))
+
+
+def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: bool, share_prefix: bool) -> dict:
+    """Everything about the model that decides a run's numbers besides the classifier's settings: its weights
+    (``weights_fingerprint``), the dtype, the kind of device, and whether it is compiled (which reorders bf16
+    arithmetic) or shares its prefix. Recorded in a run's manifest; a resume with any other is refused."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"
+    return {"weights": weights_fingerprint(model_folder(model)), "dtype": str(dtype).removeprefix("torch."),
+            "device": kind, "compile": compiled, "share_prefix": share_prefix}

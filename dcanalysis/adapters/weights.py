@@ -6,6 +6,7 @@ download that hangs on a machine without internet.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -46,4 +47,37 @@ def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str
             f"the {where} lacks the component folder(s) {missing}; a diffusers pipeline folder holds "
             f"{list(subfolders)}. Save one with `pipeline.save_pretrained(PATH)`."
         )
+    # a model component (it has a config.json) needs its weights beside it; say so before diffusers asks for a .bin
+    empty = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and (p / "config.json").is_file()
+             and not any(p.glob(f"*{ext}") for ext in WEIGHT_SUFFIXES)]
+    if empty:
+        raise WeightsNotFoundError(
+            f"the {where} has no weights in {empty} (no {' / '.join(WEIGHT_SUFFIXES)} file beside config.json): "
+            "the copy is incomplete. Copy the weight files too, or save the pipeline again with save_pretrained."
+        )
     return folder
+
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin")
+
+
+def weights_fingerprint(folder: str | os.PathLike, *, sample_bytes: int = 4 << 20) -> str:
+    """16 hex digits that change when any weight file under ``folder`` does: a sha256 over each file's relative
+    path, its size and its first and last ``sample_bytes`` (whole files when smaller, which covers the lab
+    models). Recorded with a run, so results of other weights are never mixed into it; reading two 4 MiB
+    windows keeps this instant for multi-GB checkpoints, at the price of missing an edit confined to the middle
+    of a large file."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    files = sorted(p for ext in WEIGHT_SUFFIXES for p in root.rglob(f"*{ext}"))
+    if not files:
+        raise WeightsNotFoundError(f"no weight files ({' / '.join(WEIGHT_SUFFIXES)}) under {str(root)!r}.")
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"{p.relative_to(root)}\0{size}\0".encode())
+        with open(p, "rb") as f:
+            h.update(f.read(sample_bytes))
+            if size > 2 * sample_bytes:
+                f.seek(-sample_bytes, os.SEEK_END)
+            h.update(f.read(sample_bytes))
+    return h.hexdigest()[:16]

@@ -79,3 +79,7 @@ class ImageFolder:
 
     def __getitem__(self, i: int) -> tuple[ImageSource, int]:
         return self.items[i]
+
+    def relative_name(self, i: int) -> str:
+        """Item i's path relative to the root, '/'-separated: its name in a run's records."""
+        return self.items[i][0].relative_to(self.root).as_posix()

@@ -4,9 +4,12 @@ A run directory holds
 - ``manifest.json``: the settings every result depends on (model, classifier config, candidates, seed, ...),
   the software versions and the device. Opening the store with other settings is refused, so one directory never
   mixes two experiments; settings named in ``neutral`` (how work is batched) may differ between sessions.
-- ``records-rank{R}.jsonl``: one JSON line per finished item (an ``"id"`` and whatever the caller records),
-  flushed and fsynced before the next item starts. A line cut by a kill is dropped on reading and cut off before
-  the next append, so the worst a crash costs is the items in flight.
+- ``records-rank{R}.jsonl``: one JSON line per finished item (an ``"id"``, the ``"run"`` digest of the settings
+  it was computed with, and whatever the caller records), flushed and fsynced before the next item starts. A line
+  cut by a kill is dropped on reading and cut off before the next append, so the worst a crash costs is the items
+  in flight. A later record of an id supersedes an earlier one (a recomputed item). Lines that are not records
+  (garbage, edits) are moved to ``damaged-rank{R}.jsonl`` when the rank is opened again, never silently kept.
+  The records are the truth: a lost manifest is rebuilt only if every record names the same settings.
 - ``errors-rank{R}/{id}.npy``: optional per-item arrays (the classifier's error tables), written atomically.
 - ``lock-rank{R}``: held (``flock``) by the process writing rank R; a second writer of that rank is refused.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -76,6 +80,12 @@ def _comparable(settings: dict, neutral: Iterable[str]) -> dict:
     return d
 
 
+def settings_digest(settings: dict, neutral: Iterable[str] = ()) -> str:
+    """16 hex digits naming the settings a result depends on (``neutral`` ones left out); stored in each record."""
+    text = json.dumps(_comparable(settings, neutral), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def read_manifest(run_dir: Path) -> dict:
     path = Path(run_dir) / "manifest.json"
     try:
@@ -130,15 +140,41 @@ def _parse(line: str) -> dict | None:
     return r if isinstance(r, dict) and "id" in r else None
 
 
-def load_records(run_dir: Path) -> list[dict]:
-    """All records of all ranks, sorted by id; lines that are not records are skipped (``verify`` reports them)."""
-    records = {}
-    for path in sorted(Path(run_dir).glob("records-rank*.jsonl")):
-        for line in path.read_text(errors="replace").splitlines():
+def records_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """(rank, path) of every records file, by rank."""
+    found = []
+    for path in Path(run_dir).glob("records-rank*.jsonl"):
+        rank = path.stem.removeprefix("records-rank")
+        if rank.isdigit():
+            found.append((int(rank), path))
+    return sorted(found)
+
+
+def scan_records(run_dir: Path) -> tuple[dict, list[str]]:
+    """The last record of every id over all ranks with the rank whose file holds it, and one line per problem
+    found on the way (lines that are not records, an id recorded by two ranks): ({id: (rank, record)}, problems)."""
+    records, problems = {}, []
+    for rank, path in records_files(run_dir):
+        lines = path.read_text(errors="replace").splitlines()
+        torn_tail = not path.read_bytes().endswith(b"\n")
+        for n, line in enumerate(lines, start=1):
             r = _parse(line)
-            if r is not None:
-                records[r["id"]] = r
-    return [records[k] for k in sorted(records)]
+            if r is None:
+                if not (torn_tail and n == len(lines)):  # a torn last line is a kill, not damage
+                    problems.append(f"{path.name} line {n} is not a record (no JSON object with an id): {line[:60]!r}")
+                continue
+            key = json.dumps(r["id"]) if isinstance(r["id"], (list, dict)) else r["id"]  # hashable, as written
+            if key in records and records[key][0] != rank:
+                problems.append(f"id {r['id']!r} is recorded by ranks {records[key][0]} and {rank}")
+            records[key] = (rank, r)
+    return records, problems
+
+
+def load_records(run_dir: Path) -> list[dict]:
+    """All records of all ranks (the last of each id), sorted by id; lines that are not records are skipped
+    (``runs.verify_run`` reports them)."""
+    records, _ = scan_records(run_dir)
+    return [records[k][1] for k in sorted(records, key=lambda k: (type(k).__name__, k))]
 
 
 def table_name(item_id) -> str:
@@ -174,6 +210,7 @@ class RunStore:
         self.neutral = tuple(neutral)
         self.records_path = self.run_dir / f"records-rank{rank}.jsonl"
         self.table_dir = self.run_dir / f"errors-rank{rank}"
+        self.digest = settings_digest(settings, self.neutral)
         self._lock = None
         self._out = None
 
@@ -181,13 +218,40 @@ class RunStore:
         check_writable(self.run_dir)
         self._take_lock()
         try:
+            if not (self.run_dir / "manifest.json").is_file():
+                self._check_orphan_records()
             self.manifest = write_manifest(self.run_dir, self.settings, neutral=self.neutral)
             repair_torn_tail(self.records_path)
+            self._set_aside_damaged_lines()
             self._out = open(self.records_path, "a")
         except BaseException:
             self._release()
             raise
         return self
+
+    def _check_orphan_records(self) -> None:
+        """Without a manifest the records decide: every one must name these settings, else nothing is written."""
+        records, _ = scan_records(self.run_dir)
+        other = [r["id"] for _, r in records.values() if r.get("run") != self.digest]
+        if other:
+            raise ManifestMismatchError(
+                f"{str(self.run_dir)!r} has no manifest.json, and {len(other)} of its {len(records)} records (ids "
+                f"{other[:3]}...) were not computed with these settings (or by a version that did not record them). "
+                "Restore manifest.json and resume with its settings, or start a fresh run in a new --out.")
+
+    def _set_aside_damaged_lines(self) -> None:
+        """Move lines of this rank's file that are not records to ``damaged-rank{R}.jsonl`` (kept, not lost)."""
+        if not self.records_path.is_file():
+            return
+        lines = self.records_path.read_text(errors="replace").splitlines(keepends=True)
+        bad = [ln for ln in lines if _parse(ln) is None]
+        if not bad:
+            return
+        with open(self.run_dir / f"damaged-rank{self.rank}.jsonl", "a") as f:
+            f.writelines(ln if ln.endswith("\n") else ln + "\n" for ln in bad)
+        good = "".join(ln for ln in lines if _parse(ln) is not None)
+        write_atomically(self.records_path, lambda f: f.write(good.encode()))
+        print(f"{self.records_path.name}: {len(bad)} line(s) that are not records moved to damaged-rank{self.rank}.jsonl")
 
     def __exit__(self, *exc) -> None:
         if self._out is not None:
@@ -233,6 +297,6 @@ class RunStore:
     def append(self, records: list[dict]) -> None:
         """Write records, each one complete line, and have them on disk before returning."""
         for r in records:
-            self._out.write(json.dumps(r) + "\n")
+            self._out.write(json.dumps({**r, "run": self.digest}) + "\n")
         self._out.flush()
         os.fsync(self._out.fileno())

@@ -7,6 +7,7 @@ recomputes none. Ranks (``rank``, ``world_size``) shard the images round-robin; 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -14,12 +15,15 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
+import torch
+from PIL import Image
 from tqdm.auto import tqdm
 
 from ..classifier import DiffusionClassifier
 from ..estimators import accuracy_interval
-from ..exceptions import ImageLoadError
-from .run_store import RunStore, load_error_table, load_records, read_manifest, write_atomically
+from ..exceptions import ImageLoadError, ManifestMismatchError, NonFiniteError
+from .run_store import (RunStore, load_error_table, load_records, read_manifest, scan_records, settings_digest,
+                        table_name, write_atomically)
 
 # How work is batched changes speed, not results: a run may resume with other values of these.
 RESULT_NEUTRAL = ("batch_size", "static_shapes")
@@ -57,6 +61,120 @@ def summarize(records: Sequence[dict], class_names: Sequence[str] | None = None)
                       per_class, float(np.mean([r["evaluations"] for r in ok])), float(np.mean([r["seconds"] for r in ok])))
 
 
+def item_identity(image, name: str) -> dict:
+    """What an item is, whatever position it has: its name (a path relative to the dataset root, or a split and
+    index) and a sha256 of its bytes (a file's content, a tensor's or PIL image's pixels), 16 hex digits."""
+    h = hashlib.sha256()
+    if isinstance(image, torch.Tensor):
+        h.update(str((tuple(image.shape), str(image.dtype))).encode())
+        h.update(image.detach().cpu().contiguous().numpy().tobytes())
+    elif isinstance(image, Image.Image):
+        h.update(f"{image.mode} {image.size}".encode())
+        h.update(image.tobytes())
+    else:
+        try:
+            with open(image, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            return {"name": name, "sha256": None}  # unreadable: its failure record says why
+    return {"name": name, "sha256": h.hexdigest()[:16]}
+
+
+@dataclass
+class Verification:
+    """What ``verify_run`` found: ``problems`` (one line each), ids whose record cannot be trusted (``damaged``:
+    recomputed on resume), ids outside the run (``foreign``: left out of reports), and the counts."""
+
+    problems: list[str]
+    damaged: set
+    foreign: set
+    done: int
+    failed: int
+    n_items: int
+
+    def __str__(self) -> str:
+        head = (f"{self.done} of {self.n_items} images done ({self.failed} failed), "
+                f"{len(self.damaged)} damaged, {len(self.foreign)} outside the run")
+        return "\n".join([head] + [f"  {p}" for p in self.problems])
+
+
+def _expected_prediction(table: np.ndarray) -> int:
+    """The prediction a (K, N) table implies: among the candidates that received the most trials (the last step's
+    survivors and those it dropped), the lowest mean error (``pruning.ranking``)."""
+    trials = (~np.isnan(table)).sum(axis=1)
+    means = np.where(trials == trials.max(), np.nanmean(np.where(trials[:, None] > 0, table, 0.0), axis=1), np.inf)
+    return int(np.argmin(means))
+
+
+def verify_run(run_dir: str | Path) -> Verification:
+    """Check a run directory against itself: records against the manifest, tables against their records.
+
+    Found: lines that are not records; ids outside ``range(n_items)`` or in another rank's share; records made with
+    other settings; records lacking fields; tables missing, unreadable, of the wrong shape or disagreeing with
+    their record (mean errors, evaluations, prediction: an edited record). A table absent as a file is looked up
+    in ``tables.npz`` (a committed run keeps only that).
+    """
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    settings = manifest["settings"]
+    n_items, world = settings.get("n_items", 0), settings.get("world_size", 1)
+    k = len(settings.get("candidates", []))
+    digest = settings_digest(settings, RESULT_NEUTRAL)
+    records, problems = scan_records(run_dir)
+    packed = {}
+    if (run_dir / "tables.npz").is_file():
+        with np.load(run_dir / "tables.npz", allow_pickle=False) as z:
+            packed = dict(zip(z["ids"].tolist(), z["errors"]))
+    damaged, foreign, done, failed = set(), set(), 0, 0
+    for key, (rank, r) in records.items():
+        i = r["id"]
+        if not isinstance(i, int) or not 0 <= i < n_items or i % world != rank:
+            foreign.add(key)
+            problems.append(f"record id {i!r} in records-rank{rank}.jsonl is not one of this run's images "
+                            f"(0..{n_items - 1}, rank {rank} of {world})")
+            continue
+        why = None
+        if "run" in r and r["run"] != digest:
+            why = "was computed with other settings"
+        elif "error" in r:
+            failed += 1
+            continue
+        elif not {"label", "prediction", "mean_errors", "evaluations"} <= r.keys():
+            why = "lacks fields"
+        else:
+            why = _table_problem(run_dir, rank, i, r, k, packed)
+        if why:
+            damaged.add(i)
+            problems.append(f"image {i}: {why}")
+        else:
+            done += 1
+    return Verification(problems, damaged, foreign, done, failed, n_items)
+
+
+def _table_problem(run_dir: Path, rank: int, i: int, r: dict, k: int, packed: dict) -> str | None:
+    """Why image i's error table does not back its record, or None."""
+    path = run_dir / f"errors-rank{rank}" / table_name(i)
+    if path.is_file():
+        try:
+            table, rtol = np.load(path, allow_pickle=False).astype(np.float64), 1e-4
+        except (ValueError, OSError, EOFError) as e:
+            return f"its error table {path.name} is unreadable ({type(e).__name__})"
+    elif i in packed:
+        table, rtol = packed[i].astype(np.float64), 2e-3  # stored as float16
+    else:
+        return "its error table is missing"
+    if table.ndim != 2 or table.shape[0] != k or len(r["mean_errors"]) != k:
+        return f"its error table has shape {table.shape}, the run has {k} candidates"
+    with np.errstate(all="ignore"):
+        means = np.nanmean(table, axis=1)
+    if int((~np.isnan(table)).sum()) != r["evaluations"] or not np.allclose(means, r["mean_errors"], rtol=rtol):
+        return "its record does not match its error table (evaluations or mean errors)"
+    if r["prediction"] != _expected_prediction(table):
+        return f"its recorded prediction {r['prediction']} is not the one its error table gives"
+    return None
+
+
 def run_dataset(
     classifier: DiffusionClassifier,
     get_item: Callable[[int], tuple[object, int]],
@@ -70,54 +188,128 @@ def run_dataset(
     time_limit_s: float = 0.0,
     images_per_batch: int = 1,
     progress: bool = True,
+    item_name: Callable[[int], str] = str,
+    retry_failed: bool = False,
 ) -> list[dict]:
     """Classify items ``0..n_items-1`` (this rank's share) into ``run_dir``, resuming where it stopped.
 
-    ``get_item(i)`` returns (image, label): an image path, PIL image or model-input tensor. Images that
-    cannot be read are recorded as failed with the reason, and the run goes on. ``settings`` (model name,
-    dataset, ...) joins the classifier config in the manifest. ``images_per_batch`` images share network calls
+    ``get_item(i)`` returns (image, label): an image path, PIL image or model-input tensor; ``item_name(i)`` names
+    it (a path relative to the dataset root). Each record holds the item's identity (``item_identity``); resuming
+    over items that changed (another file at a position, an edited file) is refused, except that a failed item
+    whose file changed is retried. Any failure of one item (unreadable, too large, NaN from the network, any
+    exception in its work) is recorded with its reason and the run goes on; ``retry_failed`` recomputes failed
+    items. Damaged records (``verify_run``) are recomputed. ``settings`` (model, dataset, ...) joins the
+    classifier config in the manifest. ``images_per_batch`` images share network calls
     (``DiffusionClassifier.classify_batch``); their records are written together once the group is done.
     Returns this rank's records.
     """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} of world size {world_size}: need world_size >= 1 and 0 <= rank < world_size "
+                         "(each rank takes the images rank, rank + world_size, ...).")
+    if images_per_batch < 1 or n_items < 0:
+        raise ValueError(f"need images_per_batch >= 1 and n_items >= 0; got {images_per_batch}, {n_items}.")
     full = {**settings, "classifier": classifier.config.to_dict(), "candidates": [str(c) for c in candidates],
             "n_items": n_items, "world_size": world_size}
     cand_index = {str(c): k for k, c in enumerate(candidates)}
+    seed = classifier.config.seed
     with RunStore(run_dir, json.loads(json.dumps(full, default=str)), rank=rank, neutral=RESULT_NEUTRAL) as store:
-        done = store.done
-        todo = [i for i in range(rank, n_items, world_size) if i not in done]
+        check = verify_run(store.run_dir)
+        if check.problems:
+            print(f"{store.run_dir}: {len(check.damaged)} damaged record(s) will be recomputed"
+                  f"{f', {len(check.foreign)} foreign one(s) left out' if check.foreign else ''} "
+                  "(dcanalysis verify lists them)")
+        todo = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
         start, correct, seen = time.time(), 0, 0
         bar = tqdm(total=len(todo), desc=f"rank {rank}", disable=not progress, mininterval=2)
         for chunk_start in range(0, len(todo), images_per_batch):
             if time_limit_s and time.time() - start > time_limit_s:
                 print(f"time limit reached; {len(todo) - seen} images left for the next run")
                 break
-            t0 = time.time()
             chunk = todo[chunk_start:chunk_start + images_per_batch]
-            loaded, records = [], {}
+            records = _classify_chunk(classifier, chunk, get_item, item_name, candidates, cand_index, seed)
             for i in chunk:
-                try:
-                    image, label = get_item(i)
-                    loaded.append((i, classifier.pixels(image), label))
-                except ImageLoadError as e:
-                    records[i] = {"id": i, "error": str(e), "seed": classifier.config.seed}
-            if loaded:
-                results = classifier.classify_batch([x for _, x, _ in loaded], candidates,
-                                                    image_indices=[i for i, _, _ in loaded])
-                per_image = round((time.time() - t0) / len(loaded), 4)
-                for (i, _, label), res in zip(loaded, results):
-                    store.save_table(i, res.errors.float().numpy())
-                    pred = cand_index[str(res.prediction)]
-                    records[i] = {"id": i, "label": int(label), "prediction": pred,
-                                  "mean_errors": res.mean_errors.tolist(), "evaluations": res.n_evaluations,
-                                  "seconds": per_image, "seed": classifier.config.seed}
-                    correct += pred == int(label)
+                if "error" not in records[i]:
+                    store.save_table(i, records[i].pop("_table"))
+                    correct += records[i]["prediction"] == records[i]["label"]
             store.append([records[i] for i in chunk])  # in id order, on disk before the next chunk starts
             seen += len(chunk)
             bar.update(len(chunk))
             if progress:
                 bar.set_postfix(acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.time() - start):.2f}")
         bar.close()
-        return [r for r in store.records() if r["id"] % world_size == rank]
+        return [r for r in store.records() if isinstance(r["id"], int) and r["id"] % world_size == rank
+                and r["id"] < n_items]
+
+
+def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_items, retry_failed) -> list[int]:
+    """This rank's ids still to compute; refuses to resume over items that are no longer what was computed."""
+    records = {r["id"]: r for r in store.records() if isinstance(r["id"], int)}
+    todo, changed = [], []
+    for i in range(rank, n_items, world_size):
+        r = records.get(i)
+        if r is None or i in check.damaged:
+            todo.append(i)
+            continue
+        if "item" in r:
+            try:
+                now = item_identity(get_item(i)[0], item_name(i))
+            except Exception as e:  # noqa: BLE001 (an item that cannot even be listed is retried and recorded)
+                now = {"name": item_name(i), "sha256": None, "why": str(e)}
+            if now["name"] != r["item"]["name"] or now["sha256"] != r["item"]["sha256"]:
+                if "error" in r:
+                    todo.append(i)  # a failed file that changed: perhaps fixed, so try it again
+                else:
+                    changed.append((i, r["item"], now))
+                continue
+        if "error" in r and retry_failed:
+            todo.append(i)
+    if changed:
+        i, before, now = changed[0]
+        raise ManifestMismatchError(
+            f"{len(changed)} image(s) changed since they were classified: image {i} was {before['name']!r} "
+            f"(sha256 {before['sha256']}), is now {now['name']!r} (sha256 {now['sha256']}). Restore the dataset "
+            f"as it was to resume {str(store.run_dir)!r}, or start a fresh run in a new --out.")
+    return todo
+
+
+def _classify_chunk(classifier, chunk, get_item, item_name, candidates, cand_index, seed) -> dict:
+    """Records of a group of items classified together; an item that fails gets a failure record and the others
+    go on (a group that fails is retried item by item, so one bad item does not take its neighbours down)."""
+    records, loaded = {}, []
+    for i in chunk:
+        ident = {"name": item_name(i), "sha256": None}
+        try:
+            image, label = get_item(i)
+            ident = item_identity(image, item_name(i))
+            loaded.append((i, classifier.pixels(image), int(label), ident))
+        except Exception as e:  # noqa: BLE001 (recorded with its reason; the run goes on)
+            records[i] = _failure(i, e, ident, seed)
+    groups = [loaded] if loaded else []
+    while groups:
+        group = groups.pop(0)
+        t0 = time.time()
+        try:
+            results = classifier.classify_batch([x for _, x, _, _ in group], candidates,
+                                                image_indices=[i for i, _, _, _ in group])
+        except torch.cuda.OutOfMemoryError:
+            raise  # not one image's fault: the batch size is too large for this GPU
+        except Exception as e:  # noqa: BLE001
+            if len(group) > 1:
+                groups = [[item] for item in group] + groups
+            else:
+                records[group[0][0]] = _failure(group[0][0], e, group[0][3], seed)
+            continue
+        per_image = round((time.time() - t0) / len(group), 4)
+        for (i, _, label, ident), res in zip(group, results):
+            records[i] = {"id": i, "item": ident, "label": label, "prediction": cand_index[str(res.prediction)],
+                          "mean_errors": res.mean_errors.tolist(), "evaluations": res.n_evaluations,
+                          "seconds": per_image, "seed": seed, "_table": res.errors.float().numpy()}
+    return records
+
+
+def _failure(i: int, e: Exception, ident: dict, seed: int) -> dict:
+    reason = str(e) if isinstance(e, (ImageLoadError, NonFiniteError)) else f"{type(e).__name__}: {e}"
+    return {"id": i, "item": ident, "error": reason, "seed": seed}
 
 
 def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) -> Path:

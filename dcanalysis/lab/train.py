@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import math
+import pickle
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..denoising_error import noisy_sample
+from ..evaluation.run_store import write_atomically
 from ..images import pad_to
 from ..noise import derive_generator
 from ..processes import DDPM
@@ -85,10 +87,9 @@ def learning_rate(step: int, cfg) -> float:
 
 def save_state(path: Path, digest: str, model, opt, ema, gen, *, step: int, losses: list, elapsed: float) -> None:
     """Write everything a run needs to resume, atomically (a kill never leaves half a file)."""
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict() if ema else None,
-                "step": step, "losses": losses, "elapsed": elapsed, "gen": gen.get_state(), "digest": digest}, tmp)
-    tmp.replace(path)
+    state = {"model": model.state_dict(), "opt": opt.state_dict(), "ema": ema.state_dict() if ema else None,
+             "step": step, "losses": losses, "elapsed": elapsed, "gen": gen.get_state(), "digest": digest}
+    write_atomically(path, lambda f: torch.save(state, f))
 
 
 def resume_state(path: Path, digest: str, model, opt, ema, gen, device) -> tuple[int, list, float]:
@@ -98,7 +99,11 @@ def resume_state(path: Path, digest: str, model, opt, ema, gen, device) -> tuple
     """
     if not path.is_file():
         return 0, [], 0.0
-    st = torch.load(path, map_location=device, weights_only=False)
+    try:  # tensors and plain containers only: a planted pickle must not run code here
+        st = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f"{path} holds something other than a training state (tensors, numbers, lists); it was "
+                         f"refused unread ({str(e).splitlines()[0]}). Delete it or use another --out.") from None
     if st["digest"] != digest:
         raise ValueError(f"{path} was written with another configuration; delete it or use another --out.")
     model.load_state_dict(st["model"])

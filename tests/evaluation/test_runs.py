@@ -26,10 +26,12 @@ def test_resume_skips_finished_images_and_matches_an_uninterrupted_run(toy_adapt
     lines = (b / "records-rank0.jsonl").read_text().splitlines()
     (b / "records-rank0.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])
     calls = []
-    get = items()
-    resumed = run_dataset(classifier(toy_adapter), lambda i: calls.append(i) or get(i), 6, [0, 1], b,
-                          settings={"m": "toy"}, progress=False)
-    assert calls == [3, 4, 5]
+    clf = classifier(toy_adapter)
+    classify_batch = clf.classify_batch
+    clf.classify_batch = lambda xs, c, image_indices: calls.extend(image_indices) or classify_batch(
+        xs, c, image_indices=image_indices)
+    resumed = run_dataset(clf, items(), 6, [0, 1], b, settings={"m": "toy"}, progress=False)
+    assert calls == [3, 4, 5]  # the finished images' identities are checked, never recomputed
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
     assert strip(resumed) == strip(full)
     assert consolidate_tables(b).is_file()

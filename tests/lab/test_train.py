@@ -24,3 +24,26 @@ def test_a_changed_config_does_not_resume(tmp_path):
     with pytest.raises(ValueError, match="digest|config"):
         train(TrainConfig(model="unet-small", dataset="mnist", steps=3, batch_size=4, lr=1e-3), tmp_path / "run",
               device="cpu")
+
+
+class _Planted:
+    """Unpickling this runs a shell command (what an attacker would plant as train_state.pt)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_planted_pickle_in_the_training_state_is_refused_unrun(tmp_path):
+    import torch
+
+    out = tmp_path / "evil"
+    out.mkdir()
+    marker = tmp_path / "pwned"
+    torch.save({"digest": _Planted(marker)}, out / "train_state.pt")
+    with pytest.raises(ValueError, match="refused unread"):
+        train(TrainConfig(model="unet-small", dataset="mnist", steps=2, batch_size=4), out, device="cpu")
+    assert not marker.exists()
