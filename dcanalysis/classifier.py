@@ -9,6 +9,7 @@ shared noise plan (the same (t, eps) for every candidate), and returns the candi
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
@@ -131,13 +132,13 @@ def check_candidates(candidates: Sequence) -> list:
     if not candidates:
         raise ValueError("the candidate list is empty: pass the conditions to choose between, e.g. class names.")
     candidates = [c.item() if isinstance(c, torch.Tensor) else c for c in candidates]
-    kinds = {type(c).__name__ for c in candidates}
-    if len(kinds) > 1:
-        raise ValueError(f"candidates mix types {sorted(kinds)} (e.g. '1' and 1): pass all class indices (int) or "
-                         "all prompts (str).")
     bad = [c for c in candidates if isinstance(c, float)]
     if bad:
         raise ValueError(f"candidates {bad[:3]} are floats: class indices must be int (1, not 1.5 or 1.0).")
+    kinds = {"int" if isinstance(c, numbers.Integral) else type(c).__name__ for c in candidates}
+    if len(kinds) > 1:
+        raise ValueError(f"candidates mix types {sorted(kinds)} (e.g. '1' and 1): pass all class indices (int) or "
+                         "all prompts (str).")
     seen, dups = set(), []
     for c in candidates:
         key = c

@@ -118,3 +118,16 @@ def test_batched_images_equal_one_by_one(toy_adapter, policy):
         alone = clf.classify(points[i], [0, 1], image_index=10 + i)
         assert torch.allclose(r.errors.nan_to_num(-1), alone.errors.nan_to_num(-1), atol=1e-6)
         assert r.ranking == alone.ranking and r.n_evaluations == alone.n_evaluations
+
+
+def test_bad_temperatures_and_candidate_lists_are_refused(toy_adapter):
+    for bad in (float("nan"), float("inf"), 0.0, -1.0):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            ClassifierConfig(temperature=bad)
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(4)))
+    with pytest.raises(ValueError, match="mix types"):
+        clf.classify(torch.zeros(2), ["1", 1])
+    with pytest.raises(ValueError, match="must be int"):
+        clf.classify(torch.zeros(2), [0, 1.5])
+    with pytest.raises(ValueError, match="duplicate"):
+        clf.classify(torch.zeros(2), [torch.tensor(1), 1])

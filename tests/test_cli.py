@@ -66,3 +66,65 @@ def test_share_prefix_reaches_the_stable_diffusion_adapter(tmp_path):
     folder = save_sd_folder(tiny_sd_components(tmp_path), tmp_path / "pipeline")
     assert load_adapter(str(folder), device="cpu", dtype=torch.float32).prefix is None
     assert load_adapter(str(folder), device="cpu", dtype=torch.float32, share_prefix=True).prefix is not None
+
+
+@pytest.mark.parametrize("schedule, message", [("10:1:3", "exactly one ':'"), ("ten:1", "not two whole numbers"),
+                                                ("10:2,5:1", "must increase"), ("", "exactly one ':'")])
+def test_each_malformed_schedule_gets_its_reason(schedule, message):
+    with pytest.raises(SystemExit, match=message):
+        parse_schedule(schedule)
+
+
+def test_cli_errors_are_one_line_and_name_the_fix(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", "mnist_unet", "--dataset", "mnist", "--out", str(tmp_path / "r"), "--rank", "3",
+              "--world-size", "2", "--device", "cpu", "--schedule", "2:1", "--n-images", "2"])
+    assert "rank 3 of world size 2" in str(e.value) and "\n" not in str(e.value) and "--debug" in str(e.value)
+    with pytest.raises(SystemExit, match="unknown model 'mnist_unett'.*mnist_unet"):
+        main(["classify", "x.png", "--model", "mnist_unett", "--device", "cpu"])
+
+
+def test_a_pipeline_folder_without_weights_says_so(tmp_path):
+    from tiny_models import save_sd_folder, tiny_sd_components
+
+    folder = save_sd_folder(tiny_sd_components(tmp_path), tmp_path / "pipeline")
+    for f in (folder / "unet").glob("*.safetensors"):
+        f.unlink()
+    with pytest.raises(SystemExit, match=r"no weights in \['unet'\].*incomplete"):
+        main(["classify", "x.png", "--model", str(folder), "--device", "cpu", "--dataset", "pets"])
+
+
+def test_ctrl_c_during_eval_prints_the_command_that_resumes(tmp_path, monkeypatch):
+    import dcanalysis.cli as cli
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run_dataset", interrupted)
+    args = ["eval", "--model", "mnist_unet", "--dataset", "mnist", "--out", str(tmp_path), "--device", "cpu"]
+    with pytest.raises(SystemExit, match="Resume with the same command: dcanalysis eval --model mnist_unet"):
+        main(args)
+
+
+def test_model_identity_tells_weights_dtype_and_compilation_apart(tmp_path):
+    import shutil
+
+    import torch
+
+    from dcanalysis.adapters.registry import model_identity
+    from dcanalysis.paths import MODELS_DIR
+
+    base = model_identity("mnist_unet", dtype=torch.float32, device="cpu", compiled=False, share_prefix=False)
+    assert base != model_identity("mnist_unet", dtype=torch.bfloat16, device="cpu", compiled=False, share_prefix=False)
+    assert base != model_identity("mnist_unet", dtype=torch.float32, device="cpu", compiled=True, share_prefix=False)
+    assert base["weights"] != model_identity("fashion_mnist_unet", dtype=torch.float32, device="cpu", compiled=False,
+                                             share_prefix=False)["weights"]
+    from dcanalysis.adapters.weights import weights_fingerprint
+
+    copy = shutil.copytree(MODELS_DIR / "mnist_unet", tmp_path / "m")
+    assert weights_fingerprint(copy) == base["weights"]
+    w = next(copy.glob("*.safetensors"))
+    data = bytearray(w.read_bytes())
+    data[-1] ^= 1  # one bit of the last weight
+    w.write_bytes(bytes(data))
+    assert weights_fingerprint(copy) != base["weights"]

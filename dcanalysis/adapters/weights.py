@@ -49,7 +49,7 @@ def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str
         )
     # a model component (it has a config.json) needs its weights beside it; say so before diffusers asks for a .bin
     empty = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and (p / "config.json").is_file()
-             and not any(p.glob(f"*{ext}") for ext in WEIGHT_SUFFIXES)]
+             and not any(next(p.glob(f"*{ext}"), None) for ext in WEIGHT_SUFFIXES)]
     if empty:
         raise WeightsNotFoundError(
             f"the {where} has no weights in {empty} (no {' / '.join(WEIGHT_SUFFIXES)} file beside config.json): "

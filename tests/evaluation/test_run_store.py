@@ -1,0 +1,182 @@
+"""The run store and dataset runs against careless and hostile use: each case once broke a run silently."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
+from dcanalysis.evaluation.datasets import ImageFolder
+from dcanalysis.evaluation.run_store import RunStore, load_records
+from dcanalysis.evaluation.runs import run_dataset, summarize, verify_run
+from dcanalysis.exceptions import ManifestMismatchError, RunLockedError
+
+
+def toy_classifier(toy_adapter, seed=0):
+    return DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(8), seed=seed))
+
+
+def points(n=6):
+    pts = torch.randn(n, 2, generator=torch.Generator().manual_seed(0))
+    return lambda i: (pts[i], int(pts[i, 0] < 0))
+
+
+def toy_run(toy_adapter, run, n=6, **kw):
+    return run_dataset(toy_classifier(toy_adapter, kw.pop("seed", 0)), kw.pop("get", points(n)), n, [0, 1], run,
+                       settings={"m": "toy"}, progress=False, **kw)
+
+
+def folder_of_pngs(root, names, *, value=0):
+    for k, name in enumerate(names):
+        (root / "cat").mkdir(parents=True, exist_ok=True)
+        Image.new("L", (16, 16), color=(value + 40 * k) % 256).save(root / "cat" / name)
+    return root
+
+
+def pixel_classifier():
+    from dcanalysis.adapters import PixelAdapter
+    from tiny_models import tiny_pixel_unet
+
+    return DiffusionClassifier(PixelAdapter(tiny_pixel_unet(sample_size=16), image_size=16),
+                               ClassifierConfig(schedule=Schedule.exhaustive(2)))
+
+
+def folder_run(root, run, **kw):
+    folder = ImageFolder(root)
+    return run_dataset(pixel_classifier(), folder.__getitem__, len(folder), list(range(10)), run, settings={},
+                       item_name=folder.relative_name, progress=False, **kw)
+
+
+def test_a_swapped_file_at_the_same_position_is_refused(tmp_path):
+    root = folder_of_pngs(tmp_path / "images", ["a.png", "b.png", "c.png"])
+    folder_run(root, tmp_path / "run")
+    (root / "cat" / "b.png").unlink()
+    folder_of_pngs(root, ["bb.png"], value=7)  # same count, another file at position 1
+    with pytest.raises(ManifestMismatchError, match="image 1 was 'cat/b.png'.*is now 'cat/bb.png'.*new --out"):
+        folder_run(root, tmp_path / "run")
+
+
+def test_an_edited_file_is_refused_but_a_fixed_failed_file_is_retried(tmp_path):
+    root = folder_of_pngs(tmp_path / "images", ["a.png", "b.png"])
+    (root / "cat" / "b.png").write_bytes(b"not a png")
+    recs = folder_run(root, tmp_path / "run")
+    assert "error" in recs[1] and "prediction" in recs[0]
+    folder_of_pngs(root, ["b.png"], value=99)  # the user fixes the broken file
+    recs = folder_run(root, tmp_path / "run")
+    assert "prediction" in recs[1]
+    folder_of_pngs(root, ["a.png"], value=3)  # and edits a finished one
+    with pytest.raises(ManifestMismatchError, match="image 0 was 'cat/a.png'"):
+        folder_run(root, tmp_path / "run")
+
+
+def test_any_per_image_failure_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    root = folder_of_pngs(tmp_path / "images", ["a.png", "b.png", "c.png", "d.png"])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # every 16x16 image (256 px) is now a decompression bomb
+    Image.new("L", (4, 4)).save(root / "cat" / "b.png")  # ... except this small one
+    clf = pixel_classifier()
+    original = clf.adapter.predict
+    calls = {"n": 0}
+
+    def flaky(x_t, t, cond, rows=None):
+        calls["n"] += 1
+        return original(x_t, t, cond, rows) * float("nan")  # the network returns NaN
+
+    clf.adapter.predict = flaky
+    folder = ImageFolder(root)
+    recs = run_dataset(clf, folder.__getitem__, 4, list(range(10)), tmp_path / "run", settings={},
+                       item_name=folder.relative_name, progress=False, images_per_batch=2)
+    assert "too large" in recs[0]["error"] and "NaN" in recs[1]["error"] and len(recs) == 4
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**8)
+    clf.adapter.predict = original
+    recs = run_dataset(clf, folder.__getitem__, 4, list(range(10)), tmp_path / "run", settings={},
+                       item_name=folder.relative_name, progress=False, retry_failed=True)
+    assert all("prediction" in r for r in recs)
+
+
+def test_an_exception_in_one_image_spares_its_batch_neighbours(toy_adapter, tmp_path):
+    get = points()
+
+    def bad_item(i):
+        if i == 2:
+            raise KeyError("label table has no entry for image 2")
+        return get(i)
+
+    recs = toy_run(toy_adapter, tmp_path / "run", get=bad_item, images_per_batch=3)
+    assert recs[2]["error"].startswith("KeyError") and all("prediction" in r for k, r in enumerate(recs) if k != 2)
+
+
+def test_a_missing_manifest_is_rebuilt_only_from_agreeing_records(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=3)
+    (run / "manifest.json").unlink()
+    with pytest.raises(ManifestMismatchError, match="no manifest.json.*were not computed with these settings"):
+        toy_run(toy_adapter, run, n=3, seed=1)
+    assert len(toy_run(toy_adapter, run, n=3)) == 3 and (run / "manifest.json").is_file()
+
+
+def test_ranks_outside_the_world_are_refused(toy_adapter, tmp_path):
+    with pytest.raises(ValueError, match="rank 1 of world size 1"):
+        toy_run(toy_adapter, tmp_path / "a", rank=1, world_size=1)
+    with pytest.raises(ValueError, match="rank 3 of world size 2"):
+        toy_run(toy_adapter, tmp_path / "b", rank=3, world_size=2)
+
+
+def test_a_complete_last_record_without_its_newline_is_kept(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run)
+    path = run / "records-rank0.jsonl"
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))
+    assert len(toy_run(toy_adapter, run)) == 6
+    assert verify_run(run).done == 6 and path.read_bytes().endswith(b"\n")
+
+
+def test_damage_is_found_reported_and_recomputed(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run)
+    path = run / "records-rank0.jsonl"
+    lines = path.read_text().splitlines()
+    edited = json.loads(lines[1])
+    edited["prediction"] = 1 - edited["prediction"]
+    extra = {**json.loads(lines[0]), "id": 30}
+    path.write_text("\n".join([lines[0], "garbage{", json.dumps(edited), '{"no_id": 1}', *lines[2:],
+                               json.dumps(extra)]) + "\n")
+    (run / "errors-rank0" / "0000003.npy").write_bytes(b"junk")
+    (run / "errors-rank0" / "0000004.npy").unlink()
+    check = verify_run(run)
+    assert check.damaged == {1, 3, 4} and check.foreign == {30} and check.done == 3
+    text = str(check)
+    assert "line 2 is not a record" in text and "line 4 is not a record" in text
+    assert "recorded prediction" in text and "unreadable" in text and "missing" in text and "30" in text
+    recs = toy_run(toy_adapter, run)  # resume recomputes what is damaged
+    assert [r["id"] for r in recs] == list(range(6))
+    after = verify_run(run)
+    assert after.damaged == set() and after.done == 6
+    assert "garbage{" in (run / "damaged-rank0.jsonl").read_text()  # set aside, not lost
+    assert summarize([r for r in load_records(run) if r["id"] not in after.foreign]).n == 6
+
+
+def test_a_second_writer_is_refused_and_planted_links_are_not_followed(tmp_path):
+    with RunStore(tmp_path, {"a": 1}) as store:
+        with pytest.raises(RunLockedError, match=f"pid {os.getpid()}"):
+            RunStore(tmp_path, {"a": 1}).__enter__()
+        victim = tmp_path / "victim.txt"
+        victim.write_text("keep me")
+        (tmp_path / "errors-rank0").mkdir()
+        for name in ("0000000.tmp.npy", ".0000000.npy-.tmp", "0000000.npy.tmp"):
+            (tmp_path / "errors-rank0" / name).symlink_to(victim)
+        store.save_table(0, np.zeros((2, 3), np.float32))
+        store.append([{"id": 0}])
+    assert victim.read_text() == "keep me"
+    assert np.load(tmp_path / "errors-rank0" / "0000000.npy").shape == (2, 3)
+    with RunStore(tmp_path, {"a": 1}):  # released on exit
+        pass
+
+
+def test_a_truncated_manifest_names_the_file(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run)
+    (run / "manifest.json").write_text('{"settings": {')
+    with pytest.raises(ManifestMismatchError, match="manifest.json' is not valid JSON"):
+        toy_run(toy_adapter, run)
