@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -171,6 +172,7 @@ def evaluate_triples(
     target: str | None = None,
     batch_size: int = 64,
     static_shapes: bool = False,
+    on_smaller_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """``denoising_error`` of (image, trial, candidate) triples, batched through the network.
 
@@ -178,7 +180,8 @@ def evaluate_triples(
     timesteps : (B, N) and noise : (B, N, *sample_shape), the noise plans of the B images (CPU);
     img_idx, trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU. Triples of several images
     share network calls, which keeps a small model busy. With ``static_shapes`` the last batch is padded (by
-    repeating its first triple) so that the network always sees ``batch_size`` rows.
+    repeating its first triple) so that the network always sees ``batch_size`` rows. A batch that runs out of GPU
+    memory is halved and retried (with a warning), as often as needed; ``on_smaller_batch(n)`` hears of it.
     """
     device = adapter.device
     process = adapter.process.to(device)
@@ -191,8 +194,8 @@ def evaluate_triples(
     t_all = timesteps.flatten()[pairs].to(device)
     rows, images, cands = row_pair.to(device), img_idx.to(device), cand_idx.to(device)
     tell_rows = getattr(adapter, "uses_row_groups", False)
-    errs = []
-    for start in range(0, trial_idx.numel(), batch_size):
+    errs, start = [], 0
+    while start < trial_idx.numel():
         r, bi, ci = (v[start:start + batch_size] for v in (rows, images, cands))
         n = r.numel()
         pad = lambda v: torch.cat([v, v[:1].expand(batch_size - n)]) if static_shapes and n < batch_size else v  # noqa: E731
@@ -203,9 +206,24 @@ def evaluate_triples(
         groups = row_groups(pad(row_pair[start:start + batch_size])) if tell_rows else None
         if groups is not None and device.type == "cuda":
             groups = RowGroups(to_device_async(groups.starts, device), to_device_async(groups.index, device))
-        with torch.no_grad():
-            out = adapter.predict(x_t, t, index_conditioning(cond, ci), groups)
+        try:
+            with torch.no_grad():
+                out = adapter.predict(x_t, t, index_conditioning(cond, ci), groups)
+        except torch.cuda.OutOfMemoryError:
+            if batch_size == 1:
+                raise
+            # every row's error depends on that row alone, so a smaller batch gives the same numbers
+            del x_t, t, eps, x
+            batch_size = max(1, batch_size // 2)
+            warnings.warn(f"out of memory: continuing with batch_size={batch_size} (pass it to skip this).",
+                          stacklevel=2)
+            if on_smaller_batch is not None:
+                on_smaller_batch(batch_size)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            continue
         errs.append(denoising_error(process, out, x_t, x, eps, t, loss=error, target=target)[:n])
+        start += n
     out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)
     if not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).nonzero()[0])
@@ -231,6 +249,7 @@ class DiffusionClassifier:
         if self.config.target is not None:  # the process names the parameterisations it can compare in
             adapter.process.coefficients(self.config.target, torch.zeros(1, dtype=torch.long))
         self._embedding_cache: dict[tuple, Conditioning] = {}
+        self.batch_size = self.config.batch_size  # lowered for good when a batch runs out of memory
 
     # -- conditions are embedded once per candidate list and reused for every image of a run
     def embed(self, candidates: Sequence) -> Conditioning:
@@ -321,8 +340,9 @@ class DiffusionClassifier:
             bi, ti, ci = torch.cat(img), torch.cat(tri), torch.cat(cand)
             cfg = self.config
             errors[bi, ci, ti] = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci,
-                                                  error=cfg.error, target=cfg.target, batch_size=cfg.batch_size,
-                                                  static_shapes=cfg.static_shapes)
+                                                  error=cfg.error, target=cfg.target, batch_size=self.batch_size,
+                                                  static_shapes=cfg.static_shapes,
+                                                  on_smaller_batch=lambda n: setattr(self, "batch_size", n))
 
         decided = prune(self.config.schedule, errors, fill)
         return [self._result(candidates, errors[b], timesteps[b], decided.reached[b], shape, image_indices[b],

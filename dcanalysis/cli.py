@@ -7,8 +7,8 @@
     dcanalysis eval --model /models/sd-2-base --dataset pets --images /data/pets --schedule paper_pets --out runs/pets \
         --batch-size 64 --compile --share-prefix
 
-``--model`` is a lab model name or a folder / cached hub id of Stable Diffusion (a folder with ``unet/``) or
-DiT (a folder with ``transformer/``). ``--dataset`` is a lab dataset (mnist, fashion_mnist: its test split) or
+``--model`` is a lab model name or a folder / cached hub id of a diffusers pipeline: Stable Diffusion 1.x / 2.x,
+SDXL, SD 3 / 3.5, Flux, PixArt or DiT (``adapters.registry``). ``--dataset`` is a lab dataset (mnist, fashion_mnist: its test split) or
 a dataset of ``data/datasets`` whose images are in ``--images root/<class>/``.
 """
 from __future__ import annotations
@@ -52,12 +52,12 @@ def parse_schedule(text: str) -> Schedule:
 
 
 def candidates_for(dataset: str, adapter) -> tuple[list, list[str]]:
-    """Conditions and display names: class indices for class-conditional models, prompts for SD."""
-    from .adapters import StableDiffusionAdapter
+    """Conditions and display names: class indices for class-conditional models, the dataset's prompts for
+    text-conditional ones (``adapter.takes_prompts``)."""
     from .lab.data import CLASSES
 
     names = list(CLASSES[dataset]) if dataset in CLASSES else list(dataset_info(dataset).classes)
-    if isinstance(adapter, StableDiffusionAdapter):
+    if getattr(adapter, "takes_prompts", False):
         return dataset_info(dataset).prompts(), names
     return list(range(len(names))), names
 
@@ -130,6 +130,9 @@ def cmd_eval(a) -> None:
     distributed = distributed_setup(a)
     clf = build_classifier(a)
     cands, names = candidates_for(a.dataset, clf.adapter)
+    if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
+        clf.embed(cands)
+        clf.adapter.release_text_encoders()
     if a.dataset in CLASSES:
         ds = load_lab_dataset(a.dataset, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels

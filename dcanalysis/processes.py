@@ -97,7 +97,7 @@ class DDPM:
     The classifier's error compares in eps space by default, as the paper's Eq. 5 does.
     """
 
-    alphas_cumprod: torch.Tensor = field(default_factory=linear_alphas_cumprod)
+    alphas_cumprod: torch.Tensor = field(default_factory=linear_alphas_cumprod, repr=False)
     prediction_type: str = "epsilon"
     default_target: str = "epsilon"
 

@@ -131,3 +131,30 @@ def test_bad_temperatures_and_candidate_lists_are_refused(toy_adapter):
         clf.classify(torch.zeros(2), [0, 1.5])
     with pytest.raises(ValueError, match="duplicate"):
         clf.classify(torch.zeros(2), [torch.tensor(1), 1])
+
+
+def test_an_out_of_memory_batch_halves_itself_and_gives_the_same_numbers(toy_adapter):
+    class SmallGPU:
+        """The toy model on a 'GPU' that holds at most 8 rows per call."""
+
+        def __init__(self, inner):
+            self.inner, self.process, self.device, self.sizes = inner, inner.process, inner.device, []
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def predict(self, x_t, t, cond, rows=None):
+            self.sizes.append(x_t.shape[0])
+            if x_t.shape[0] > 8:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return self.inner.predict(x_t, t, cond)
+
+    small = SmallGPU(toy_adapter)
+    x = torch.tensor([0.2, -0.4])
+    clf = DiffusionClassifier(small, ClassifierConfig(schedule=Schedule.from_lists((10, 20), (2, 1)), batch_size=32))
+    with pytest.warns(UserWarning, match="out of memory: continuing with batch_size=8"):
+        big = clf.classify(x, [0, 1])
+    assert clf.batch_size == 8  # the next stage and the next image start at the size that fitted
+    ref = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.from_lists((10, 20), (2, 1)),
+                                                            batch_size=8)).classify(x, [0, 1])
+    assert torch.equal(big.errors, ref.errors) and max(small.sizes[2:]) <= 8 and small.sizes[:2] == [20, 16]

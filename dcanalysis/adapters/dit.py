@@ -44,6 +44,12 @@ class DiTAdapter(LatentImages):
             device=device, dtype=dtype,
         )
 
+    @classmethod
+    def from_pipe(cls, pipe, *, device=None, dtype=None) -> "DiTAdapter":
+        """Wrap a loaded ``DiTPipeline``."""
+        return cls(**{k: getattr(pipe, k) for k in DIT_COMPONENTS}, device=device or pipe.transformer.device,
+                   dtype=dtype or pipe.transformer.dtype)
+
     def embed(self, conditions: Sequence) -> torch.Tensor:
         idx = [int(c) for c in conditions]
         bad = [c for c in idx if not 0 <= c < self.num_classes]

@@ -14,17 +14,25 @@ def vae_downsampling(vae) -> int:
 class LatentImages:
     """Mixin for adapters with ``self.vae``, ``self.device``, ``self.dtype`` and ``self.resolution`` (px).
 
-    x_0 is the VAE latent's *mean* times ``vae.config.scaling_factor`` (0.18215 for SD), as in the paper's code:
-    sampling the latent would only add noise that is the same for every candidate.
+    x_0 is the VAE latent's *mean*, less ``vae.config.shift_factor`` where the VAE has one (SD 3, Flux), times
+    ``vae.config.scaling_factor`` (0.18215 for SD), as the pipelines scale latents; the paper's code takes the
+    mean too: sampling the latent would only add noise that is the same for every candidate.
     """
 
     def load(self, source: ImageSource) -> torch.Tensor:
         return load_image(source, size=self.resolution, mode="RGB")
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
-        latent = self.vae.encode(images.to(self.device, self.dtype)).latent_dist.mean
+        latent = self.vae.encode(images.to(self.device, self.vae.dtype)).latent_dist.mean
+        shift = getattr(self.vae.config, "shift_factor", None)
+        if shift is not None:
+            latent = latent - shift
         return (latent * self.vae.config.scaling_factor).float()
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (B, 4, h, w) -> images (B, 3, H, W) in [-1, 1] (for figures)."""
-        return self.vae.decode(latents.to(self.dtype) / self.vae.config.scaling_factor).sample.float().clamp(-1, 1)
+        """Latents (B, C, h, w) -> images (B, 3, H, W) in [-1, 1] (for figures)."""
+        latents = latents.float() / self.vae.config.scaling_factor
+        shift = getattr(self.vae.config, "shift_factor", None)
+        if shift is not None:
+            latents = latents + shift
+        return self.vae.decode(latents.to(self.vae.dtype)).sample.float().clamp(-1, 1)

@@ -1,8 +1,9 @@
-"""One way in for every model: a lab model name, or a diffusers pipeline folder / cached hub id, dispatched on
-the pipeline class its ``model_index.json`` names (``save_pretrained`` writes it).
+"""One way in for every model: a lab model name, a diffusers pipeline folder or cached hub id (dispatched on the
+pipeline class its ``model_index.json`` names; ``save_pretrained`` writes it), or a pipeline object in memory.
 
-    load_adapter("mnist_unet")                          # our own lab model
-    load_adapter("/models/stable-diffusion-2-base")     # model_index.json: StableDiffusionPipeline
+    load_adapter("mnist_unet")                                  # our own lab model
+    load_adapter("/models/stable-diffusion-3.5-medium")         # model_index.json: StableDiffusion3Pipeline
+    adapter_for_pipe(pipe)                                      # a pipeline you already loaded
 """
 from __future__ import annotations
 
@@ -16,8 +17,28 @@ from .weights import resolve_pretrained, weights_fingerprint
 # diffusers pipeline class name -> (adapter class name in dcanalysis.adapters, whether --share-prefix applies)
 PIPELINES = {
     "StableDiffusionPipeline": ("StableDiffusionAdapter", True),
+    "StableDiffusionXLPipeline": ("StableDiffusionXLAdapter", False),
+    "StableDiffusion3Pipeline": ("StableDiffusion3Adapter", False),
+    "FluxPipeline": ("FluxAdapter", False),
+    "PixArtAlphaPipeline": ("PixArtAdapter", False),
+    "PixArtSigmaPipeline": ("PixArtAdapter", False),
     "DiTPipeline": ("DiTAdapter", False),
 }
+
+
+def adapter_class(pipeline_name: str, model: str = "this pipeline"):
+    """The adapter class for a diffusers pipeline class name; an unsupported one gets the list of those that are."""
+    from .. import adapters
+
+    if pipeline_name not in PIPELINES:
+        raise ValueError(f"{model!r} is a {pipeline_name or 'pipeline without a class name'}; dcanalysis supports "
+                         f"{sorted(PIPELINES)} and its own lab models.")
+    return getattr(adapters, PIPELINES[pipeline_name][0])
+
+
+def adapter_for_pipe(pipe, **options):
+    """The adapter for a diffusers pipeline already in memory (``options``: device, dtype, adapter options)."""
+    return adapter_class(type(pipe).__name__).from_pipe(pipe, **options)
 
 
 def pipeline_class(folder: Path) -> str:
@@ -35,30 +56,27 @@ def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.
     ``share_prefix`` applies to text-conditional UNets (Stable Diffusion): class-conditional models see their
     class from the first layer on, so no part of them can be shared across classes.
     """
-    from .. import adapters
     from ..lab.registry import DIFFUSION_NAMES, load_lab_diffusion
 
-    def no_prefix(kind: str):
+    def no_prefix(why: str):
         if share_prefix:
-            raise ValueError(f"--share-prefix: {model} is a {kind}, which sees its class from the first layer on, so "
-                             "no part of it can be shared across classes. It applies to Stable Diffusion (a folder "
+            raise ValueError(f"--share-prefix: {model} is a {why}. It applies to Stable Diffusion 1.x / 2.x (a folder "
                              "with unet/ and text_encoder/); drop the flag for this model.")
 
+    class_conditional = "class-conditional model, which sees its class from the first layer on, so no part of it " \
+                        "can be shared across classes"
     if model in DIFFUSION_NAMES:
-        no_prefix("class-conditional lab model")
+        no_prefix(f"lab {class_conditional}")
         return load_lab_diffusion(model, device=device, dtype=dtype)
     if "/" not in model and not Path(model).expanduser().exists():
         raise ValueError(f"unknown model {model!r}: give a lab model ({', '.join(DIFFUSION_NAMES)}) or the folder / "
                          "cached hub id of a diffusers pipeline.")
     folder = resolve_pretrained(model, subfolders=("vae", "scheduler"))
     name = pipeline_class(folder)
-    if name not in PIPELINES:
-        raise ValueError(f"{model!r} is a {name or 'pipeline without a class name'}; dcanalysis supports "
-                         f"{sorted(PIPELINES)} (and the lab models {list(DIFFUSION_NAMES)}).")
-    adapter_name, shares = PIPELINES[name]
-    cls = getattr(adapters, adapter_name)
-    if not shares:
-        no_prefix(f"{name} (class-conditional)")
+    cls = adapter_class(name, model)
+    if not PIPELINES[name][1]:
+        no_prefix(f"DiT, a {class_conditional}" if name == "DiTPipeline"
+                  else f"{name}, whose condition-independent prefix dcanalysis does not share")
         return cls.from_pretrained(str(folder), device=device, dtype=dtype)
     return cls.from_pretrained(str(folder), device=device, dtype=dtype, share_prefix=share_prefix)
 

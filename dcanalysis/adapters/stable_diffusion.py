@@ -20,6 +20,8 @@ class StableDiffusionAdapter(LatentImages):
     Images are resized and centre-cropped to the UNet's native resolution (see ``LatentImages`` for x_0).
     """
 
+    takes_prompts = True
+
     def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32,
                  share_prefix: bool = False):
         self.unet = place_module(unet, device, dtype)
@@ -59,6 +61,12 @@ class StableDiffusionAdapter(LatentImages):
             scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
             device=device, dtype=dtype, share_prefix=share_prefix,
         )
+
+    @classmethod
+    def from_pipe(cls, pipe, *, device=None, dtype=None, share_prefix: bool = False) -> "StableDiffusionAdapter":
+        """Wrap a loaded ``StableDiffusionPipeline`` (its safety checker and feature extractor are not needed)."""
+        return cls(**{k: getattr(pipe, k) for k in SD_COMPONENTS}, device=device or pipe.unet.device,
+                   dtype=dtype or pipe.unet.dtype, share_prefix=share_prefix)
 
     def embed(self, conditions: Sequence[str]) -> torch.Tensor:
         if not all(isinstance(c, str) for c in conditions):

@@ -19,6 +19,8 @@ CaptionEncoder = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
 class TextPixelAdapter:
     """x_0 is the RGB image in [-1, 1] at the UNet's ``sample_size``; conditions are captions (str)."""
 
+    takes_prompts = True
+
     def __init__(self, unet, encode: CaptionEncoder, *, process: DDPM | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False):
         self.unet = place_module(unet, device, dtype)

@@ -1,5 +1,5 @@
-"""A CLIP-style byte-level tokenizer built from generated files, for models with random weights (benchmarks,
-tests). It needs no download; it is not the real CLIP vocabulary and is never used for trained models."""
+"""CLIP- and T5-style tokenizers built without a download, for models with random weights (benchmarks, tests).
+They are not the real vocabularies and are never used for trained models."""
 from __future__ import annotations
 
 import json
@@ -28,3 +28,19 @@ def byte_level_clip_tokenizer(folder: Path, *, model_max_length: int = 77):
     (folder / "vocab.json").write_text(json.dumps(vocab))
     (folder / "merges.txt").write_text("#version: 0.2\n")
     return CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=model_max_length)
+
+
+def char_level_t5_tokenizer(*, model_max_length: int = 512):
+    """A T5-style tokenizer (SentencePiece's word-boundary marker, ``</s>`` appended, ``<pad>`` = 0) whose tokens
+    are single characters, built in memory; for T5 encoders with random weights."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+    from transformers import T5TokenizerFast
+
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [(c, -1.0) for c in sorted(set(byte_alphabet())) + ["▁"]]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=2, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", pair="$A </s> $B </s>",
+                                                       special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>", extra_ids=0,
+                           model_max_length=model_max_length)

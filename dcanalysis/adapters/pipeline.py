@@ -1,0 +1,99 @@
+"""What every adapter built on a diffusers pipeline shares: loading (a folder, a cached hub id, or a pipeline
+already in memory), placing the components, checking the tokenizers, and letting the text encoders go once the
+candidates are embedded.
+
+The adapters embed prompts with the pipeline's own ``encode_prompt``, so a prompt conditions the network exactly
+as it does when the pipeline generates an image.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import place_module
+from .latent import LatentImages, vae_downsampling
+from .weights import resolve_pretrained
+
+
+class PipelineAdapter(LatentImages):
+    """Base of the SDXL, SD 3, Flux and PixArt adapters. Subclasses set
+
+    ``PIPELINES`` : diffusers pipeline class names they accept; ``NETWORK`` : the denoiser's component name
+    ("unet" or "transformer"); ``TEXT`` : the names of the text-encoder components (released by
+    ``release_text_encoders``).
+    """
+
+    PIPELINES: tuple[str, ...] = ()
+    NETWORK = "transformer"
+    takes_prompts = True
+    TEXT: tuple[str, ...] = ()
+
+    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None):
+        name = type(pipe).__name__
+        if name not in self.PIPELINES:
+            raise TypeError(f"{type(self).__name__} takes a {' or '.join(self.PIPELINES)}, got a {name}; "
+                            "dcanalysis.adapters.registry.load_adapter picks the adapter for a pipeline.")
+        self.pipe = pipe
+        self.device = torch.device(device)
+        self.dtype = dtype
+        for component in (self.NETWORK, *self.TEXT):
+            module = getattr(pipe, component, None)
+            if module is not None:
+                setattr(pipe, component, place_module(module, device, dtype))
+        # a VAE that asks to run in float32 (SDXL's overflows in fp16) keeps float32
+        vae_dtype = torch.float32 if getattr(pipe.vae.config, "force_upcast", False) else dtype
+        pipe.vae = place_module(pipe.vae, device, vae_dtype)
+        self.vae = pipe.vae
+        self.network = getattr(pipe, self.NETWORK)
+        # the native size: the pipeline's default latent size (Flux's transformer has no sample_size of its own)
+        latent = getattr(pipe, "default_sample_size", None) or self.network.config.sample_size
+        self.resolution = resolution or latent * vae_downsampling(self.vae)
+        for tok in ("tokenizer", "tokenizer_2", "tokenizer_3"):
+            t = getattr(pipe, tok, None)
+            if t is not None and getattr(t, "vocab_size", 0) < 16:
+                raise ValueError(f"{tok} has a vocabulary of {getattr(t, 'vocab_size', 0)} tokens, so it did not load "
+                                 "(transformers can return a placeholder when a hub tokenizer is unreachable). Point "
+                                 f"at a folder that holds {tok}/ files.")
+        self._released = False
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32, **options):
+        """Load from a diffusers pipeline folder or a cached hub id (never downloads); ``options`` go to the
+        adapter, except components set to None (``text_encoder_3=None`` drops SD 3's T5), which go to diffusers."""
+        import diffusers
+
+        folder = resolve_pretrained(name_or_path, subfolders=(cls.NETWORK, "vae", "scheduler"))
+        dropped = {k: None for k, v in list(options.items()) if v is None and k.startswith(("text_encoder", "tokenizer"))}
+        for k in dropped:
+            options.pop(k)
+        pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, torch_dtype=dtype,
+                                                           **dropped)
+        return cls(pipe, device=device, dtype=dtype, **options)
+
+    @classmethod
+    def from_pipe(cls, pipe, *, device=None, dtype=None, **options):
+        """Wrap a pipeline already in memory (its components are used, not copied); device and dtype default
+        to the denoiser's."""
+        network = getattr(pipe, cls.NETWORK)
+        return cls(pipe, device=device or network.device, dtype=dtype or network.dtype, **options)
+
+    def release_text_encoders(self) -> None:
+        """Free the text encoders (SD 3's T5 alone is 4.7 B parameters) once every candidate is embedded; a
+        later ``embed`` raises."""
+        for name in self.TEXT:
+            if getattr(self.pipe, name, None) is not None:
+                setattr(self.pipe, name, None)
+        self._released = True
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _check_text_encoders(self) -> None:
+        if self._released:
+            raise RuntimeError("the text encoders were released after embedding the candidates; load the adapter "
+                               "again to embed new prompts.")
+
+    def _check_prompts(self, conditions) -> list[str]:
+        if not all(isinstance(c, str) for c in conditions):
+            raise TypeError(f"{type(self).__name__} conditions are prompts (str); build them with "
+                            "evaluation.datasets.dataset_info(name).prompts().")
+        self._check_text_encoders()
+        return list(conditions)
