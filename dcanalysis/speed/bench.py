@@ -392,6 +392,10 @@ def main(argv=None):
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
                    default=[v for v, opts in VARIANTS.items() if not opts.get("share_prefix")],
                    help="what the probe runs, each profiled (the shared prefix only pays with --runs above 1)")
+    p.add_argument("--families", nargs="*", default=None,
+                   help="only full-size random-weight denoisers of today's families (speed.families.FAMILIES; no "
+                        "names: all) at --family-batch, eager and compiled, with parameter counts and peak memory")
+    p.add_argument("--family-batch", type=int, default=8)
     p.add_argument("--runs", type=int, default=1,
                    help="probe batches hold runs of this many copies of each noisy sample (37: the Pets first stage)")
     a = p.parse_args(argv)
@@ -450,6 +454,23 @@ def main(argv=None):
         for attention in [None if b == "default" else b for b in a.attention]:
             results["models"] += bench("sd2-unet-512", unet, unet_inputs(unet, 64, a.runs), batch=a.batch,
                                        variants=a.variants, attention=attention, profile=True)
+            save()
+        return results
+    if a.families is not None:
+        from .families import FAMILIES
+
+        for name in a.families or list(FAMILIES):
+            build, published, px = FAMILIES[name]
+            model, inputs = build(tiny, device, dtype)
+            params = sum(p.numel() for p in model.parameters()) / 1e9
+            print(f"{name}: {params:.2f} B parameters (published: {published} B), {px} px")
+            rows = bench(name, model, inputs, batch=a.family_batch)
+            for r in rows:
+                r.update(parameters_b=params, published_parameters_b=published, resolution=px)
+            results["models"] += rows
+            del model
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
             save()
         return results
     if a.sweep:

@@ -192,3 +192,29 @@ def test_profiled_end_to_end_pets_rows_carry_their_kernel_time(tmp_path):
         assert [g["group"] for g in r["groups"]] == ["attention", "matrix", "other"]
         assert 0 < r["kernel_seconds"] == sum(g["seconds_per_call"] for g in r["groups"])
         assert r["top_kernels"]
+
+
+def test_family_rows_time_each_denoiser_with_its_pipeline_inputs(tmp_path):
+    import json
+
+    from dcanalysis.speed import bench
+
+    out = tmp_path / "families.json"
+    bench.main(["--tiny", "--families", "--family-batch", "2", "--seconds", "0", "--out", str(out)])
+    rows = json.loads(out.read_text())["models"]
+    assert [r["model"] for r in rows] == ["sdxl-unet-1024", "sd3.5-medium-1024", "flux-schnell-1024"]
+    for r in rows:
+        assert r["evals_per_s"] > 0 and r["gflop_per_eval"] > 0 and r["parameters_b"] > 0
+        assert r["ratio_to_matmul"] == r["tflops"] / json.loads(out.read_text())["matmul_tflops"]
+
+
+def test_full_size_family_configs_have_their_published_sizes():
+    """Built on the meta device (no memory): the parameter counts the configs give."""
+    import torch
+
+    from dcanalysis.speed.families import FAMILIES
+
+    counts = {n: sum(p.numel() for p in b(False, "meta", torch.bfloat16)[0].parameters()) / 1e9
+              for n, (b, _, _) in FAMILIES.items()}
+    assert abs(counts["sdxl-unet-1024"] - 2.57) < 0.01 and abs(counts["flux-schnell-1024"] - 11.89) < 0.01
+    assert abs(counts["sd3.5-medium-1024"] - 2.24) < 0.01  # Stability calls SD 3.5 medium a 2.5 B model
