@@ -17,6 +17,10 @@ def set_fused_qkv(model, fused: bool) -> None:
     procs = getattr(model, "attn_processors", None) if hasattr(model, "fuse_qkv_projections") else None
     if not procs:
         return
+    if getattr(getattr(model, "config", None), "dual_attention_layers", None):
+        # SD 3.5's MMDiT-X: diffusers gives every attention its fused *joint* processor, which cannot run the
+        # extra self-attention (attn2) of the dual layers; those models stay unfused
+        return
     now = all("Fused" in type(p).__name__ for p in procs.values())
     if fused and not now:
         model.fuse_qkv_projections()

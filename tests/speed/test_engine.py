@@ -64,3 +64,19 @@ def test_compile_adapter_names_what_it_could_not_find():
 
     with pytest.raises(TypeError, match="nothing to compile.*engine.optimise"):
         engine.compile_adapter(NoNetwork())
+
+
+def test_sd35_dual_attention_stays_unfused_and_runs():
+    """diffusers' fused joint processor cannot run SD 3.5's extra self-attention; fusing is skipped there."""
+    import torch
+
+    from dcanalysis.speed.engine import set_fused_qkv
+    from dcanalysis.speed.families import sd35_medium_transformer
+
+    model, inputs = sd35_medium_transformer(True, "cpu", torch.float32)
+    x = inputs(2)
+    with torch.no_grad():
+        before = model(**x).sample
+        set_fused_qkv(model, True)
+        after = model(**x).sample
+    assert torch.equal(before, after)
