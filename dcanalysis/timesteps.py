@@ -95,6 +95,23 @@ def middle(n_trials: int, *, num_timesteps: int = 1000, generator: torch.Generat
     return grid[van_der_corput_order(n_trials)]
 
 
+def logit_normal(n_trials: int, *, num_timesteps: int = 1000, generator: torch.Generator | None = None,
+                 mean: float = 0.0, std: float = 1.0) -> torch.Tensor:
+    """n timesteps at evenly spaced quantiles of the logit-normal density SD 3 trains with (Esser et al. 2024:
+    u = sigmoid(mean + std z), z standard normal, t = floor(u T)), in low-discrepancy order.
+
+    The stratified counterpart of drawing t as SD 3's training did: the denoising error then averages over t
+    with the weight the model was trained under (more trials at middle times, 73 % of them inside the middle half
+    for mean 0, std 1), where ``even`` weights every t alike. For a flow-matching model the grid index maps to
+    its shifted time (``processes.RectifiedFlow``), as SD 3's training indexes its shifted schedule.
+    """
+    _check(n_trials, num_timesteps)
+    q = (torch.arange(n_trials, dtype=torch.float64) + 0.5) / n_trials
+    u = torch.sigmoid(mean + std * math.sqrt(2) * torch.erfinv(2 * q - 1))
+    t = torch.clamp(torch.floor(u * num_timesteps).long(), 0, num_timesteps - 1)
+    return t[van_der_corput_order(n_trials)]
+
+
 def fixed(values: Sequence[int]) -> TimestepStrategy:
     """A strategy that cycles through a fixed set of timesteps; each repeat gets fresh noise.
 
@@ -121,6 +138,7 @@ TIMESTEP_STRATEGIES: dict[str, TimestepStrategy] = {
     "uniform": uniform,
     "even": even,
     "middle": middle,
+    "logit_normal": logit_normal,
     "fixed_500": fixed((500,)),
     "fixed_0_500_999": fixed((0, 500, 999)),
     "fixed_475_500_525": fixed((475, 500, 525)),

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -44,3 +46,17 @@ def test_uniform_needs_a_generator_and_is_reproducible():
 def test_unknown_strategy_names_the_choices():
     with pytest.raises(ValueError, match="even"):
         get_strategy("evenly")
+
+
+def test_logit_normal_follows_sd3s_training_density():
+    from scipy import stats
+
+    from dcanalysis.timesteps import logit_normal
+
+    t = logit_normal(1000, num_timesteps=1000)
+    assert t.min() >= 0 and t.max() <= 999
+    inside = ((t >= 250) & (t < 750)).float().mean().item()
+    expected = stats.norm.cdf(math.log(3)) - stats.norm.cdf(-math.log(3))  # P(0.25 < sigmoid(z) < 0.75)
+    assert abs(inside - expected) < 0.01 and abs(t.float().mean().item() - 499.5) < 2
+    prefix = logit_normal(200)[:25]  # any prefix spreads over the density too
+    assert prefix.min() < 300 and prefix.max() > 700
