@@ -28,10 +28,10 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-from ..paths import DATA_DIR
+from ..paths import CACHE_DIR
 from ..exceptions import DatasetUnavailableError
 
-LAB_DATA_DIR = DATA_DIR / "lab"
+LAB_DATA_DIR = CACHE_DIR / "lab"
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -1,0 +1,50 @@
+"""The package as a pip user gets it: a wheel installed into a clean folder, away from the checkout."""
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wheel")
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp / "dist"), str(ROOT)],
+                   check=True, cwd=tmp, timeout=600)
+    wheel = next((tmp / "dist").glob("dcanalysis-*.whl"))
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp / "site"), str(wheel)], check=True, timeout=600)
+    return tmp
+
+
+def run_installed(tmp: Path, code: str) -> str:
+    """``code`` in a fresh interpreter that sees the installed wheel and the dependencies, not the checkout."""
+    env = {"PYTHONPATH": f"{tmp / 'site'}:{sysconfig.get_paths()['purelib']}", "HF_HUB_OFFLINE": "1",
+           "HOME": str(tmp), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def test_the_wheel_finds_its_data_outside_the_checkout(installed):
+    out = run_installed(installed, """
+import dcanalysis, torch
+from dcanalysis import ClassifierConfig, DiffusionClassifier, PAPER_PETS, Schedule
+from dcanalysis.adapters import StableDiffusionAdapter
+from dcanalysis.evaluation.datasets import dataset_info
+from dcanalysis.lab.registry import load_lab_diffusion
+from dcanalysis.paths import DATA_DIR
+print(dcanalysis.__file__)
+print(DATA_DIR)
+print(dataset_info("pets").prompts()[0])
+adapter = load_lab_diffusion("mnist_unet")
+r = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(2))).classify(torch.zeros(1, 28, 28), range(10))
+print(r.n_evaluations)
+""")
+    lines = out.splitlines()
+    assert str(ROOT) not in lines[0] and "site" in lines[0] and lines[1].endswith("_data")
+    assert lines[2] == "a photo of a Abyssinian, a type of pet." and lines[3] == "20"
