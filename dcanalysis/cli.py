@@ -4,6 +4,7 @@
     dcanalysis eval --model fashion_mnist_unet --dataset fashion_mnist --schedule exhaustive_100 --out runs/fm
     dcanalysis report runs/fm
     dcanalysis verify runs/fm
+    dcanalysis tables runs/fm           # tables.npz for the book's chapters 3-5
     dcanalysis eval --model /models/sd-2-base --dataset pets --images /data/pets --schedule paper_pets --out runs/pets \
         --batch-size 64 --compile --share-prefix
 
@@ -17,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .adapters.registry import load_adapter, model_identity
@@ -25,7 +27,7 @@ from .evaluation.datasets import ImageFolder, available_datasets, dataset_info
 from .speed.engine import compile_adapter
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
-from .evaluation.runs import load_records, run_dataset, summarize, verify_run
+from .evaluation.runs import consolidate_tables, load_records, run_dataset, summarize, verify_run
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
 
@@ -177,6 +179,12 @@ def cmd_report(a) -> None:
         print(f"  class {name:12s} {100 * acc:6.2f}%")
 
 
+def cmd_tables(a) -> None:
+    path = consolidate_tables(a.run_dir, max_images=a.max_images)
+    with np.load(path) as z:
+        print(f"{path}: errors {z['errors'].shape} (images, candidates, trials), timesteps {z['timesteps'].shape}")
+
+
 def cmd_verify(a) -> None:
     check = verify_run(a.run_dir)
     print(f"run {a.run_dir}: {check}")
@@ -214,7 +222,12 @@ def main(argv=None):
                                       "their records, records of other settings")
     v.add_argument("run_dir", type=Path)
     v.set_defaults(func=cmd_verify)
-    for sp in (c, e, r, v):
+    t = sub.add_parser("tables", help="pack a run's per-image error tables into RUN_DIR/tables.npz, with the "
+                                      "timestep of every trial (what the book's chapters 3-5 read)")
+    t.add_argument("run_dir", type=Path)
+    t.add_argument("--max-images", type=int, default=None, help="the lowest ids only")
+    t.set_defaults(func=cmd_tables)
+    for sp in (c, e, r, v, t):
         sp.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     a = p.parse_args(argv)
     try:

@@ -91,8 +91,15 @@ def make_noise_plan(
     Two derived streams keep t and eps independent of each other: changing the strategy leaves the noise of
     every trial unchanged, so strategies are compared on identical eps (a paired comparison of strategies).
     """
-    t_gen = derive_generator(seed, image_index, 0)
+    timesteps = plan_timesteps(n_trials, seed=seed, image_index=image_index, strategy=strategy,
+                               num_timesteps=num_timesteps)
     eps_gen = derive_generator(seed, image_index, 1)
-    timesteps = get_strategy(strategy)(n_trials, num_timesteps=num_timesteps, generator=t_gen)
     noise = torch.randn((n_trials, *sample_shape), generator=eps_gen, dtype=torch.float32)
     return NoisePlan(timesteps, noise, seed, image_index, strategy)
+
+
+def plan_timesteps(n_trials: int, *, seed: int, image_index: int = 0, strategy: str = "even",
+                   num_timesteps: int = 1000) -> torch.Tensor:
+    """The timesteps of ``make_noise_plan`` alone (LongTensor (n_trials,)), without drawing the noise: what a
+    stored error table's columns were computed at."""
+    return get_strategy(strategy)(n_trials, num_timesteps=num_timesteps, generator=derive_generator(seed, image_index, 0))

@@ -175,6 +175,15 @@ class RectifiedFlow:
 ForwardProcess = DDPM | RectifiedFlow
 
 
+def describe(process: ForwardProcess) -> dict:
+    """The process as plain settings (recorded in a run's manifest: what its tables' time indices mean)."""
+    d = {"type": type(process).__name__, "num_timesteps": process.num_timesteps,
+         "prediction_type": process.prediction_type, "default_target": process.default_target}
+    if isinstance(process, RectifiedFlow):
+        d["shift"] = process.shift
+    return d
+
+
 def convert_prediction(process: ForwardProcess, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                        to: str) -> torch.Tensor:
     """A network output in ``process.prediction_type`` re-expressed as parameterisation ``to``.

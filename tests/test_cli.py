@@ -128,3 +128,17 @@ def test_model_identity_tells_weights_dtype_and_compilation_apart(tmp_path):
     data[-1] ^= 1  # one bit of the last weight
     w.write_bytes(bytes(data))
     assert weights_fingerprint(copy) != base["weights"]
+
+
+def test_tables_packs_a_cli_run_with_its_timesteps(tmp_path, capsys):
+    import numpy as np
+
+    from dcanalysis.noise import plan_timesteps
+
+    run = tmp_path / "run"
+    main(["eval", "--model", "mnist_unet", "--dataset", "mnist", "--n-images", "2", "--schedule", "3:1",
+          "--device", "cpu", "--out", str(run)])
+    main(["tables", str(run)])
+    assert "errors (2, 10, 3)" in capsys.readouterr().out
+    with np.load(run / "tables.npz") as z:
+        assert z["timesteps"].tolist() == plan_timesteps(3, seed=0).tolist()

@@ -20,7 +20,8 @@ from ..pruning import Policy, prune, ranking, received
 
 @dataclass(frozen=True)
 class ErrorTables:
-    """Errors (N, K, T) float32, labels (N,), timesteps (T,), image ids (N,)."""
+    """Errors (N, K, T) float32, labels (N,), timesteps (T,) (or (N, T) when each image drew its own, as the
+    ``uniform`` strategy does), image ids (N,)."""
 
     errors: np.ndarray
     labels: np.ndarray
@@ -33,7 +34,21 @@ class ErrorTables:
             return cls(z["errors"].astype(np.float32), z["labels"], z["timesteps"], z["ids"])
 
     def head(self, n: int) -> "ErrorTables":
-        return ErrorTables(self.errors[:n], self.labels[:n], self.timesteps, self.ids[:n])
+        ts = self.timesteps[:n] if self.timesteps.ndim == 2 else self.timesteps
+        return ErrorTables(self.errors[:n], self.labels[:n], ts, self.ids[:n])
+
+    def shared_timesteps(self) -> np.ndarray:
+        """(T,) timesteps that every image's trials share; a clear error where the tables cannot give them."""
+        if self.timesteps.size == 0:
+            raise ValueError("these tables record no timesteps (packed from a run whose manifest lacked them); "
+                             "repack them with `dcanalysis tables RUN_DIR` from a run of this version.")
+        if self.timesteps.ndim == 2:
+            raise ValueError("each image drew its own timesteps (a random strategy such as 'uniform'), so no "
+                             "trial index means one timestep; analyse a run made with a deterministic strategy "
+                             "('even', 'middle', 'logit_normal', fixed sets).")
+        if self.timesteps.shape[0] != self.errors.shape[2]:
+            raise ValueError(f"the tables hold {self.errors.shape[2]} trials but {self.timesteps.shape[0]} timesteps.")
+        return self.timesteps
 
 
 def accuracy(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -66,10 +81,11 @@ def single_timestep_accuracy(tables: ErrorTables) -> tuple[np.ndarray, np.ndarra
 
     Returns (t values (U,), accuracy (U,)); trials that share a t are each scored alone and averaged.
     """
-    ts = np.unique(tables.timesteps)
+    steps = tables.shared_timesteps()
+    ts = np.unique(steps)
     accs = []
     for t in ts:
-        cols = np.nonzero(tables.timesteps == t)[0]
+        cols = np.nonzero(steps == t)[0]
         accs.append(np.mean([accuracy(tables.errors[:, :, c].argmin(1), tables.labels) for c in cols]))
     return ts, np.array(accs)
 

@@ -22,6 +22,8 @@ from tqdm.auto import tqdm
 from ..classifier import DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..exceptions import ImageLoadError, ManifestMismatchError, NonFiniteError
+from ..noise import plan_timesteps
+from ..processes import describe
 from .run_store import (RunStore, load_error_table, load_records, read_manifest, scan_records, settings_digest,
                         table_name, write_atomically)
 
@@ -209,7 +211,7 @@ def run_dataset(
     if images_per_batch < 1 or n_items < 0:
         raise ValueError(f"need images_per_batch >= 1 and n_items >= 0; got {images_per_batch}, {n_items}.")
     full = {**settings, "classifier": classifier.config.to_dict(), "candidates": [str(c) for c in candidates],
-            "n_items": n_items, "world_size": world_size}
+            "n_items": n_items, "world_size": world_size, "process": describe(classifier.adapter.process)}
     cand_index = {str(c): k for k, c in enumerate(candidates)}
     seed = classifier.config.seed
     with RunStore(run_dir, json.loads(json.dumps(full, default=str)), rank=rank, neutral=RESULT_NEUTRAL) as store:
@@ -312,8 +314,26 @@ def _failure(i: int, e: Exception, ident: dict, seed: int) -> dict:
     return {"id": i, "item": ident, "error": reason, "seed": seed}
 
 
+def run_timesteps(settings: dict, ids: Sequence[int]) -> np.ndarray:
+    """The timesteps of each image's error-table columns, from a run's manifest settings: (T,) when every image
+    shares them (deterministic strategies such as ``even``), else (N, T) in the order of ``ids``."""
+    if "timesteps" in settings:  # recorded explicitly (lab.evaluate's runs)
+        return np.asarray(settings["timesteps"], dtype=np.int64)
+    cfg, process = settings.get("classifier", {}), settings.get("process")
+    if process is None:
+        raise ValueError("this run's manifest does not record its model's time grid (the run predates "
+                         "dcanalysis recording it); its tables cannot say which timestep each trial used. Rerun it "
+                         "into a new --out to analyse timesteps.")
+    stages = cfg["schedule"].get("stages")
+    n = stages[-1]["trials"] if stages else cfg["schedule"]["max_trials"]
+    rows = np.stack([plan_timesteps(n, seed=cfg["seed"], image_index=int(i), strategy=cfg["timesteps"],
+                                    num_timesteps=process["num_timesteps"]).numpy() for i in ids])
+    return rows[0] if (rows == rows[:1]).all() else rows
+
+
 def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) -> Path:
-    """Pack the per-image error tables into one ``tables.npz`` (ids, labels, errors (N, K, T) float16, timesteps).
+    """Pack the per-image error tables into one ``tables.npz`` (ids, labels, errors (N, K, T) float16, timesteps
+    (T,) or (N, T): ``run_timesteps``). ``dcanalysis tables RUN_DIR`` runs this.
 
     The compact form that is committed and read by the book; ``max_images`` keeps the lowest ids only. Images
     whose per-image table is absent are taken from an existing ``tables.npz``, so a committed run that was
@@ -338,8 +358,9 @@ def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) ->
             raise
 
     errors = np.stack([table(r["id"]) for r in records]).astype(np.float16)
-    manifest = read_manifest(run_dir)
+    settings = read_manifest(run_dir)["settings"]
+    ids = [r["id"] for r in records]
+    timesteps = run_timesteps(settings, ids)
     write_atomically(path, lambda f: np.savez_compressed(
-        f, ids=np.array([r["id"] for r in records]), labels=np.array([r["label"] for r in records]),
-        errors=errors, timesteps=np.array(manifest["settings"].get("timesteps", []))))
+        f, ids=np.array(ids), labels=np.array([r["label"] for r in records]), errors=errors, timesteps=timesteps))
     return path

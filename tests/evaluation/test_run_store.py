@@ -180,3 +180,27 @@ def test_a_truncated_manifest_names_the_file(toy_adapter, tmp_path):
     (run / "manifest.json").write_text('{"settings": {')
     with pytest.raises(ManifestMismatchError, match="manifest.json' is not valid JSON"):
         toy_run(toy_adapter, run)
+
+
+def test_a_run_feeds_the_timestep_chapters_or_says_why_not(toy_adapter, tmp_path):
+    from dcanalysis.evaluation.analysis import ErrorTables, single_timestep_accuracy
+    from dcanalysis.evaluation.runs import consolidate_tables
+    from dcanalysis.noise import make_noise_plan
+
+    run = tmp_path / "even"
+    toy_run(toy_adapter, run)
+    tables = ErrorTables.load(consolidate_tables(run).parent)
+    plan = make_noise_plan(8, (2,), seed=0, image_index=3, strategy="even")
+    assert np.array_equal(tables.timesteps, plan.timesteps.numpy())
+    ts, acc = single_timestep_accuracy(tables)
+    assert len(ts) == 8 and acc.shape == (8,)
+    uniform = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(8), timesteps="uniform"))
+    run_dataset(uniform, points(), 6, [0, 1], tmp_path / "uniform", settings={}, progress=False)
+    tables = ErrorTables.load(consolidate_tables(tmp_path / "uniform").parent)
+    assert tables.timesteps.shape == (6, 8)  # each image's own draw, kept
+    assert np.array_equal(tables.timesteps[3], make_noise_plan(8, (2,), seed=0, image_index=3, strategy="uniform").timesteps)
+    with pytest.raises(ValueError, match="each image drew its own timesteps"):
+        single_timestep_accuracy(tables)
+    empty = ErrorTables(tables.errors, tables.labels, np.array([]), tables.ids)
+    with pytest.raises(ValueError, match="record no timesteps.*dcanalysis tables"):
+        single_timestep_accuracy(empty)
