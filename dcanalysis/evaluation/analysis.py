@@ -102,6 +102,29 @@ def replay(tables: ErrorTables, policy: Policy) -> tuple[float, float]:
     return accuracy(preds, tables.labels), float(evals)
 
 
+def effective_robustness(id_accuracy, shifted_accuracy, baselines, *, clip: float = 0.5) -> "pandas.Series":  # noqa: F821
+    """Effective robustness (Taori et al. 2020) in percentage points: each model's accuracy under a shift minus
+    what the ``baselines``' trend predicts from its in-distribution accuracy.
+
+    id_accuracy, shifted_accuracy : pandas Series of accuracies in %, indexed by model. The trend is a least-
+    squares line of logit(shifted) on logit(in-distribution) over the baselines; accuracies are clipped to
+    [clip, 100 - clip] % first, since a logit of 0 % is infinite (ImageNet-A has such baselines).
+    """
+    import pandas as pd
+
+    def logit(p):
+        q = np.clip(np.asarray(p, float), clip, 100 - clip) / 100
+        return np.log(q / (1 - q))
+
+    x, y = logit(id_accuracy), logit(shifted_accuracy)
+    base = np.asarray([m in set(baselines) for m in id_accuracy.index])
+    if base.sum() < 2:
+        raise ValueError("the trend needs at least two baseline models.")
+    slope, intercept = np.polyfit(x[base], y[base], 1)
+    predicted = 100 / (1 + np.exp(-(slope * x + intercept)))
+    return pd.Series(np.asarray(shifted_accuracy, float) - predicted, index=id_accuracy.index)
+
+
 def load_summary(path: str | Path) -> dict:
     return json.loads(Path(path).read_text())
 

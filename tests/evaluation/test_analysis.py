@@ -83,3 +83,17 @@ def test_auroc_matches_the_roc_curve():
     ref = roc_auc_score(np.r_[np.zeros(200), np.ones(150)], np.r_[a, b])
     assert abs(auroc(a, b) - ref) < 1e-12
     assert auroc(a, a + 100) == 1.0 and auroc(a + 100, a) == 0.0
+
+
+def test_effective_robustness_is_the_distance_from_the_baselines_logit_trend():
+    import pandas as pd
+
+    from dcanalysis.evaluation.analysis import effective_robustness
+
+    logit = lambda p: np.log(p / (100 - p))  # noqa: E731
+    ident = pd.Series({"a": 60.0, "b": 70.0, "c": 80.0, "ours": 70.0})
+    # the baselines lie on logit(shift) = logit(id) - 1 exactly; ours sits 5 points above that line
+    on_line = {m: 100 / (1 + np.exp(-(logit(v) - 1))) for m, v in ident.items()}
+    shifted = pd.Series({**on_line, "ours": on_line["ours"] + 5.0})
+    er = effective_robustness(ident, shifted, ["a", "b", "c"])
+    assert np.allclose(er[["a", "b", "c"]], 0, atol=1e-9) and abs(er["ours"] - 5.0) < 1e-9

@@ -20,15 +20,18 @@ def test_tiny_benchmark_writes_ratios_to_the_same_run_matmul(tmp_path):
 def test_end_to_end_rows_keep_each_task_beside_its_own_reference():
     from dcanalysis.speed.bench import end_to_end_rows
 
-    paper = {"pets_adaptive_schedule": {"seconds_per_image": 18, "gpu": "RTX 3090"},
-             "imagenet_dit_seconds_per_image": {"value": 1000, "note": "order of magnitude"}}
+    from dcanalysis.evaluation.paper import load_paper
+
+    paper = load_paper()
     results = {"end_to_end": [
         {"task": "Pets schedule, SD-2-base", "resolution": 512, "evaluations": 2050, "seconds_per_image": 4.25},
         {"task": "Pets schedule, SD-2-base, shared prefix", "resolution": 512, "evaluations": 2050,
          "seconds_per_image": 4.22, "shared_prefix": True},
         {"task": "ImageNet 1,000 classes, DiT-XL/2", "resolution": 256, "evaluations": 27250, "seconds_per_image": 14.3}]}
     rows = end_to_end_rows(results, paper)
-    assert [r["paper (reference)"] for r in rows] == ["18 s on an RTX 3090", "", "about 1,000 s (order of magnitude)"]
+    pets = paper["pets_adaptive_schedule"]
+    assert [r["paper (reference)"] for r in rows[:2]] == [f"{pets['seconds_per_image']} s on an {pets['gpu']}", ""]
+    assert rows[2]["paper (reference)"].startswith("none for DiT (for Stable Diffusion: about 1000 s")
     assert rows[2]["evaluations"] == 27250
 
 
