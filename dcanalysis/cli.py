@@ -23,7 +23,7 @@ import torch
 
 from .adapters.registry import load_adapter, model_identity
 from .classifier import ClassifierConfig, DiffusionClassifier
-from .evaluation.datasets import ImageFolder, available_datasets, dataset_info
+from .evaluation.datasets import ImageFolder, available_datasets, dataset_candidates
 from .speed.engine import compile_adapter
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
@@ -51,17 +51,6 @@ def parse_schedule(text: str) -> Schedule:
         return Schedule.from_lists([p[0] for p in pairs], [p[1] for p in pairs])
     except ValueError as e:
         raise SystemExit(f"--schedule {text!r}: {e} ({usage}).") from None
-
-
-def candidates_for(dataset: str, adapter) -> tuple[list, list[str]]:
-    """Conditions and display names: class indices for class-conditional models, the dataset's prompts for
-    text-conditional ones (``adapter.takes_prompts``)."""
-    from .lab.data import CLASSES
-
-    names = list(CLASSES[dataset]) if dataset in CLASSES else list(dataset_info(dataset).classes)
-    if getattr(adapter, "takes_prompts", False):
-        return dataset_info(dataset).prompts(), names
-    return list(range(len(names))), names
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -95,7 +84,7 @@ def build_classifier(a) -> DiffusionClassifier:
 
 def cmd_classify(a) -> None:
     clf = build_classifier(a)
-    cands, names = candidates_for(a.dataset, clf.adapter)
+    cands, names = dataset_candidates(a.dataset, clf.adapter)
     r = clf.classify(a.image, cands)
     top = sorted(range(len(cands)), key=lambda k: -r.posterior[k].item())[: a.top]
     print(f"prediction: {names[r.prediction_index]}   ({r.n_evaluations} network evaluations, seed {a.seed})")
@@ -131,7 +120,7 @@ def cmd_eval(a) -> None:
 
     distributed = distributed_setup(a)
     clf = build_classifier(a)
-    cands, names = candidates_for(a.dataset, clf.adapter)
+    cands, names = dataset_candidates(a.dataset, clf.adapter)
     if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
         clf.embed(cands)
         clf.adapter.release_text_encoders()

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -49,13 +50,64 @@ FULL_OVERRIDES = {
 }
 
 
-def chapter_parameters(name: str, profile: str) -> dict:
+# What each chapter can take from a reader's own model ("model": a model and images; "run": a run directory of
+# error tables), or, for the chapters that only the lab can serve, what they need instead.
+USER_INPUTS = {"02_paired_differences": "model", "03_which_timesteps": "run", "05_adaptive": "run"}
+LAB_ONLY = {
+    "01_generative_classification": "the analytic 2-D toy model, whose exact likelihood is known",
+    "04_timestep_strategies": "one run per timestep strategy (the lab model's committed runs)",
+    "06_zero_shot": "the scene lab's held-out (colour, shape) pairs",
+    "07_inversion": "a pixel-space lab model (DDIM inversion shown in pixels) and the scene lab",
+    "08_compositional": "the scene lab's swap items",
+    "08b_training_seeds": "the scene lab's models retrained with other seeds",
+    "09_robustness": "the lab's shifted test sets and the discriminative baselines trained on the same split",
+    "10_speed": "the benchmark's GPU results (`python -m dcanalysis.speed.bench` measures your GPU)",
+}
+
+
+@dataclass(frozen=True)
+class UserModel:
+    """A reader's model and data for the whole book: ``python -m dcanalysis.book --model M --dataset D ...``."""
+
+    model: str
+    dataset: str
+    images: str = ""
+    device: str = "cpu"
+    n_images: int = 100
+    trials: int = 100
+    seed: int = 0
+    run: str = ""  # a run directory; made by the book (exhaustive, ``trials``) when empty
+
+    def slug(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+def chapter_parameters(name: str, profile: str, user: UserModel | None = None) -> dict:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}.")
     params = dict(PROFILES[profile])
     if profile == "full":
         params.update(FULL_OVERRIDES.get(name, {}))
+    takes = USER_INPUTS.get(name)
+    if user is not None and takes == "model":
+        params.update(model=user.model, dataset=user.dataset, images=user.images, device=user.device, seed=user.seed)
+    elif user is not None and takes == "run":
+        params.update(model=user.model, run=user.run, n_images=user.n_images)
     return params
+
+
+def prepare_run(user: UserModel, root: Path) -> UserModel:
+    """The run the run-reading chapters use: the reader's, or one made here (every candidate, ``trials`` evenly
+    spaced trials, the first ``n_images`` images) with ``dcanalysis eval``, resumable like any other run."""
+    if user.run:
+        return user
+    from ..cli import main as cli
+
+    out = root / f"run-{user.slug()}"
+    args = ["eval", "--model", user.model, "--dataset", user.dataset, "--schedule", f"{user.trials}:1",
+            "--n-images", str(user.n_images), "--seed", str(user.seed), "--device", user.device, "--out", str(out)]
+    cli(args + (["--images", user.images] if user.images else []))
+    return replace(user, run=str(out))
 
 
 def library_digest() -> str:
@@ -106,17 +158,21 @@ def run_record(source: Path, profile: str, params: dict, seconds: float, library
 
 
 def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: bool = False,
-                     out: Path | None = None) -> Path:
+                     out: Path | None = None, user: UserModel | None = None) -> Path:
+    """Execute the chapters into ``out``; with ``user``, the chapters that can take a reader's model compute from
+    it (the run-reading ones from ``prepare_run``'s run), the others keep the lab's and say so on their page."""
     import papermill as pm
 
-    out = out or BOOK / "_build" / "executed" / profile
+    out = out or BOOK / "_build" / "executed" / (profile if user is None else f"{profile}-{user.slug()}")
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted((BOOK / "chapters").glob("*.ipynb"))
     if chapters:
         sources = [s for s in sources if any(s.stem.startswith(c) for c in chapters)]
+    if user is not None and any(USER_INPUTS.get(s.stem) == "run" for s in sources):
+        user = prepare_run(user, out.parent)
     lib = library_digest()
     for src in tqdm(sources, desc=f"chapters ({profile})", unit="chapter"):
-        params = chapter_parameters(src.stem, profile)
+        params = chapter_parameters(src.stem, profile, user)
         key = hashlib.sha256(src.read_bytes() + json.dumps(params, sort_keys=True).encode() + lib.encode()).hexdigest()
         target, stamp = out / src.name, out / f"{src.stem}.key"
         if not force and target.is_file() and stamp.is_file() and stamp.read_text() == key:
@@ -125,6 +181,9 @@ def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: 
         pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(out), progress_bar=False,
                             kernel_name="python3")
         record = run_record(src, profile, params, time.perf_counter() - start, lib)
+        if user is not None:
+            record["user_model"] = asdict(user)
+            record["lab_only"] = LAB_ONLY.get(src.stem)  # what it needs instead, where it cannot take the model
         (out / f"{src.stem}.run.json").write_text(json.dumps(record, indent=1))
         stamp.write_text(key)
     return out
@@ -185,11 +244,17 @@ def choose_page(source: Path, executed_dir: Path, committed_dir: Path | None = G
 
 
 def with_note(nb, record: dict | None, committed: bool):
-    """A copy of ``nb`` with the provenance note after its first (title) cell."""
+    """A copy of ``nb`` with the provenance note after its first (title) cell, and, in a book run on a reader's
+    model, a warning on a chapter that cannot take it."""
     if record is None:
         return nb
     nb = copy.deepcopy(nb)
     nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_note(record, committed)))
+    if record.get("lab_only"):
+        model = record["user_model"]["model"]
+        nb.cells.insert(1, nbformat.v4.new_markdown_cell(
+            f"```{{warning}}\nThis chapter needs {record['lab_only']}; it does not apply to model `{model}`, so this "
+            "page shows the lab's result, not your model's.\n```"))
     return nb
 
 
@@ -251,15 +316,33 @@ def main(argv=None):
                    help="committed-gpu (default): a chapter's page shows the committed full-profile GPU run "
                         "(book/executed/full) while its code is unchanged; executed: only what ran here")
     p.add_argument("--out", type=Path, help="where the executed notebooks go (default book/_build/executed/PROFILE)")
+    g = p.add_argument_group("your own model", "run the book on it: chapters 2, 3 and 5 compute from it, the others "
+                                              "say that they show the lab's result")
+    g.add_argument("--model", help="a model folder or cached hub id (any family of adapters.registry) or lab name")
+    g.add_argument("--dataset", help="its label set: mnist, fashion_mnist or a dataset of data/datasets")
+    g.add_argument("--images", default="", help="root/<class>/<image> folder of that dataset's images")
+    g.add_argument("--run", default="", help="an existing run directory (dcanalysis eval --out RUN) to read")
+    g.add_argument("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu")
+    g.add_argument("--n-images", type=int, default=100, help="images of the run the book makes")
+    g.add_argument("--trials", type=int, default=100, help="trials per candidate of the run the book makes")
     a = p.parse_args(argv)
+    user = None
+    if a.model:
+        if not a.dataset:
+            p.error("--model needs --dataset (its class names and prompts)")
+        absolute = lambda v: str(Path(v).expanduser().resolve()) if v and Path(v).expanduser().exists() else v  # noqa: E731
+        # the chapters execute in their output folder: relative paths are made absolute first
+        user = UserModel(absolute(a.model), a.dataset, absolute(a.images), a.device, a.n_images, a.trials,
+                         run=absolute(a.run))
     from ..lab.data import load_lab_dataset
 
     for name in ("mnist", "fashion_mnist"):  # fetch once up front, not inside a chapter
         load_lab_dataset(name, test_only=True)
-    executed = execute_chapters(a.profile, chapters=a.chapters, force=a.force, out=a.out)
+    executed = execute_chapters(a.profile, chapters=a.chapters, force=a.force, out=a.out, user=user)
     if not a.no_html:
-        # A full run made here is the page to show; the committed GPU pages stand in for the quick profile.
-        committed = GPU_PAGES if a.pages == "committed-gpu" and a.profile == "quick" else None
+        # A full run made here is the page to show; the committed GPU pages stand in for the quick profile (never
+        # for a book run on a reader's model).
+        committed = GPU_PAGES if a.pages == "committed-gpu" and a.profile == "quick" and user is None else None
         print(f"book built: {build_html(executed, committed_dir=committed)}")
 
 

@@ -83,3 +83,15 @@ class ImageFolder:
     def relative_name(self, i: int) -> str:
         """Item i's path relative to the root, '/'-separated: its name in a run's records."""
         return self.items[i][0].relative_to(self.root).as_posix()
+
+
+def dataset_candidates(dataset: str, adapter) -> tuple[list, list[str]]:
+    """Conditions and display names for a dataset: class indices for class-conditional models, the dataset's
+    prompts for text-conditional ones (``adapter.takes_prompts``). ``dataset`` is a lab dataset (mnist,
+    fashion_mnist) or one of ``available_datasets()``."""
+    from ..lab.data import CLASSES
+
+    names = list(CLASSES[dataset]) if dataset in CLASSES else list(dataset_info(dataset).classes)
+    if getattr(adapter, "takes_prompts", False):
+        return dataset_info(dataset).prompts(), names
+    return list(range(len(names))), names
