@@ -16,8 +16,11 @@ test: $(VENV)/.installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # Main job: fetch the lab data if missing, execute every chapter (quick profile on CPU), build the HTML book.
+# On your own model: make book MODEL=/models/sd-2-base DATASET=pets IMAGES=/data/pets [RUN=runs/pets] [DEVICE=cuda]
 book: $(VENV)/.installed
-	HF_HUB_OFFLINE=1 $(BIN)/python -m dcanalysis.book --profile $${PROFILE:-quick}
+	HF_HUB_OFFLINE=1 $(BIN)/python -m dcanalysis.book --profile $${PROFILE:-quick} \
+	  $(if $(MODEL),--model $(MODEL) --dataset $(DATASET)) $(if $(IMAGES),--images $(IMAGES)) \
+	  $(if $(RUN),--run $(RUN)) $(if $(DEVICE),--device $(DEVICE))
 
 data: $(VENV)/.installed
 	$(BIN)/python -m dcanalysis.lab.data
