@@ -55,8 +55,9 @@ def _rows(dataset: str, set_name: str, model: str, method: str, logits: np.ndarr
     return row
 
 
-def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10) -> dict:
-    """All rows for one lab dataset (see the module docstring), with what was fitted."""
+def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10):
+    """The Diffusion Classifier's in-distribution rows, from its stored per-trial tables alone; also returns the
+    tables, the split and what was fitted (the temperature and the timestep weights)."""
     tables = ErrorTables.load(results / f"{dataset}_test")
     fit, ev = C.calibration_split(tables.ids)
     errors, labels = tables.errors.astype(np.float64), tables.labels
@@ -72,6 +73,13 @@ def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int =
             _rows(dataset, "test", "Diffusion Classifier", "ELBO scale (no fitting)", elbo[ev], labels[ev]),
             _rows(dataset, "test", "Diffusion Classifier", f"learned weights over {n_bins} timestep bins",
                   learned[ev], labels[ev])]
+    return rows, tables, (fit, ev), t_paper, weights
+
+
+def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10) -> dict:
+    """All rows for one lab dataset (see the module docstring), with what was fitted."""
+    rows, tables, (fit, ev), t_paper, weights = diffusion_rows(dataset, results=results, n_bins=n_bins)
+    labels = tables.labels
     test_images = load_lab_dataset(dataset, test_only=True).test_images[tables.ids]
     shifted = shifted_sets(dataset, len(tables.ids))
     committed = json.loads((results / f"{dataset}_summary.json").read_text())["baselines"]
