@@ -142,10 +142,9 @@ def check_candidates(candidates: Sequence) -> list:
                          "all prompts (str).")
     seen, dups = set(), []
     for c in candidates:
-        key = c
-        if key in seen:
+        if c in seen:
             dups.append(c)
-        seen.add(key)
+        seen.add(c)
     if dups:
         raise ValueError(f"duplicate candidates {dups}: each condition must appear once, or its score is counted twice.")
     return candidates
