@@ -155,8 +155,9 @@ def scan_records(run_dir: Path) -> tuple[dict, list[str]]:
     found on the way (lines that are not records, an id recorded by two ranks): ({id: (rank, record)}, problems)."""
     records, problems = {}, []
     for rank, path in records_files(run_dir):
-        lines = path.read_text(errors="replace").splitlines()
-        torn_tail = not path.read_bytes().endswith(b"\n")
+        data = path.read_bytes()
+        lines = data.decode(errors="replace").splitlines()
+        torn_tail = not data.endswith(b"\n")
         for n, line in enumerate(lines, start=1):
             r = _parse(line)
             if r is None:

@@ -105,7 +105,9 @@ def _expected_prediction(table: np.ndarray) -> int:
     """The prediction a (K, N) table implies: among the candidates that received the most trials (the last step's
     survivors and those it dropped), the lowest mean error (``pruning.ranking``)."""
     trials = (~np.isnan(table)).sum(axis=1)
-    means = np.where(trials == trials.max(), np.nanmean(np.where(trials[:, None] > 0, table, 0.0), axis=1), np.inf)
+    top = trials == trials.max()
+    means = np.full(len(table), np.inf)
+    means[top] = np.nanmean(table[top], axis=1)
     return int(np.argmin(means))
 
 
