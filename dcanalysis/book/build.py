@@ -62,6 +62,8 @@ LAB_ONLY = {
     "08b_training_seeds": "the scene lab's models retrained with other seeds",
     "09_robustness": "the lab's shifted test sets and the discriminative baselines trained on the same split",
     "10_speed": "the benchmark's GPU results (`python -m dcanalysis.speed.bench` measures your GPU)",
+    "11_calibration": "the lab's stored per-trial tables and its baselines (`dcanalysis.evaluation.calibration` "
+                      "measures any posterior)",
 }
 
 

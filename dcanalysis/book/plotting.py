@@ -389,3 +389,32 @@ def zero_shot_bars(rows: list[dict]):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def reliability_diagrams(curves: dict[str, list[dict]]):
+    """One panel per posterior: accuracy against mean confidence in each bin (``calibration.reliability`` rows),
+    the diagonal of perfect calibration, and each bin's number of images above its bar (few images: a noisy bar)."""
+    k = len(curves)
+    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.4), sharey=True, squeeze=False)
+    for ax, (name, rows) in zip(axes[0], curves.items()):
+        conf = [100 * r["confidence"] for r in rows]
+        acc = [100 * r["accuracy"] for r in rows]
+        ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1)
+        ax.bar(conf, acc, width=4, color=sns.color_palette(PALETTE)[0])
+        for c, a, r in zip(conf, acc, rows):
+            ax.text(c, min(a, 92) + 2, str(r["count"]), ha="center", fontsize=7)
+        ax.set(title=name, xlabel="confidence (%)", xlim=(0, 100), ylim=(0, 100))
+        ax.title.set_fontsize(9)
+    axes[0, 0].set_ylabel("accuracy (%)")
+    fig.tight_layout()
+    return fig
+
+
+def risk_coverage(curves: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """Error rate among the answered images against the share answered, most confident first."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for name, (coverage, risk) in curves.items():
+        ax.plot(100 * coverage, 100 * risk, label=name)
+    ax.set(xlabel="coverage: images answered (%)", ylabel="error among them (%)", xlim=(0, 100))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    return fig

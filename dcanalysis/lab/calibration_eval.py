@@ -57,7 +57,8 @@ def _rows(dataset: str, set_name: str, model: str, method: str, logits: np.ndarr
 
 def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10):
     """The Diffusion Classifier's in-distribution rows, from its stored per-trial tables alone; also returns the
-    tables, the split and what was fitted (the temperature and the timestep weights)."""
+    tables, the split, what was fitted (the temperature and the timestep weights) and each method's logits and
+    temperature ({method: (logits (N, K), temperature)}, every test image)."""
     tables = ErrorTables.load(results / f"{dataset}_test")
     fit, ev = C.calibration_split(tables.ids)
     errors, labels = tables.errors.astype(np.float64), tables.labels
@@ -68,17 +69,16 @@ def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins:
     features = C.timestep_features(errors, tables.timesteps, len(abar), n_bins)
     weights = C.fit_timestep_weights(features[fit], labels[fit])
     learned = -features @ weights
-    rows = [_rows(dataset, "test", "Diffusion Classifier", "paper softmax (exp of minus the mean error)", paper[ev], labels[ev]),
-            _rows(dataset, "test", "Diffusion Classifier", "fitted temperature", paper[ev], labels[ev], t_paper),
-            _rows(dataset, "test", "Diffusion Classifier", "ELBO scale (no fitting)", elbo[ev], labels[ev]),
-            _rows(dataset, "test", "Diffusion Classifier", f"learned weights over {n_bins} timestep bins",
-                  learned[ev], labels[ev])]
-    return rows, tables, (fit, ev), t_paper, weights
+    posteriors = {"paper softmax (exp of minus the mean error)": (paper, 1.0), "fitted temperature": (paper, t_paper),
+                  "ELBO scale (no fitting)": (elbo, 1.0), f"learned weights over {n_bins} timestep bins": (learned, 1.0)}
+    rows = [_rows(dataset, "test", "Diffusion Classifier", method, z[ev], labels[ev], t)
+            for method, (z, t) in posteriors.items()]
+    return rows, tables, (fit, ev), t_paper, weights, posteriors
 
 
 def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10) -> dict:
     """All rows for one lab dataset (see the module docstring), with what was fitted."""
-    rows, tables, (fit, ev), t_paper, weights = diffusion_rows(dataset, results=results, n_bins=n_bins)
+    rows, tables, (fit, ev), t_paper, weights, _ = diffusion_rows(dataset, results=results, n_bins=n_bins)
     labels = tables.labels
     test_images = load_lab_dataset(dataset, test_only=True).test_images[tables.ids]
     shifted = shifted_sets(dataset, len(tables.ids))

@@ -85,3 +85,17 @@ def test_kernel_time_and_clock_trace_draw_every_variant_and_window():
     fig = plotting.clock_trace(log, [{"model": "m", "variant": "v", "timed_from": 1.0, "timed_to": 2.0}],
                                {"burst": [0.0, 0.01], "sustained": [0.5, 2.5]})
     assert [a.get_title() for a in fig.axes] == ["matmul, sustained", "m\nv"]  # the millisecond burst has no panel
+
+
+def test_calibration_figures_draw_each_posterior():
+    import numpy as np
+
+    from dcanalysis.book import plotting
+    from dcanalysis.evaluation import calibration as C
+
+    p = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    y = np.array([0, 1, 1])
+    fig = plotting.reliability_diagrams({"a": C.reliability(p, y, n_bins=5), "b": C.reliability(p, y, n_bins=2)})
+    assert len(fig.axes) == 2 and len(fig.axes[0].patches) == len(C.reliability(p, y, n_bins=5))
+    fig = plotting.risk_coverage({"a": C.risk_coverage(p, y)})
+    assert fig.axes[0].lines[0].get_ydata().tolist() == (100 * C.risk_coverage(p, y)[1]).tolist()
