@@ -27,7 +27,7 @@ from .evaluation.datasets import ImageFolder, available_datasets, dataset_candid
 from .speed.engine import compile_adapter
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
-from .evaluation.runs import consolidate_tables, load_records, run_dataset, summarize, verify_run
+from .evaluation.runs import consolidate_tables, load_records, run_dataset, run_logits, summarize, verify_run
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
 
@@ -166,6 +166,30 @@ def cmd_report(a) -> None:
     print(s)
     for name, acc in s.per_class.items():
         print(f"  class {name:12s} {100 * acc:6.2f}%")
+    print_calibration(records, a.calibrate_on, a.run_dir)
+
+
+def print_calibration(records, calibrate_on: Path | None, run_dir: Path) -> None:
+    """NLL and ECE of the paper's posterior, and with a temperature fitted on another run's images."""
+    from .evaluation import calibration as C
+
+    z, y = run_logits(records)
+    plain = C.summary(C.softmax(z), y)
+    print(f"posterior (softmax of minus the mean errors): NLL {plain['nll']:.3f}, ECE {100 * plain['ece_width']:.1f}% "
+          f"(log K = {np.log(z.shape[1]):.3f}: a uniform guess)")
+    if calibrate_on is None:
+        print("  fit a temperature on other images of the same model with --calibrate-on OTHER_RUN")
+        return
+    if Path(calibrate_on).resolve() == Path(run_dir).resolve():
+        raise ValueError("--calibrate-on names this run itself: a temperature fitted on the images it is measured "
+                         "on flatters it; give a run on other images of the same model.")
+    zc, yc = run_logits([r for r in load_records(calibrate_on)])
+    if zc.shape[1] != z.shape[1]:
+        raise ValueError(f"--calibrate-on {calibrate_on} has {zc.shape[1]} candidates, this run {z.shape[1]}.")
+    t = C.fit_temperature(zc, yc)
+    fitted = C.summary(C.softmax(z, t), y)
+    print(f"  temperature {t:.3e} fitted on {len(yc)} images of {calibrate_on}: NLL {fitted['nll']:.3f}, "
+          f"ECE {100 * fitted['ece_width']:.1f}%")
 
 
 def cmd_tables(a) -> None:
@@ -206,6 +230,8 @@ def main(argv=None):
     e.set_defaults(func=cmd_eval)
     r = sub.add_parser("report", help="accuracy with a 95%% interval and per-class accuracy of a run")
     r.add_argument("run_dir", type=Path)
+    r.add_argument("--calibrate-on", type=Path, default=None,
+                   help="a run on other images of the same model: fit a temperature there, report NLL/ECE here")
     r.set_defaults(func=cmd_report)
     v = sub.add_parser("verify", help="check a run directory for damage: foreign lines, tables that disagree with "
                                       "their records, records of other settings")

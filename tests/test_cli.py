@@ -142,3 +142,15 @@ def test_tables_packs_a_cli_run_with_its_timesteps(tmp_path, capsys):
     assert "errors (2, 10, 3)" in capsys.readouterr().out
     with np.load(run / "tables.npz") as z:
         assert z["timesteps"].tolist() == plan_timesteps(3, seed=0).tolist()
+
+
+def test_report_prints_calibration_with_a_temperature_from_another_run(tmp_path, capsys):
+    common = ["--model", "mnist_unet", "--dataset", "mnist", "--schedule", "3:1", "--device", "cpu"]
+    main(["eval", *common, "--n-images", "4", "--out", str(tmp_path / "a")])
+    main(["eval", *common, "--n-images", "4", "--seed", "1", "--out", str(tmp_path / "b")])
+    capsys.readouterr()
+    main(["report", str(tmp_path / "a"), "--calibrate-on", str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    assert "NLL" in out and "log K = 2.303" in out and "fitted on 4 images" in out
+    with pytest.raises(SystemExit, match="names this run itself"):
+        main(["report", str(tmp_path / "a"), "--calibrate-on", str(tmp_path / "a")])

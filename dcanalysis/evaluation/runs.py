@@ -366,3 +366,10 @@ def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) ->
     write_atomically(path, lambda f: np.savez_compressed(
         f, ids=np.array(ids), labels=np.array([r["label"] for r in records]), errors=errors, timesteps=timesteps))
     return path
+
+
+def run_logits(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(logits (N, K), labels (N,)) of a run's finished images: minus each candidate's mean error, the paper's
+    posterior before any temperature (``calibration``)."""
+    ok = [r for r in records if "error" not in r]
+    return -np.array([r["mean_errors"] for r in ok]), np.array([r["label"] for r in ok])
