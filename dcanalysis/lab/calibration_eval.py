@@ -55,10 +55,10 @@ def _rows(dataset: str, set_name: str, model: str, method: str, logits: np.ndarr
     return row
 
 
-def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10):
+def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10, seed: int = 0):
     """The Diffusion Classifier's in-distribution rows, from its stored per-trial tables alone; also returns the
     tables, the split, what was fitted (the temperature and the timestep weights) and each method's logits and
-    temperature ({method: (logits (N, K), temperature)}, every test image)."""
+    temperature ({method: (logits (N, K), temperature)}, every test image). ``seed``: of the bootstrap intervals."""
     tables = ErrorTables.load(results / f"{dataset}_test")
     fit, ev = C.calibration_split(tables.ids)
     errors, labels = tables.errors.astype(np.float64), tables.labels
@@ -71,7 +71,7 @@ def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins:
     learned = -features @ weights
     posteriors = {"paper softmax (exp of minus the mean error)": (paper, 1.0), "fitted temperature": (paper, t_paper),
                   "ELBO scale (no fitting)": (elbo, 1.0), f"learned weights over {n_bins} timestep bins": (learned, 1.0)}
-    rows = [_rows(dataset, "test", "Diffusion Classifier", method, z[ev], labels[ev], t)
+    rows = [_rows(dataset, "test", "Diffusion Classifier", method, z[ev], labels[ev], t, seed=seed)
             for method, (z, t) in posteriors.items()]
     return rows, tables, (fit, ev), t_paper, weights, posteriors
 
