@@ -50,6 +50,8 @@ FULL_OVERRIDES = {
 }
 
 
+CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
+
 # What each chapter can take from a reader's own model ("model": a model and images; "run": a run directory of
 # error tables), or, for the chapters that only the lab can serve, what they need instead.
 USER_INPUTS = {"02_paired_differences": "model", "03_which_timesteps": "run", "05_adaptive": "run"}
@@ -180,8 +182,10 @@ def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: 
         if not force and target.is_file() and stamp.is_file() and stamp.read_text() == key:
             continue
         start = time.perf_counter()
+        # a cell that runs past the timeout fails the chapter instead of hanging the book (a lost kernel message
+        # once left a run waiting forever)
         pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(out), progress_bar=False,
-                            kernel_name="python3")
+                            kernel_name="python3", execution_timeout=CELL_TIMEOUT_S)
         record = run_record(src, profile, params, time.perf_counter() - start, lib)
         if user is not None:
             record["user_model"] = asdict(user)

@@ -26,7 +26,7 @@ def test_all_chapters_execute_in_the_quick_profile(tmp_path, monkeypatch):
     for name in CHAPTERS:
         out = tmp_path / f"{name}.ipynb"
         pm.execute_notebook(str(book.BOOK / "chapters" / f"{name}.ipynb"), str(out), cwd=str(tmp_path),
-                            progress_bar=False, kernel_name="python3")
+                            progress_bar=False, kernel_name="python3", execution_timeout=600)
         nb = nbformat.read(out, 4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, name
