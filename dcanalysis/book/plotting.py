@@ -395,17 +395,19 @@ def reliability_diagrams(curves: dict[str, list[dict]]):
     """One panel per posterior: accuracy against mean confidence in each bin (``calibration.reliability`` rows),
     the diagonal of perfect calibration, and each bin's number of images above its bar (few images: a noisy bar)."""
     k = len(curves)
-    fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.4), sharey=True, squeeze=False)
-    for ax, (name, rows) in zip(axes[0], curves.items()):
+    cols = min(k, 2)  # two panels a row: legible at the page's width
+    n_rows = -(-k // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 3.6 * n_rows), sharey=True, squeeze=False)
+    for ax in axes.flat[k:]:
+        fig.delaxes(ax)
+    for ax, (name, rows) in zip(axes.flat, curves.items()):
         conf = [100 * r["confidence"] for r in rows]
         acc = [100 * r["accuracy"] for r in rows]
         ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1)
         ax.bar(conf, acc, width=4, color=sns.color_palette(PALETTE)[0])
         for c, a, r in zip(conf, acc, rows):
-            ax.text(c, min(a, 92) + 2, str(r["count"]), ha="center", fontsize=7)
-        ax.set(title=name, xlabel="confidence (%)", xlim=(0, 100), ylim=(0, 100))
-        ax.title.set_fontsize(9)
-    axes[0, 0].set_ylabel("accuracy (%)")
+            ax.text(c, a + 2, str(r["count"]), ha="center", fontsize=7)
+        ax.set(title=name, xlabel="confidence (%)", ylabel="accuracy (%)", xlim=(0, 100), ylim=(0, 112))
     fig.tight_layout()
     return fig
 
