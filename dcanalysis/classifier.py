@@ -46,6 +46,9 @@ class ClassifierConfig:
     temperature: float = 1.0
     static_shapes: bool = False  # pad the last batch to batch_size: one shape for torch.compile / CUDA graphs
     target: str | None = None
+    # with static_shapes: pad the last batch only to the smallest of batch_size, batch_size / 2, ... (this many
+    # sizes, so this many compiled graphs) that holds it; many small rounds (a sequential test) then waste little
+    padded_sizes: int = 1
 
     def __post_init__(self):
         get_strategy(self.timesteps)
@@ -56,12 +59,15 @@ class ClassifierConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}.")
+        if self.padded_sizes < 1:
+            raise ValueError(f"padded_sizes must be >= 1, got {self.padded_sizes}.")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["schedule_type"] = type(self.schedule).__name__
-        if d["target"] is None:  # the default: left out, so runs made before the field existed still match
-            del d["target"]
+        for name, default in (("target", None), ("padded_sizes", 1)):
+            if d[name] == default:  # left out, so runs made before the field existed still match
+                del d[name]
         return d
 
 
@@ -157,6 +163,17 @@ def to_device_async(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True)
 
 
+def padded_size(n: int, batch_size: int, sizes: int = 1) -> int:
+    """The batch a compiled network sees for n rows: the smallest of batch_size, batch_size // 2, ... (``sizes``
+    of them, none below 1) that holds n."""
+    size = batch_size
+    for _ in range(sizes - 1):
+        if size // 2 < n or size // 2 < 1:
+            break
+        size //= 2
+    return size
+
+
 def evaluate_triples(
     adapter: DiffusionAdapter,
     x0: torch.Tensor,
@@ -171,6 +188,7 @@ def evaluate_triples(
     target: str | None = None,
     batch_size: int = 64,
     static_shapes: bool = False,
+    padded_sizes: int = 1,
     on_smaller_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """``denoising_error`` of (image, trial, candidate) triples, batched through the network.
@@ -179,7 +197,8 @@ def evaluate_triples(
     timesteps : (B, N) and noise : (B, N, *sample_shape), the noise plans of the B images (CPU);
     img_idx, trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU. Triples of several images
     share network calls, which keeps a small model busy. With ``static_shapes`` the last batch is padded (by
-    repeating its first triple) so that the network always sees ``batch_size`` rows. A batch that runs out of GPU
+    repeating its first triple) so that the network always sees ``batch_size`` rows (or, with ``padded_sizes``
+    above 1, the smallest ``padded_size`` that holds it). A batch that runs out of GPU
     memory is halved and retried (with a warning), as often as needed; ``on_smaller_batch(n)`` hears of it.
     """
     device = adapter.device
@@ -197,7 +216,8 @@ def evaluate_triples(
     while start < trial_idx.numel():
         r, bi, ci = (v[start:start + batch_size] for v in (rows, images, cands))
         n = r.numel()
-        pad = lambda v: torch.cat([v, v[:1].expand(batch_size - n)]) if static_shapes and n < batch_size else v  # noqa: E731
+        size = padded_size(n, batch_size, padded_sizes) if static_shapes else n
+        pad = lambda v: torch.cat([v, v[:1].expand(size - n)]) if size > n else v  # noqa: E731
         r, bi, ci = pad(r), pad(bi), pad(ci)
         t, eps, x = t_all[r], eps_all[r], x0[bi]
         x_t = noisy_sample(process, x, eps, t)
@@ -327,20 +347,16 @@ class DiffusionClassifier:
         noise = torch.stack([p.noise[:n] for p in plans])
         errors = torch.full((len(images), len(candidates), n), float("nan"), dtype=torch.float64)
 
-        def fill(alive: list[list[int]], lo: int, hi: int) -> None:
-            """errors[b, k, lo:hi] for every image b and its alive candidates k, in shared batches."""
-            img, tri, cand = [], [], []
-            for b, cands in enumerate(alive):
-                # Trial-major order keeps one x_t's candidates in the same batch.
-                trials = torch.arange(lo, hi).repeat_interleave(len(cands))
-                img.append(torch.full_like(trials, b))
-                tri.append(trials)
-                cand.append(torch.tensor(cands, dtype=torch.long).repeat(hi - lo))
-            bi, ti, ci = torch.cat(img), torch.cat(tri), torch.cat(cand)
+        def fill(alive: torch.Tensor, lo: int, hi: int) -> None:
+            """errors[b, k, lo:hi] wherever alive[b, k] (B, K), in batches shared between the images."""
+            # (image, trial, candidate) in row-major order: trial-major within each image, which keeps one x_t's
+            # candidates in the same batch
+            bi, ti, ci = alive.unsqueeze(1).expand(-1, hi - lo, -1).nonzero().unbind(1)
+            ti = ti + lo
             cfg = self.config
             errors[bi, ci, ti] = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci,
                                                   error=cfg.error, target=cfg.target, batch_size=self.batch_size,
-                                                  static_shapes=cfg.static_shapes,
+                                                  static_shapes=cfg.static_shapes, padded_sizes=cfg.padded_sizes,
                                                   on_smaller_batch=lambda n: setattr(self, "batch_size", n))
 
         decided = prune(self.config.schedule, errors, fill)

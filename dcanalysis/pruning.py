@@ -2,7 +2,7 @@
 
 ``prune`` walks a policy (a staged ``Schedule`` or a ``SequentialTest``) over an error table (B images, K
 candidates, N trials). Before each step it asks ``fill(alive, lo, hi)`` for the errors of trials ``lo:hi`` of
-the candidates still alive, then drops candidates by looking only at those errors. The live classifier's
+the candidates still alive (a (B, K) mask), then drops candidates by looking only at those errors. The live classifier's
 ``fill`` runs the network; an offline replay on a stored exhaustive table passes ``None`` (the numbers are
 already there) and, because every candidate of an image shares one noise plan, gets exactly the decisions the
 live run would have made.
@@ -18,8 +18,10 @@ from .schedules import Schedule
 from .sequential import SequentialTest, confidently_worse
 
 Policy = Union[Schedule, SequentialTest]
-# fill(alive, lo, hi): make errors[b, k, lo:hi] available for every image b and each k in alive[b]
-Fill = Callable[[list[list[int]], int, int], None]
+# fill(alive, lo, hi): make errors[b, k, lo:hi] available wherever alive[b, k] (a (B, K) bool tensor) is True
+Fill = Callable[[torch.Tensor, int, int], None]
+# keep(errors (b, K, hi), alive (b, K) bool) -> the survivors, a (b, K) bool tensor within ``alive``
+Keep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -38,41 +40,48 @@ class Pruned:
 
 
 def prune(policy: Policy, errors: torch.Tensor, fill: Fill | None = None) -> Pruned:
-    """Run ``policy`` on ``errors`` (B, K, N); see the module docstring. Returns the decisions."""
+    """Run ``policy`` on ``errors`` (B, K, N); see the module docstring. Returns the decisions.
+
+    Every step decides for all images at once (tensor operations over (B, K, trials)): a run of a thousand
+    images in fifty rounds would otherwise spend more time in per-image Python than in the network.
+    """
     B, K, N = errors.shape
     if policy.total_trials > N:
         raise ValueError(f"the policy needs {policy.total_trials} trials; the table holds {N}.")
-    alive = [list(range(K)) for _ in range(B)]
-    reached = [[0] * K for _ in range(B)]
-    trials = [[0] * K for _ in range(B)]
+    alive = torch.ones(B, K, dtype=torch.bool)
+    reached = torch.zeros(B, K, dtype=torch.long)
+    trials = torch.zeros(B, K, dtype=torch.long)
     # the sequential test stops spending on an image once one candidate is left; a staged schedule runs its
     # stages whatever they keep (``Schedule.evaluations`` counts them)
     stops = isinstance(policy, SequentialTest)
     for step, (lo, hi, keep) in enumerate(_steps(policy), start=1):
-        active = [[] if stops and step > 1 and len(a) < 2 else a for a in alive]
-        if not any(active):
+        active = alive & (alive.sum(dim=1, keepdim=True) >= 2) if stops and step > 1 else alive
+        images = active.any(dim=1)
+        if not images.any():
             break
         if fill is not None:
             fill(active, lo, hi)
-        for b, cands in enumerate(active):
-            if not cands:
-                continue
-            for k in cands:
-                trials[b][k] = hi
-            alive[b] = keep(errors[b, cands, :hi], cands)
-            for k in alive[b]:
-                reached[b][k] = step
-    return Pruned(reached, trials)
+        trials[active] = hi
+        survivors = keep(errors[images, :, :hi], active[images])
+        alive[images] = survivors
+        reached[images] = torch.where(survivors, step, reached[images])
+    return Pruned(reached.tolist(), trials.tolist())
+
+
+def _masked_means(sub: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """(b, K) mean error over the trials of ``sub`` (b, K, n); +inf for candidates not alive (their NaNs)."""
+    return torch.where(alive, sub.double().mean(dim=2), torch.inf)
 
 
 def _steps(policy: Policy):
-    """(lo, hi, keep) per step: run trials lo:hi, then ``keep(errors (k, hi), candidates) -> survivors``."""
+    """(lo, hi, keep) per step: run trials lo:hi, then ``keep`` (see ``Keep``) picks the survivors."""
     if isinstance(policy, Schedule):
         done = 0
         for stage in policy.stages:
-            def keep(sub, cands, n=stage.keep):
-                order = torch.argsort(sub.mean(dim=1), stable=True)
-                return [cands[i] for i in order[:n].tolist()]
+            def keep(sub, alive, n=stage.keep):
+                # the n lowest means; ties go to the lower candidate index (a stable sort)
+                order = torch.argsort(_masked_means(sub, alive), dim=1, stable=True)[:, :n]
+                return torch.zeros_like(alive).scatter_(1, order, True) & alive
             yield done, stage.trials, keep
             done = stage.trials
         return
@@ -81,12 +90,11 @@ def _steps(policy: Policy):
     while done < test.max_trials:
         hi = min(done + test.step, test.max_trials)
 
-        def keep(sub, cands, hi=hi):
+        def keep(sub, alive, hi=hi):
             if hi < test.min_trials:
-                return cands
-            leader = int(torch.argmin(sub.mean(dim=1)))
-            worse = confidently_worse(sub, leader, test.confidence)
-            return [k for k, w in zip(cands, worse.tolist()) if not w]
+                return alive
+            leader = torch.argmin(_masked_means(sub, alive), dim=1)  # the first of equal means
+            return alive & ~confidently_worse(sub, leader, test.confidence)
         yield done, hi, keep
         done = hi
 

@@ -40,17 +40,22 @@ class SequentialTest:
         return self.max_trials
 
 
-def confidently_worse(errors: torch.Tensor, leader: int, confidence: float) -> torch.Tensor:
+def confidently_worse(errors: torch.Tensor, leader: int | torch.Tensor, confidence: float) -> torch.Tensor:
     """Which rows are significantly worse than the leader on the shared trials.
 
-    errors : Tensor (K, n), every row evaluated on the same n trials.
-    Returns a bool tensor (K,); the leader's own entry is False.
+    errors : Tensor (K, n) or a batch (B, K, n), every row of one image evaluated on the same n trials;
+    leader : the leader's row, an int or LongTensor (B,). Returns a bool tensor (K,) or (B, K); the leader's own
+    entry is False. Rows holding NaN (candidates already dropped) compare as not worse.
     """
-    n = errors.shape[1]
-    d = errors.double() - errors[leader].double()
-    mean = d.mean(dim=1)
-    se = d.std(dim=1, unbiased=True) / math.sqrt(n)
+    batched = errors.ndim == 3
+    e = errors.double() if batched else errors.double().unsqueeze(0)
+    lead = torch.as_tensor(leader, dtype=torch.long).reshape(-1).expand(e.shape[0])
+    rows = torch.arange(e.shape[0])
+    d = e - e[rows, lead].unsqueeze(1)
+    n = e.shape[2]
+    mean = d.mean(dim=2)
+    se = d.std(dim=2, unbiased=True) / math.sqrt(n)
     z = stats.norm.ppf(confidence)
     worse = (mean - z * se) > 0
-    worse[leader] = False
-    return worse
+    worse[rows, lead] = False
+    return worse if batched else worse[0]

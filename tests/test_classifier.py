@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, NonFiniteError, Schedule, SequentialTest
+from dcanalysis.classifier import padded_size
 from dcanalysis.adapters.toy import exact_log_likelihood
 from dcanalysis.processes import DDPM
 
@@ -107,6 +108,18 @@ def test_static_shapes_pad_the_last_batch_without_changing_results():
     model.calls.clear()
     static = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=4, static_shapes=True)).classify(torch.zeros(3), [0, 1, 2])
     assert set(model.calls) == {4} and torch.equal(plain.errors, static.errors)
+
+
+def test_padded_sizes_pad_the_last_batch_to_the_smallest_size_that_holds_it():
+    assert [padded_size(n, 64, 4) for n in (1, 8, 9, 17, 33, 64)] == [8, 8, 16, 32, 64, 64]
+    assert padded_size(3, 64, 1) == 64 and padded_size(1, 2, 5) == 1
+    model = ShiftedDenoiser([0.0, 0.5, 1.0])
+    plain = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=16)).classify(torch.zeros(3), [0, 1, 2])
+    model.calls.clear()
+    cfg = ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=16, static_shapes=True, padded_sizes=3)
+    padded = DiffusionClassifier(model, cfg).classify(torch.zeros(3), [0, 1, 2])
+    assert model.calls == [16, 8] and torch.equal(plain.errors, padded.errors)  # 21 rows: 16, then 5 padded to 8
+    assert "padded_sizes" in cfg.to_dict() and "padded_sizes" not in ClassifierConfig().to_dict()
 
 
 @pytest.mark.parametrize("policy", [Schedule.from_lists((4, 12), (2, 1)), SequentialTest(step=2, min_trials=4, max_trials=12)])

@@ -28,7 +28,7 @@ from .run_store import (RunStore, load_error_table, load_records, read_manifest,
                         table_name, write_atomically)
 
 # How work is batched changes speed, not results: a run may resume with other values of these.
-RESULT_NEUTRAL = ("batch_size", "static_shapes")
+RESULT_NEUTRAL = ("batch_size", "static_shapes", "padded_sizes")
 
 
 @dataclass

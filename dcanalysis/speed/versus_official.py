@@ -1,0 +1,259 @@
+"""Equal accuracy, far less time: the official algorithm and dcanalysis's fastest configuration on the same images.
+
+On a lab model, where accuracy can be measured, one command runs
+
+- **the official algorithm** as its repository runs a 10-class dataset (its CIFAR-10 / STL-10 command: 50 grid
+  timesteps for all 10 classes, keep 5, 500 in all; ``speed.peer``, re-stated): fp16, eager, batches of 32, one
+  image at a time, on the first test images until ``--peer-seconds`` run out;
+- **dcanalysis**: the sequential paired test (``SequentialTest``) with every image of the run sharing each network
+  call, bf16, the network compiled, on the same images.
+
+The sequential test's step and confidence are chosen on other images (the last ``--tune-images`` of the test
+split, from exhaustive tables replayed offline), never on the images the two are compared on: the cheapest setting
+whose replayed accuracy is within ``--tolerance`` of exhaustive classification's. Both report accuracy with a
+95 % Wilson interval, evaluations per image and wall-clock seconds per image (noise, images and the network, not
+compilation: that is reported apart, as the first call).
+
+``--throughput`` also measures the classifier's own overhead on this small model: the bare network forward,
+eager and compiled, against ``classify_batch`` of an exhaustive 100-trial run, with the GPU kernel time of one
+call beside its wall-clock time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..classifier import ClassifierConfig, DiffusionClassifier, padded_size
+from ..estimators import accuracy_interval
+from ..evaluation.analysis import ErrorTables, replay
+from ..lab.data import load_lab_dataset, to_model_input
+from ..lab.registry import load_lab_diffusion
+from ..schedules import Schedule
+from ..sequential import SequentialTest
+from .engine import compile_adapter
+from .peer import peer_classify
+from .timing import sync
+
+PEER_STAGES = ((50, 500), (5, 1))  # the official repository's command for its 10-class datasets
+SEQUENTIAL_CANDIDATES = [dict(step=s, confidence=c) for s in (2, 5, 10) for c in (0.99, 0.999)]
+
+
+def accuracy_row(name: str, correct: np.ndarray, evaluations: float, seconds: float, **extra) -> dict:
+    k, n = int(correct.sum()), len(correct)
+    lo, hi = accuracy_interval(k, n)
+    return {"implementation": name, "images": n, "accuracy": k / n, "ci95": [lo, hi],
+            "evaluations_per_image": evaluations, "seconds_per_image": seconds / n, **extra}
+
+
+def run_peer(adapter, x, labels, *, seconds: float, seed: int, batch: int = 32) -> tuple[dict, np.ndarray]:
+    """The official loop on the images of x in order until ``seconds`` have passed; (row, predictions)."""
+    device = adapter.device
+    unet = adapter.unet.half()
+    abar = adapter.process.alphas_cumprod.to(device)
+    predict = lambda x_t, t, c: unet(x_t, t.half(), class_labels=c).sample  # noqa: E731  (fp16 timesteps, as it does)
+    gen = torch.Generator(device).manual_seed(seed)
+    preds, evals = [], 0
+    (n_samples, to_keep), shape = PEER_STAGES, (adapter.channels, adapter.sample_size, adapter.sample_size)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in tqdm(range(len(x)), desc="official loop", mininterval=5):
+            x0 = adapter.encode(x[i:i + 1].to(device))[0].half()
+            noise = torch.randn((max(n_samples), *shape), generator=gen, device=device, dtype=torch.float16)
+            r = peer_classify(predict, x0, 10, abar, n_samples=n_samples, to_keep=to_keep, noise=noise,
+                              batch_size=batch)
+            preds.append(r.prediction)
+            evals += r.n_evaluations
+            if time.perf_counter() - start > seconds:
+                break
+    sync(device)
+    wall = time.perf_counter() - start
+    preds = np.array(preds)
+    row = accuracy_row("official algorithm (re-stated): 50 -> keep 5 -> 500, fp16 eager, batch 32, one image at a time",
+                       preds == labels[:len(preds)], evals / len(preds), wall, batch=batch, stages=PEER_STAGES)
+    return row, preds
+
+
+def classify_all(clf: DiffusionClassifier, x, *, first_index: int, per_call: int, desc: str,
+                 candidates: list | None = None):
+    """classify_batch over x (classes 0..9 unless ``candidates``) in calls of ``per_call`` images; (results, wall
+    seconds)."""
+    candidates = list(range(10)) if candidates is None else candidates
+    results = []
+    sync(clf.adapter.device)
+    start = time.perf_counter()
+    for lo in tqdm(range(0, len(x), per_call), desc=desc, mininterval=5):
+        chunk = x[lo:lo + per_call]
+        results += clf.classify_batch(list(chunk), candidates, image_indices=range(first_index + lo,
+                                                                                         first_index + lo + len(chunk)))
+    sync(clf.adapter.device)
+    return results, time.perf_counter() - start
+
+
+def warm_padded_sizes(adapter, batch: int, sizes: int) -> float:
+    """Call the (compiled) network once at every batch size the classifier can send: no compilation is timed
+    later. Returns the seconds it took (the compilation)."""
+    start = time.perf_counter()
+    shape = (adapter.channels, adapter.sample_size, adapter.sample_size)
+    dev = adapter.device
+    with torch.no_grad():
+        for b in sorted({padded_size(n, batch, sizes) for n in range(1, batch + 1)}, reverse=True):
+            adapter.predict(torch.zeros(b, *shape, device=dev), torch.zeros(b, dtype=torch.long, device=dev),
+                            torch.zeros(b, dtype=torch.long, device=dev))
+    sync(dev)
+    return time.perf_counter() - start
+
+
+def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_index: int, per_call: int,
+                      trials: int, tolerance: float, candidates: list | None = None) -> dict:
+    """Exhaustive tables on tuning images, every candidate setting replayed; the cheapest within tolerance."""
+    results, wall = classify_all(clf_exhaustive, x, first_index=first_index, per_call=per_call, desc="tuning tables",
+                                 candidates=candidates)
+    tables = ErrorTables(torch.stack([r.errors for r in results]).float().numpy(), labels, np.zeros(0), np.arange(len(x)))
+    exhaustive = float(np.mean([r.prediction_index == y for r, y in zip(results, labels)]))
+    rows = []
+    for c in SEQUENTIAL_CANDIDATES:
+        acc, ev = replay(tables, SequentialTest(step=c["step"], min_trials=2 * c["step"], max_trials=trials,
+                                                confidence=c["confidence"]))
+        rows.append({**c, "min_trials": 2 * c["step"], "max_trials": trials, "accuracy": acc, "evaluations": ev})
+    ok = [r for r in rows if r["accuracy"] >= exhaustive - tolerance]
+    chosen = min(ok, key=lambda r: r["evaluations"]) if ok else max(rows, key=lambda r: r["accuracy"])
+    return {"images": len(x), "exhaustive_accuracy": exhaustive, "exhaustive_trials": trials, "tolerance": tolerance,
+            "candidates": rows, "chosen": chosen, "tables_seconds": wall}
+
+
+def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float) -> list[dict]:
+    """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model."""
+    from . import gpu_profile
+    from .bench import bench_model, matmul_tflops
+
+    ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=seconds)
+    unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
+    s = unet.config.sample_size
+    inputs = lambda b: {"sample": torch.randn(b, 1, s, s, device=device, dtype=torch.bfloat16),  # noqa: E731
+                        "timestep": torch.randint(0, 1000, (b,), device=device),
+                        "class_labels": torch.randint(0, 10, (b,), device=device)}
+    rows = bench_model(f"{dataset}_unet", unet, inputs, batch=batch, device=device, dtype=torch.bfloat16,
+                       ref_tflops=ref, compile_model=True, seconds=seconds)
+    for r in rows:
+        r["task"] = "bare forward"
+    # the adapter as it loads (NCHW), compiled, and compiled with the UNet in channels_last as the bare rows have it
+    for variant, compiled, channels_last in (("eager", False, False), ("compiled", True, False),
+                                             ("compiled, channels_last", True, True)):
+        torch._dynamo.reset()
+        adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
+        if channels_last:
+            adapter.unet = adapter.unet.to(memory_format=torch.channels_last)
+        if compiled:
+            compile_adapter(adapter)
+        for per_call in (32, 256):
+            cfg = ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch, static_shapes=compiled)
+            clf = DiffusionClassifier(adapter, cfg)
+            classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
+            n = 4 * per_call if per_call == 32 else per_call * 2
+            res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch")
+            evals = sum(r.n_evaluations for r in res)
+            row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
+                   "images_per_call": per_call, "batch": batch, "evals_per_s": evals / wall,
+                   "ratio_to_matmul": evals / wall * rows[0]["gflop_per_eval"] / 1e3 / ref}
+            if per_call == 256:
+                prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
+                                                                        image_indices=range(per_call)),
+                                             device=device, ref_tflops=ref, iters=1, flops={})
+                row["kernel_seconds_per_call"] = sum(g["seconds_per_call"] for g in prof["groups"])
+                row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
+                row["top_kernels"] = prof["top_kernels"][:8]
+            print(f"classify_batch {variant:24s} {per_call:4d} images per call: {row['evals_per_s']:9.0f} evals/s"
+                  + (f", kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s wall"
+                     if "kernel_seconds_per_call" in row else ""))
+            rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="The official algorithm against dcanalysis's fastest configuration.")
+    p.add_argument("--datasets", nargs="+", default=["fashion_mnist"], choices=["fashion_mnist", "mnist"])
+    p.add_argument("--n-images", type=int, default=1000, help="test images (the head of the split) for dcanalysis")
+    p.add_argument("--peer-seconds", type=float, default=120.0, help="the official loop runs this long per dataset")
+    p.add_argument("--tune-images", type=int, default=500, help="the last images of the test split, for tuning")
+    p.add_argument("--tolerance", type=float, default=0.005, help="accuracy the tuned test may give up (fraction)")
+    p.add_argument("--trials", type=int, default=100, help="most trials per candidate for dcanalysis")
+    p.add_argument("--batch", type=int, default=8192)
+    p.add_argument("--padded-sizes", type=int, default=4)
+    p.add_argument("--throughput", action="store_true",
+                   help="also the bare network against classify_batch (batch 8,000: 32 images x 1,000 per call)")
+    p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
+    a = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("this comparison times a GPU; run it on a machine with CUDA.")
+    device = torch.device("cuda")
+    torch.backends.cudnn.benchmark = True
+    out = {"command": "python -m dcanalysis.speed.versus_official " + " ".join(argv if argv is not None else
+                                                                                  __import__("sys").argv[1:]),
+           "device": torch.cuda.get_device_name(), "torch": torch.__version__, "seed": a.seed, "datasets": {}}
+
+    def save():
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(out, indent=1))
+
+    for name in a.datasets:
+        ds = load_lab_dataset(name, test_only=True)
+        x, y = to_model_input(ds.test_images), ds.test_labels.astype(np.int64)
+        res = out["datasets"][name] = {}
+        if a.throughput:
+            res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds)
+            save()
+        torch._dynamo.reset()
+        adapter = load_lab_diffusion(f"{name}_unet", device=device, dtype=torch.bfloat16)
+        compile_adapter(adapter)
+        res["compile_seconds"] = warm_padded_sizes(adapter, a.batch, a.padded_sizes)
+        common = dict(batch_size=a.batch, static_shapes=True, padded_sizes=a.padded_sizes, seed=a.seed)
+        tune = slice(len(x) - a.tune_images, len(x))
+        res["tuning"] = choose_sequential(
+            DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(a.trials), **common)),
+            x[tune], y[tune], first_index=tune.start, per_call=a.tune_images, trials=a.trials, tolerance=a.tolerance)
+        c = res["tuning"]["chosen"]
+        policy = SequentialTest(step=c["step"], min_trials=c["min_trials"], max_trials=c["max_trials"],
+                                confidence=c["confidence"])
+        print(f"{name}: chosen on the tuning images: {policy}")
+        clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, **common))
+        classify_all(clf, x[tune][:200], first_index=tune.start, per_call=200, desc="warm-up")
+        results, wall = classify_all(clf, x[:a.n_images], first_index=0, per_call=a.n_images, desc="dcanalysis")
+        ours = np.array([r.prediction_index for r in results])
+        evals = np.array([r.n_evaluations for r in results])
+        res["dcanalysis"] = accuracy_row(f"dcanalysis: {policy}, bf16 compiled, {a.n_images} images per call",
+                                         ours == y[:a.n_images], float(evals.mean()), wall, batch=a.batch)
+        save()
+        del adapter, clf
+        torch._dynamo.reset()
+        peer_row, peer = run_peer(load_lab_diffusion(f"{name}_unet", device=device, dtype=torch.float16),
+                                  x[:a.n_images], y, seconds=a.peer_seconds, seed=a.seed)
+        res["official"] = peer_row
+        n = len(peer)
+        # dcanalysis on exactly the images the official loop reached (its per-image time is the whole run's)
+        res["dcanalysis_on_official_images"] = accuracy_row(
+            "dcanalysis on the official run's images", ours[:n] == y[:n], float(evals[:n].mean()),
+            wall * n / a.n_images, agreement_with_official=float((ours[:n] == peer).mean()))
+        lo, hi = peer_row["ci95"]
+        res["speedup"] = peer_row["seconds_per_image"] / res["dcanalysis"]["seconds_per_image"]
+        res["inside_official_interval"] = bool(lo <= res["dcanalysis_on_official_images"]["accuracy"] <= hi)
+        for k in ("official", "dcanalysis", "dcanalysis_on_official_images"):
+            r = res[k]
+            print(f"{name} {k:30s} {r['images']:5d} images {100 * r['accuracy']:5.1f}% "
+                  f"[{100 * r['ci95'][0]:.1f}, {100 * r['ci95'][1]:.1f}] {r['evaluations_per_image']:7.1f} evals/image "
+                  f"{1e3 * r['seconds_per_image']:8.2f} ms/image")
+        print(f"{name}: {res['speedup']:.1f}x less wall time per image; inside the official interval: "
+              f"{res['inside_official_interval']}")
+        save()
+    return out
+
+
+if __name__ == "__main__":
+    main()
