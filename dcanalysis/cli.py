@@ -69,11 +69,18 @@ def add_common(p: argparse.ArgumentParser) -> None:
                    help="Stable Diffusion: run the layers before the first cross-attention once per noisy sample, not "
                         "once per prompt (dcanalysis.prefix_sharing; same result, about 4 %% faster for the Pets "
                         "schedule at 512 px)")
+    p.add_argument("--fp8-linears", action="store_true",
+                   help="SDXL / SD 3 / Flux / PixArt: the denoiser's linear weights in 8 bits (e4m3), placed layer by "
+                        "layer (Flux.1: 12 GB instead of 24; needs an Ada or Hopper GPU; changes the numbers)")
+    p.add_argument("--text-device", default=None,
+                   help="SDXL / SD 3 / Flux / PixArt: run the text encoders here (e.g. cpu) to leave the GPU to the "
+                        "denoiser; they run once per candidate list")
 
 
 def build_classifier(a) -> DiffusionClassifier:
     dtype = torch.float32 if a.fp32 or a.device == "cpu" else torch.bfloat16
-    adapter = load_adapter(a.model, device=a.device, dtype=dtype, share_prefix=a.share_prefix)
+    adapter = load_adapter(a.model, device=a.device, dtype=dtype, share_prefix=a.share_prefix,
+                           fp8_linears=a.fp8_linears, text_device=a.text_device)
     if a.compile:
         compile_adapter(adapter)
     # a compiled network sees one batch shape: the last batch of each call is padded to it
@@ -139,7 +146,8 @@ def cmd_eval(a) -> None:
         name_of = folder.relative_name
     settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None,
                 "model_identity": model_identity(a.model, dtype=clf.adapter.dtype, device=a.device,
-                                                 compiled=a.compile, share_prefix=a.share_prefix)}
+                                                 compiled=a.compile, share_prefix=a.share_prefix,
+                                                 fp8_linears=a.fp8_linears)}
     run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size,
                 images_per_batch=a.images_per_batch, item_name=name_of, retry_failed=a.retry_failed)
     if distributed:

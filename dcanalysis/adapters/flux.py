@@ -28,8 +28,9 @@ class FluxAdapter(PipelineAdapter):
     TEXT = ("text_encoder", "text_encoder_2")
 
     def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None, guidance: float = 1.0,
-                 max_sequence_length: int = 512):
-        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution)
+                 max_sequence_length: int = 512,
+                 **placement):
+        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution, **placement)
         side = self.resolution // pipe.vae_scale_factor // 2  # packed tokens per side
         cfg = pipe.scheduler.config
         shift = cfg.shift
@@ -53,7 +54,7 @@ class FluxAdapter(PipelineAdapter):
 
     def embed(self, conditions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         prompts = self._check_prompts(conditions)
-        embeds, pooled, text_ids = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.device,
+        embeds, pooled, text_ids = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.text_device,
                                                           max_sequence_length=self.max_sequence_length)
         # text_ids are one (L, 3) table shared by every prompt: kept per candidate so rows can be indexed
         return embeds.to(self.dtype), pooled.to(self.dtype), text_ids.expand(len(prompts), -1, -1)

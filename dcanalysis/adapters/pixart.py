@@ -19,8 +19,9 @@ class PixArtAdapter(PipelineAdapter):
     NETWORK = "transformer"
     TEXT = ("text_encoder",)
 
-    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None, max_sequence_length: int | None = None):
-        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution)
+    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None, max_sequence_length: int | None = None,
+                 **placement):
+        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution, **placement)
         s = pipe.scheduler
         self.process = DDPM(s.alphas_cumprod.float().cpu(), s.config.prediction_type)
         self.latent_channels = self.network.config.in_channels
@@ -30,7 +31,7 @@ class PixArtAdapter(PipelineAdapter):
     def embed(self, conditions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts = self._check_prompts(conditions)
         embeds, mask, _, _ = self.pipe.encode_prompt(prompt=prompts, do_classifier_free_guidance=False,
-                                                    device=self.device, clean_caption=False,
+                                                    device=self.text_device, clean_caption=False,
                                                     max_sequence_length=self.max_sequence_length)
         return embeds.to(self.dtype), mask
 

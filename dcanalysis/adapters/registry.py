@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from .pipeline import PipelineAdapter
 from .weights import resolve_pretrained, weights_fingerprint
 
 # diffusers pipeline class name -> (adapter class name in dcanalysis.adapters, whether --share-prefix applies)
@@ -50,8 +51,12 @@ def pipeline_class(folder: Path) -> str:
     return "DiTPipeline" if (folder / "transformer").is_dir() else "StableDiffusionPipeline"
 
 
-def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False):
+def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False,
+                 **placement):
     """A lab model by name, or a supported diffusers pipeline from a folder or cached hub id.
+
+    ``placement`` (``fp8_linears``, ``text_device``) goes to the adapters of SDXL, SD 3, Flux and PixArt
+    (``adapters.pipeline.PipelineAdapter``); other models refuse it.
 
     ``share_prefix`` applies to text-conditional UNets (Stable Diffusion): class-conditional models see their
     class from the first layer on, so no part of them can be shared across classes.
@@ -65,8 +70,17 @@ def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.
 
     class_conditional = "class-conditional model, which sees its class from the first layer on, so no part of it " \
                         "can be shared across classes"
+    placement = {k: v for k, v in placement.items() if v not in (None, False)}
+
+    def no_placement(what: str):
+        if placement:
+            flags = ", ".join("--" + k.replace("_", "-") for k in placement)
+            raise ValueError(f"{flags}: {model} is {what}; these options serve SDXL, SD 3, Flux and PixArt "
+                             "pipelines (models too large for a GPU in bf16). Drop them for this model.")
+
     if model in DIFFUSION_NAMES:
         no_prefix(f"lab {class_conditional}")
+        no_placement("a lab model")
         return load_lab_diffusion(model, device=device, dtype=dtype)
     if "/" not in model and not Path(model).expanduser().exists():
         raise ValueError(f"unknown model {model!r}: give a lab model ({', '.join(DIFFUSION_NAMES)}) or the folder / "
@@ -77,7 +91,10 @@ def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.
     if not PIPELINES[name][1]:
         no_prefix(f"DiT, a {class_conditional}" if name == "DiTPipeline"
                   else f"{name}, whose condition-independent prefix dcanalysis does not share")
-        return cls.from_pretrained(str(folder), device=device, dtype=dtype)
+        if not issubclass(cls, PipelineAdapter):
+            no_placement(f"a {name}")
+        return cls.from_pretrained(str(folder), device=device, dtype=dtype, **placement)
+    no_placement(f"a {name}")
     return cls.from_pretrained(str(folder), device=device, dtype=dtype, share_prefix=share_prefix)
 
 
@@ -88,12 +105,15 @@ def model_folder(model: str) -> Path:
     return model_dir(model) if model in DIFFUSION_NAMES else resolve_pretrained(model, subfolders=("vae", "scheduler"))
 
 
-def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: bool, share_prefix: bool) -> dict:
+def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: bool, share_prefix: bool,
+                   fp8_linears: bool = False) -> dict:
     """Everything about the model that decides a run's numbers besides the classifier's settings: its weights
     (``weights_fingerprint``), the dtype, the kind of device, and whether it is compiled (which reorders bf16
-    arithmetic) or shares its prefix. Recorded in a run's manifest; a resume with any other is refused."""
+    arithmetic), shares its prefix or runs its linear layers in 8 bits. Recorded in a run's manifest; a resume
+    with any other is refused."""
     kind = torch.device(device).type
     if kind == "cuda":
         kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"
     return {"weights": weights_fingerprint(model_folder(model)), "dtype": str(dtype).removeprefix("torch."),
-            "device": kind, "compile": compiled, "share_prefix": share_prefix}
+            "device": kind, "compile": compiled, "share_prefix": share_prefix,
+            **({"fp8_linears": True} if fp8_linears else {})}  # absent when off: earlier runs' manifests still match

@@ -23,8 +23,9 @@ class StableDiffusion3Adapter(PipelineAdapter):
     NETWORK = "transformer"
     TEXT = ("text_encoder", "text_encoder_2", "text_encoder_3")
 
-    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None, max_sequence_length: int = 256):
-        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution)
+    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None, max_sequence_length: int = 256,
+                 **placement):
+        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution, **placement)
         cfg = pipe.scheduler.config
         self.process = RectifiedFlow(cfg.num_train_timesteps, shift=cfg.shift)
         self.max_sequence_length = max_sequence_length
@@ -32,7 +33,7 @@ class StableDiffusion3Adapter(PipelineAdapter):
     def embed(self, conditions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts = self._check_prompts(conditions)
         embeds, _, pooled, _ = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, prompt_3=None,
-                                                      device=self.device, do_classifier_free_guidance=False,
+                                                      device=self.text_device, do_classifier_free_guidance=False,
                                                       max_sequence_length=self.max_sequence_length)
         return embeds.to(self.dtype), pooled.to(self.dtype)
 

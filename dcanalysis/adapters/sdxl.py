@@ -21,8 +21,9 @@ class StableDiffusionXLAdapter(PipelineAdapter):
     NETWORK = "unet"
     TEXT = ("text_encoder", "text_encoder_2")
 
-    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None):
-        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution)
+    def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None,
+                 **placement):
+        super().__init__(pipe, device=device, dtype=dtype, resolution=resolution, **placement)
         s = pipe.scheduler
         self.process = DDPM(s.alphas_cumprod.float().cpu(), s.config.prediction_type)
         size = self.resolution
@@ -30,7 +31,7 @@ class StableDiffusionXLAdapter(PipelineAdapter):
 
     def embed(self, conditions: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         prompts = self._check_prompts(conditions)
-        embeds, _, pooled, _ = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.device,
+        embeds, _, pooled, _ = self.pipe.encode_prompt(prompt=prompts, prompt_2=None, device=self.text_device,
                                                       num_images_per_prompt=1, do_classifier_free_guidance=False)
         return embeds.to(self.dtype), pooled.to(self.dtype)
 

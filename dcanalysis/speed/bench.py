@@ -321,6 +321,49 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     return rows
 
 
+def capped_fp8_row(name, build, *, batch, device, dtype, cap_gib, seconds, ref_tflops, tiny=False) -> dict:
+    """One family's denoiser with its linear weights in e4m3, run eager under ``cap_gib`` of GPU memory: what a
+    GPU of that size can hold (text encoders not included: they run before, and are released or kept on the CPU).
+
+    The model is built full size in bf16 first (this GPU has room) for a reference output, then converted layer by
+    layer (``place_with_fp8_linears``, the path a small GPU takes from host memory); only then is the cap set and
+    the peak counted. Reports evaluations/s, peak memory and the output's distance from bf16's.
+    """
+    from .fp8 import place_with_fp8_linears
+
+    model, make_inputs = build(tiny, device, dtype)
+    model = model.to(dtype).eval()
+    inputs = make_inputs(batch)
+    with torch.no_grad():
+        flops = flops_per_call(lambda: model(**make_inputs(1)))
+        reference = output_tensor(model(**inputs)).float()
+    wide_gib = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**30
+    converted = place_with_fp8_linears(model, device, dtype)
+    weights_gib = (sum(p.numel() * p.element_size() for p in model.parameters())
+                   + sum(b.numel() * b.element_size() for b in model.buffers())) / 2**30
+    row = {"model": name, "variant": "eager, fp8 linear weights", "batch": batch, "memory_cap_gib": cap_gib,
+           "layers_in_fp8": len(converted), "weights_bf16_gib": wide_gib, "weights_gib": weights_gib}
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(min(1.0, cap_gib * 2**30 / torch.cuda.get_device_properties(device).total_memory))
+        torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        out = output_tensor(model(**inputs)).float()
+        s = time_calls(lambda: model(**inputs), device=device, min_seconds=seconds)
+    row.update(evals_per_s=batch / s, tflops=flops * batch / s / 1e12, ratio_to_matmul=flops * batch / s / 1e12 / ref_tflops,
+               rel_err_vs_bf16=float((out - reference).norm() / reference.norm()),
+               peak_mem_gib=torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
+               peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30 if device.type == "cuda" else None)
+    if device.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    print(f"{name}: fp8 linear weights ({len(converted)} layers), {weights_gib:.1f} GiB of weights (bf16: "
+          f"{wide_gib:.1f}), batch {batch} under a {cap_gib:g} GiB cap: {row['evals_per_s']:.2f} evals/s, peak "
+          f"{row['peak_mem_gib'] or 0:.1f} GiB allocated / {row['peak_reserved_gib'] or 0:.1f} reserved, "
+          f"|out - bf16| / |bf16| {row['rel_err_vs_bf16']:.3f}")
+    del model
+    return row
+
+
 def probe_attention(*, tiny, batch, device, dtype, ref) -> list[dict]:
     """Self-attention of the 512 px SD-2 UNet's three attention levels (64x64, 32x32, 16x16 latents; 64-wide
     heads) under each SDPA backend, alone."""
@@ -397,6 +440,9 @@ def main(argv=None):
                    help="only full-size random-weight denoisers of today's families (speed.families.FAMILIES; no "
                         "names: all) at --family-batch, eager and compiled, with parameter counts and peak memory")
     p.add_argument("--family-batch", type=int, default=8)
+    p.add_argument("--memory-cap-gib", type=float, default=None,
+                   help="with --families: place each denoiser with 8-bit linear weights (speed.fp8."
+                        "place_with_fp8_linears) and run it eager under this cap of GPU memory (24: a 24 GB card)")
     p.add_argument("--runs", type=int, default=1,
                    help="probe batches hold runs of this many copies of each noisy sample (37: the Pets first stage)")
     a = p.parse_args(argv)
@@ -462,6 +508,12 @@ def main(argv=None):
 
         for name in a.families or list(FAMILIES):
             build, published, px = FAMILIES[name]
+            if a.memory_cap_gib is not None:
+                results["models"].append(capped_fp8_row(name, build, batch=a.family_batch, device=device, dtype=dtype,
+                                                        cap_gib=a.memory_cap_gib, seconds=a.seconds, ref_tflops=ref,
+                                                        tiny=tiny))
+                save()
+                continue
             model, inputs = build(tiny, device, dtype)
             params = sum(p.numel() for p in model.parameters()) / 1e9
             print(f"{name}: {params:.2f} B parameters (published: {published} B), {px} px")

@@ -90,3 +90,39 @@ def convert_linears(model: torch.nn.Module, *, keep=lambda name: "emb" in name) 
             setattr(module, child_name, Fp8Linear.from_linear(child))
             replaced.append(full)
     return replaced
+
+
+def place_with_fp8_linears(model: torch.nn.Module, device, dtype: torch.dtype, *,
+                           keep=lambda name: "emb" in name) -> list[str]:
+    """Move ``model`` to ``device`` with its linear layers stored in e4m3 (what ``convert_linears`` picks), one
+    layer at a time: the device never holds more than the 8-bit weights and one layer in ``dtype``, so a model too
+    large for a GPU in bf16 reaches it in 8 bits (Flux.1's 12 B parameters: about 24 GB in bf16, 12 GB in e4m3).
+    Everything else is cast to ``dtype``. Returns the names of the converted layers.
+    """
+    device = torch.device(device)
+    converted = []
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            full = f"{name}.{child_name}" if name else child_name
+            if type(child) is not torch.nn.Linear or keep(full) or child.in_features % 16 or child.out_features % 16:
+                continue
+            check_fp8_device(device)
+            wide = child.to(device=device, dtype=dtype)
+            setattr(module, child_name, Fp8Linear.from_linear(wide))
+            del wide, child
+            converted.append(full)
+    # the rest, module by module so that no 8-bit buffer is cast back to a wide dtype
+    for module in model.modules():
+        if isinstance(module, Fp8Linear):
+            module.weight = module.weight.to(device)
+            module.weight_scale = module.weight_scale.to(device)
+            module.bias = None if module.bias is None else module.bias.to(device, dtype)
+            continue
+        for key, p in list(module._parameters.items()):
+            if p is not None:
+                module._parameters[key] = torch.nn.Parameter(p.detach().to(device, dtype if p.is_floating_point()
+                                                                            else p.dtype), requires_grad=False)
+        for key, b in list(module._buffers.items()):
+            if b is not None:
+                module._buffers[key] = b.to(device, dtype if b.is_floating_point() else b.dtype)
+    return converted

@@ -63,13 +63,19 @@ def run_peer(adapter, x, labels, *, seconds: float, seed: int, batch: int = 32) 
     gen = torch.Generator(device).manual_seed(seed)
     preds, evals = [], 0
     (n_samples, to_keep), shape = PEER_STAGES, (adapter.channels, adapter.sample_size, adapter.sample_size)
-    start = time.perf_counter()
+
+    def one(image):
+        x0 = adapter.encode(image.unsqueeze(0).to(device))[0].half()
+        noise = torch.randn((max(n_samples), *shape), generator=gen, device=device, dtype=torch.float16)
+        return peer_classify(predict, x0, 10, abar, n_samples=n_samples, to_keep=to_keep, noise=noise,
+                             batch_size=batch)
+
     with torch.inference_mode():
+        one(x[-1])  # untimed warm-up, as ours is warmed: CUDA context, cuDNN's algorithm search for each shape
+        sync(device)
+        start = time.perf_counter()
         for i in tqdm(range(len(x)), desc="official loop", mininterval=5):
-            x0 = adapter.encode(x[i:i + 1].to(device))[0].half()
-            noise = torch.randn((max(n_samples), *shape), generator=gen, device=device, dtype=torch.float16)
-            r = peer_classify(predict, x0, 10, abar, n_samples=n_samples, to_keep=to_keep, noise=noise,
-                              batch_size=batch)
+            r = one(x[i])
             preds.append(r.prediction)
             evals += r.n_evaluations
             if time.perf_counter() - start > seconds:

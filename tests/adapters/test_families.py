@@ -118,6 +118,30 @@ def test_text_encoders_are_released_after_embedding(tmp_path):
         clf.classify(image(), ["a new prompt"])
 
 
+@pytest.mark.parametrize("family", ["flux", "sd3"])
+def test_the_small_gpu_placement_keeps_the_numbers_close(family, tmp_path):
+    """fp8_linears (the denoiser's linear weights in e4m3, placed layer by layer) and text encoders on another
+    device: the same candidates win on these tiny random models and the errors stay within fp8's precision."""
+    from dcanalysis.speed.fp8 import Fp8Linear
+
+    pipe, wide = adapter_of(family, tmp_path)
+    cfg = ClassifierConfig(schedule=Schedule.exhaustive(4))
+    a = DiffusionClassifier(wide, cfg).classify(image(), PROMPTS)
+    small = getattr(T, f"tiny_{family}_pipeline")(tmp_path)
+    narrow = adapter_for_pipe(small, resolution=16, **OPTIONS[family], fp8_linears=True, text_device="cpu")
+    assert any(isinstance(m, Fp8Linear) for m in narrow.network.modules())
+    assert narrow.text_device == torch.device("cpu")
+    b = DiffusionClassifier(narrow, cfg).classify(image(), PROMPTS)
+    assert (b.errors - a.errors).abs().max() / a.errors.abs().max() < 0.1
+
+
+def test_the_small_gpu_options_are_refused_where_they_do_not_apply():
+    from dcanalysis.cli import main
+
+    with pytest.raises(SystemExit, match="--fp8-linears: mnist_unet is a lab model.*Drop them"):
+        main(["classify", "x.png", "--model", "mnist_unet", "--dataset", "mnist", "--device", "cpu", "--fp8-linears"])
+
+
 def test_an_unsupported_pipeline_names_the_supported_ones(tmp_path):
     pipe = T.tiny_sd3_pipeline(tmp_path)
     pipe.save_pretrained(tmp_path / "pipe")
@@ -140,6 +164,9 @@ def test_the_cli_classifies_and_evaluates_with_a_family_folder(family, tmp_path,
     Image.new("RGB", (20, 16), (200, 30, 30)).save(tmp_path / "x.png")
     main(["classify", str(tmp_path / "x.png"), "--model", str(tmp_path / "pipe"), "--dataset", "cifar10",
           "--schedule", "2:1", "--device", "cpu"])
+    assert "prediction:" in capsys.readouterr().out
+    main(["classify", str(tmp_path / "x.png"), "--model", str(tmp_path / "pipe"), "--dataset", "cifar10",
+          "--schedule", "2:1", "--device", "cpu", "--fp8-linears", "--text-device", "cpu"])
     assert "prediction:" in capsys.readouterr().out
     root = tmp_path / "images" / "cat"
     root.mkdir(parents=True)

@@ -221,3 +221,16 @@ def test_full_size_family_configs_have_their_published_sizes():
               for n, (b, _, _) in FAMILIES.items()}
     assert abs(counts["sdxl-unet-1024"] - 2.57) < 0.01 and abs(counts["flux-schnell-1024"] - 11.89) < 0.01
     assert abs(counts["sd3.5-medium-1024"] - 2.24) < 0.01  # Stability calls SD 3.5 medium a 2.5 B model
+
+
+def test_the_memory_capped_rows_place_fp8_linears_and_report_weights_and_error(tmp_path):
+    import json
+
+    from dcanalysis.speed import bench
+
+    out = tmp_path / "capped.json"
+    bench.main(["--tiny", "--families", "flux-schnell-1024", "--memory-cap-gib", "24", "--family-batch", "2",
+                "--seconds", "0", "--out", str(out)])
+    (row,) = json.loads(out.read_text())["models"]
+    assert row["variant"] == "eager, fp8 linear weights" and row["memory_cap_gib"] == 24 and row["layers_in_fp8"] > 0
+    assert row["weights_gib"] < row["weights_bf16_gib"] and 0 < row["rel_err_vs_bf16"] < 0.1 and row["evals_per_s"] > 0

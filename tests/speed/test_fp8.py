@@ -61,3 +61,25 @@ def test_old_gpus_get_a_clear_refusal(monkeypatch):
     with pytest.raises(ValueError, match="capability 8.9 or newer.*A100.*Drop the fp8 option"):
         fp8.check_fp8_device(torch.device("cuda", 0))
     fp8.check_fp8_device(torch.device("cpu"))  # the CPU's (slow) 8-bit products are there for tests
+
+
+def test_placing_with_fp8_linears_converts_layer_by_layer_and_casts_the_rest():
+    """The 24 GB path for large transformers: linear weights reach the device in e4m3, the rest in the model
+    dtype, embeddings kept wide; the output stays close to the wide model's."""
+    from dcanalysis.speed.families import flux_schnell_transformer
+
+    torch.manual_seed(0)
+    model, inputs = flux_schnell_transformer(True, "cpu", torch.float32)
+    model.eval()
+    x = inputs(2)
+    with torch.no_grad():
+        ref = model(**x).sample
+    converted = fp8.place_with_fp8_linears(model, "cpu", torch.float32)
+    assert converted and not any("emb" in n for n in converted)
+    fp8_layers = [m for m in model.modules() if isinstance(m, fp8.Fp8Linear)]
+    assert len(fp8_layers) == len(converted) and all(m.weight.dtype == fp8.E4M3 for m in fp8_layers)
+    assert not any(type(m) is torch.nn.Linear and m.in_features % 16 == 0 and m.out_features % 16 == 0
+                   and m.weight.dtype == fp8.E4M3 for m in model.modules())
+    with torch.no_grad():
+        out = model(**x).sample
+    assert (out - ref).norm() / ref.norm() < 0.1
