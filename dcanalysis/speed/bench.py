@@ -232,13 +232,45 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
     return rows
 
 
+def peer_pets_row(sd, image, prompts, *, device) -> dict:
+    """Seconds per image of the official repository's loop (``speed.peer``, re-stated) on the same UNet, image and
+    prompts: the Pets stages (25 grid timesteps for 37 prompts, keep 5, 250 in all), fp16, eager, batch 32."""
+    import copy
+
+    from .peer import peer_classify
+
+    unet = copy.deepcopy(sd.unet).half().eval()
+    with torch.no_grad():
+        embeds = sd.embed(prompts).to(device).half()
+        x0 = sd.encode(sd.load(image).unsqueeze(0).to(device))[0].half()
+    abar = sd.process.alphas_cumprod.to(device)
+    gen = torch.Generator(device).manual_seed(0)
+    predict = lambda x_t, t, c: unet(x_t, t.half(), encoder_hidden_states=embeds[c]).sample  # noqa: E731
+    (n_samples, to_keep) = ((25, 250), (5, 1))
+
+    def one(_):
+        noise = torch.randn((max(n_samples), *x0.shape), generator=gen, device=device, dtype=torch.float16)
+        with torch.inference_mode():
+            return peer_classify(predict, x0, len(prompts), abar, n_samples=n_samples, to_keep=to_keep,
+                                 noise=noise, batch_size=32)
+    r, s = warm_then_time(one, device=device)
+    del unet
+    print(f"Pets schedule, the official loop re-stated (fp16 eager, batch 32): {s:.2f} s/image, "
+          f"{r.n_evaluations} evaluations")
+    return {"task": "Pets schedule, SD-2-base, the official loop re-stated (fp16, eager, batch 32)", "peer": True,
+            "resolution": sd.resolution, "evaluations": r.n_evaluations, "seconds_per_image": s, "compiled": False}
+
+
 def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=False, dit=True,
-               profile=False, images_per_call=1) -> list[dict]:
+               profile=False, images_per_call=1, peer=False) -> list[dict]:
     """Seconds per image from a PIL image, for the Pets schedule (SD) and 1,000 ImageNet classes (DiT).
 
     ``images_per_call`` above 1: also the Pets schedule over that many images at once (``classify_batch``, what
     ``dcanalysis eval --images-per-batch`` does over a dataset), per image. One image alone leaves each stage's
     last batch part empty (2,112 rows computed for 2,050 evaluations at batch 64); images sharing batches fill it.
+
+    ``peer``: first, the official repository's loop on the same model and image (``peer_pets_row``), the row
+    every other Pets row is divided by (``end_to_end_rows``' ratio to the peer).
 
     ``profile``: also profile one more Pets image, for its kernel time per group (``gpu_profile.breakdown``: GPU
     time beside the wall-clock time says whether the GPU was kept busy) and dynamo's compile counters (graphs
@@ -265,6 +297,9 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
             torch._dynamo.reset()
             compile_adapter(sd)
         image = Image.fromarray(rng.integers(0, 255, (sd.resolution, sd.resolution, 3), dtype=np.uint8))
+        if peer and not share:
+            rows.append(peer_pets_row(sd, image, prompts, device=device))
+            save(rows)
         clf = DiffusionClassifier(sd, ClassifierConfig(schedule=PAPER_PETS, batch_size=batch,
                                                        static_shapes=compile_model))
         r, s = warm_then_time(lambda i: clf.classify(image, prompts, image_index=i), device=device)
@@ -384,15 +419,21 @@ def end_to_end_rows(results: dict, paper: dict) -> list[dict]:
     (reference data from ``data/paper/li2023.json``: the Pets schedule's time; it states no time for DiT, only
     about 1,000 s per ImageNet image for Stable Diffusion, which is quoted as that)."""
     pets, sd_imagenet = paper["pets_adaptive_schedule"], paper["imagenet_sd_seconds_per_image"]
+    peer = [r for r in results.get("end_to_end", []) if r.get("peer")]
     rows = []
     for r in results.get("end_to_end", []):
-        if r["task"].startswith("Pets"):
+        if r.get("peer"):
+            ref = "the official repository's loop, re-stated (dcanalysis.speed.peer)"
+        elif r["task"].startswith("Pets"):
             ours_only = r.get("shared_prefix") or r.get("images_per_call", 1) > 1
             ref = "" if ours_only else f"{pets['seconds_per_image']} s on an {pets['gpu']}"
         else:
             ref = f"none for DiT (for Stable Diffusion: {sd_imagenet['note']})"
-        rows.append({"task": r["task"], "px": r["resolution"], "evaluations": r["evaluations"],
-                     "ours (s/image)": round(r["seconds_per_image"], 2), "paper (reference)": ref})
+        row = {"task": r["task"], "px": r["resolution"], "evaluations": r["evaluations"],
+               "s/image": round(r["seconds_per_image"], 2), "paper (reference)": ref}
+        if peer and r["task"].startswith("Pets"):  # measured in the same run, on the same model and image
+            row["x faster than the official loop"] = round(peer[0]["seconds_per_image"] / r["seconds_per_image"], 2)
+        rows.append(row)
     return rows
 
 
@@ -423,6 +464,9 @@ def main(argv=None):
                    help="also time the Pets schedule with the condition-independent prefix computed once per trial")
     p.add_argument("--images-per-call", type=int, default=1,
                    help="also time the Pets schedule over this many images sharing batches, per image")
+    p.add_argument("--peer", action="store_true",
+                   help="also time the official repository's loop (re-stated: fp16, eager, batch 32) on the Pets "
+                        "schedule, in the same run: every Pets row gets its ratio to it")
     p.add_argument("--profile-end-to-end", action="store_true",
                    help="profile one more Pets image: kernel time per group and dynamo's compile counters")
     p.add_argument("--sweep", action="store_true",
@@ -555,7 +599,8 @@ def main(argv=None):
         results["end_to_end"] = end_to_end(tiny=tiny, device=device, dtype=dtype, compile_model=compile_model,
                                            batch=a.batch, save=lambda rows: save(end_to_end=rows),
                                            share_prefix=a.share_prefix, dit=not a.pets_only,
-                                           profile=a.profile_end_to_end, images_per_call=a.images_per_call)
+                                           profile=a.profile_end_to_end, images_per_call=a.images_per_call,
+                                           peer=a.peer)
     if device.type == "cuda":
         results["peak_mem_gib"] = torch.cuda.max_memory_allocated() / 2**30
     # the reference again, after everything: how far the card's sustained rate moved during the run

@@ -234,3 +234,18 @@ def test_the_memory_capped_rows_place_fp8_linears_and_report_weights_and_error(t
     (row,) = json.loads(out.read_text())["models"]
     assert row["variant"] == "eager, fp8 linear weights" and row["memory_cap_gib"] == 24 and row["layers_in_fp8"] > 0
     assert row["weights_gib"] < row["weights_bf16_gib"] and 0 < row["rel_err_vs_bf16"] < 0.1 and row["evals_per_s"] > 0
+
+
+def test_the_peer_row_times_the_official_loop_and_every_pets_row_gets_its_ratio(tmp_path):
+    import json
+
+    from dcanalysis.evaluation.paper import load_paper
+    from dcanalysis.speed import bench
+
+    out = tmp_path / "pets.json"
+    bench.main(["--tiny", "--pets-only", "--peer", "--seconds", "0", "--out", str(out)])
+    results = json.loads(out.read_text())
+    peer, ours = results["end_to_end"]
+    assert peer["peer"] and peer["evaluations"] == ours["evaluations"] == 2050
+    rows = bench.end_to_end_rows(results, load_paper())
+    assert rows[1]["x faster than the official loop"] == round(peer["seconds_per_image"] / ours["seconds_per_image"], 2)
