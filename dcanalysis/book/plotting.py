@@ -420,3 +420,31 @@ def risk_coverage(curves: dict[str, tuple[np.ndarray, np.ndarray]]):
     ax.set(xlabel="coverage: images answered (%)", ylabel="error among them (%)", xlim=(0, 100))
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     return fig
+
+
+def versus_official(results: dict):
+    """Chapters 5 and 10: per dataset, accuracy with its 95 % interval (left) and wall-clock milliseconds per image
+    on a log axis (right), the official algorithm beside dcanalysis (a ``versus_official`` JSON)."""
+    names = [n for n, r in results["datasets"].items() if "official" in r]
+    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    width, colors = 0.38, sns.color_palette(PALETTE, 2)
+    x = np.arange(len(names))
+    for j, (label, key, time_key) in enumerate([("official algorithm", "official_decisions", "official"),
+                                                 ("dcanalysis", "dcanalysis", "dcanalysis")]):
+        rows = [results["datasets"][n] for n in names]
+        acc = np.array([100 * r[key]["accuracy"] for r in rows])
+        lo, hi = (np.array([100 * r[key]["ci95"][i] for r in rows]) for i in (0, 1))
+        acc_ax.bar(x + (j - 0.5) * width, acc, width, yerr=_yerr(acc, lo, hi), capsize=4, color=colors[j], label=label)
+        ms = np.array([1e3 * r[time_key]["seconds_per_image"] for r in rows])
+        bars = time_ax.bar(x + (j - 0.5) * width, ms, width, color=colors[j], label=label)
+        time_ax.bar_label(bars, labels=[f"{v:,.0f}" if v >= 100 else f"{v:.2f}" for v in ms], fontsize=10, padding=2)
+    for ax in (acc_ax, time_ax):
+        ax.set_xticks(x, [n.replace("_", "-") for n in names], fontsize=11)
+    low = min(100 * results["datasets"][n][k]["ci95"][0] for n in names for k in ("official_decisions", "dcanalysis"))
+    acc_ax.set(ylim=(max(0, low - 5), 100), ylabel="accuracy (%)", title="Accuracy, 95 % intervals")
+    time_ax.set(yscale="log", ylabel="milliseconds per image (log)", title="Wall-clock time per image")
+    time_ax.set_ylim(top=time_ax.get_ylim()[1] * 4)
+    handles, labels = acc_ax.get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=11, frameon=False)  # above the panels, off the bars
+    return fig

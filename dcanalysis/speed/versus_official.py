@@ -296,3 +296,23 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
+
+
+def summary_rows(results: dict) -> list[dict]:
+    """One row per dataset of a ``versus_official`` JSON: the official algorithm (accuracy from its decisions on
+    every image, time from its own loop) beside dcanalysis, in %, evaluations and milliseconds per image."""
+    rows = []
+    for name, r in results["datasets"].items():
+        if "official" not in r:
+            continue
+        off, dec, ours = r["official"], r["official_decisions"], r["dcanalysis"]
+        pct = lambda row: f"{100 * row['accuracy']:.1f} % [{100 * row['ci95'][0]:.1f}, {100 * row['ci95'][1]:.1f}]"  # noqa: E731
+        rows.append({"dataset": name, "images": ours["images"],
+                     "official: accuracy [95 %]": pct(dec), "official: evals/image": round(dec["evaluations_per_image"]),
+                     "official loop: ms/image": round(1e3 * off["seconds_per_image"], 1),
+                     "official loop: images timed": off["images"],
+                     "dcanalysis: accuracy [95 %]": pct(ours), "dcanalysis: evals/image": round(ours["evaluations_per_image"], 1),
+                     "dcanalysis: ms/image": round(1e3 * ours["seconds_per_image"], 2),
+                     "x less time per image": round(r["speedup"], 1),
+                     "inside the official interval": r["inside_official_interval"]})
+    return rows

@@ -1,0 +1,53 @@
+"""Chapter 10's summary: five sentences, each built from a committed benchmark result (so the text cannot drift
+from the measurements it reports)."""
+from __future__ import annotations
+
+from ..speed.families import FAMILIES
+
+
+def _row(rows: list[dict], **match) -> dict:
+    for r in rows:
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    raise KeyError(f"no row with {match} in the results")
+
+
+def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict, capped: dict, paper: dict) -> list[str]:
+    """The five lines at the top of chapter 10.
+
+    bench : ``python -m dcanalysis.speed.bench`` JSON (SD-2 rows and the Pets schedule end to end); versus /
+    recheck : ``versus_official`` JSONs (both datasets; Fashion-MNIST with the official loop warmed up);
+    throughput : a ``versus_official --throughput`` JSON; capped : a ``bench --families ... --memory-cap-gib`` JSON;
+    paper : ``evaluation.paper.load_paper()``.
+    """
+    fm, mn, warm = versus["datasets"]["fashion_mnist"], versus["datasets"]["mnist"], recheck["datasets"]["fashion_mnist"]
+    lines = [
+        f"Same accuracy, far less time: on the Fashion-MNIST lab model the sequential test, every image sharing each "
+        f"network call, classifies in {1e3 * warm['dcanalysis']['seconds_per_image']:.2f} ms per image at "
+        f"{100 * warm['dcanalysis']['accuracy']:.1f} %, the official algorithm's loop in "
+        f"{1e3 * warm['official']['seconds_per_image']:,.0f} ms at {100 * warm['official_decisions']['accuracy']:.1f} %: "
+        f"{warm['speedup']:.0f}x ({fm['speedup']:.0f}x and {mn['speedup']:.0f}x on Fashion-MNIST and MNIST in the "
+        f"first run, whose official timing includes its warm-up image; {versus['device']})."]
+    tp = throughput["datasets"]["fashion_mnist"]["throughput"]
+    bare = _row(tp, task="bare forward", variant="compiled")
+    ours = _row(tp, variant="compiled", images_per_call=256)
+    lines.append(f"On that small model the classifier runs at {ours['evals_per_s']:,.0f} evaluations/s, "
+                 f"{100 * ours['evals_per_s'] / bare['evals_per_s']:.0f} % of the bare compiled network's "
+                 f"{bare['evals_per_s']:,.0f} (batch {bare['batch']:,}), with the GPU busy "
+                 f"{100 * ours['kernel_seconds_per_call'] / ours['wall_seconds_per_call']:.0f} % of the time.")
+    unet = _row(bench["models"], model="sd2-unet-512", variant="compiled")
+    pets = [r for r in bench["end_to_end"] if r["task"] == "Pets schedule, SD-2-base"][0]
+    ref = paper["pets_adaptive_schedule"]
+    lines.append(f"On the 512 px SD-2 UNet (random weights) the compiled engine reaches {100 * unet['ratio_to_matmul']:.0f} % "
+                 f"of the same run's sustained bf16 matmul; the Pets schedule takes {pets['seconds_per_image']:.1f} s "
+                 f"per image on an {bench['device']} (the paper: {ref['seconds_per_image']} s on an {ref['gpu']}).")
+    flux = capped["models"][0]
+    published = FAMILIES[flux["model"]][1]
+    lines.append(f"Flux.1-schnell's {published:g} B-parameter transformer fits a {flux['memory_cap_gib']:g} GiB card with "
+                 f"8-bit linear weights: {flux['weights_gib']:.1f} GiB instead of {flux['weights_bf16_gib']:.1f}, "
+                 f"peak {flux['peak_mem_gib']:.1f} GiB allocated ({flux['peak_reserved_gib']:.1f} reserved under the "
+                 f"cap) at batch {flux['batch']}, {flux['evals_per_s']:.1f} evaluations/s, output "
+                 f"{100 * flux['rel_err_vs_bf16']:.1f} % from bf16's (random weights: speed and memory only).")
+    lines.append(f"Compilation is paid once per run: {unet['first_call_s']:.0f} s for the 512 px UNet's first batch, "
+                 "which the rows above leave out; the appendix below shows where the remaining time goes.")
+    return lines
