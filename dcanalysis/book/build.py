@@ -41,6 +41,9 @@ PROFILES = {
 }
 # Per-chapter overrides of the full profile (quick uses each notebook's own defaults).
 FULL_OVERRIDES = {
+    "00_primer": {"n_images": 100, "n_trials": 100},
+    "05_adaptive": {"device": "cpu"},
+    "10_speed": {"device": "cpu"},
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
     "02_paired_differences": {"n_timesteps": 200},
     # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
@@ -50,11 +53,15 @@ FULL_OVERRIDES = {
 }
 
 
+# Chapters whose full profile runs no network: they replay committed error tables and read committed GPU results,
+# so their committed full pages are executed on a CPU machine (their provenance note says so)
+FULL_ON_CPU = ("05_adaptive", "10_speed")
+
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
 
 # What each chapter can take from a reader's own model ("model": a model and images; "run": a run directory of
 # error tables), or, for the chapters that only the lab can serve, what they need instead.
-USER_INPUTS = {"02_paired_differences": "model", "03_which_timesteps": "run", "05_adaptive": "run"}
+USER_INPUTS = {"00_primer": "model", "02_paired_differences": "model", "03_which_timesteps": "run", "05_adaptive": "run"}
 LAB_ONLY = {
     "01_generative_classification": "the analytic 2-D toy model, whose exact likelihood is known",
     "04_timestep_strategies": "one run per timestep strategy (the lab model's committed runs)",

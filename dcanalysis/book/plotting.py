@@ -448,3 +448,26 @@ def versus_official(results: dict):
     fig.tight_layout(rect=(0, 0, 1, 0.9))
     fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=11, frameon=False)  # above the panels, off the bars
     return fig
+
+
+def forward_process(images: Sequence[torch.Tensor], ts: Sequence[int], alpha: torch.Tensor, sigma: torch.Tensor):
+    """The primer: one image noised at each t of ``ts`` (top row, each (1, H, W) or (3, H, W) in [-1, 1]) above
+    the process's signal and noise scales alpha_t and sigma_t (T,) (DDPM: sqrt(abar_t), sqrt(1 - abar_t)) over all
+    t, the same t marked."""
+    fig = plt.figure(figsize=(10, 5.2))
+    grid = fig.add_gridspec(2, len(ts), height_ratios=(1, 1.25), hspace=0.25)
+    for i, (im, t) in enumerate(zip(images, ts)):
+        ax = fig.add_subplot(grid[0, i])
+        pic = im.detach().float().clamp(-1, 1).add(1).div(2)
+        ax.imshow(pic[0] if pic.shape[0] == 1 else pic.permute(1, 2, 0), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(f"t = {t}", fontsize=11)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    t_all = np.arange(len(alpha))
+    ax.plot(t_all, alpha, label=r"signal scale $\alpha_t$ ($\sqrt{\bar\alpha_t}$ for DDPM)")
+    ax.plot(t_all, sigma, label=r"noise scale $\sigma_t$ ($\sqrt{1-\bar\alpha_t}$)")
+    for t in ts:
+        ax.axvline(t, color="0.6", lw=0.8, ls=":")
+    ax.set(xlabel="timestep t", ylabel="scale", xlim=(0, len(alpha) - 1))
+    ax.legend(loc="center right", fontsize=10)
+    return fig
