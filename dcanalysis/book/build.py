@@ -191,8 +191,11 @@ def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: 
         start = time.perf_counter()
         # a cell that runs past the timeout fails the chapter instead of hanging the book (a lost kernel message
         # once left a run waiting forever)
+        # the kernel's own log (a warning per chapter about its local TCP transport) stays out of the progress
+        # output; a failing cell is still reported by papermill with its traceback
         pm.execute_notebook(str(src), str(target), parameters=params, cwd=str(out), progress_bar=False,
-                            kernel_name="python3", execution_timeout=CELL_TIMEOUT_S)
+                            kernel_name="python3", execution_timeout=CELL_TIMEOUT_S,
+                            extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
         record = run_record(src, profile, params, time.perf_counter() - start, lib)
         if user is not None:
             record["user_model"] = asdict(user)
@@ -256,6 +259,21 @@ def choose_page(source: Path, executed_dir: Path, committed_dir: Path | None = G
     return nbformat.read(executed_dir / source.name, 4), record, False
 
 
+def fold_code(nb):
+    """A copy of ``nb`` as readers see it: code cells collapsed (their outputs shown), the parameters cell open,
+    papermill's injected-parameters cell removed (the provenance note lists the parameters that ran)."""
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.setdefault("tags", [])
+        if is_injected(cell):
+            tags.append("remove-cell")
+        elif "parameters" not in tags and not any(t.startswith(("hide-", "remove-")) for t in tags):
+            tags.append("hide-input")
+    return nb
+
+
 def with_note(nb, record: dict | None, committed: bool):
     """A copy of ``nb`` with the provenance note after its first (title) cell, and, in a book run on a reader's
     model, a warning on a chapter that cannot take it."""
@@ -311,7 +329,7 @@ def build_html(executed: Path, *, committed_dir: Path | None = GPU_PAGES) -> Pat
         if not (executed / source.name).is_file():
             continue
         nb, record, committed = choose_page(source, executed, committed_dir)
-        nbformat.write(with_note(nb, record, committed), stage / "chapters" / source.name)
+        nbformat.write(fold_code(with_note(nb, record, committed)), stage / "chapters" / source.name)
     if (executed / "figures").is_dir():
         shutil.copytree(executed / "figures", stage / "chapters" / "figures")
     jb = Path(sys.executable).parent / "jupyter-book"

@@ -125,3 +125,14 @@ def test_committed_gpu_pages_match_their_chapters():
         errors = [o for c in nbformat.read(nb_path, 4).cells for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, nb_path.stem
+
+
+def test_readers_see_collapsed_code_one_parameters_cell_and_solutions_hidden():
+    nb = _executed(_notebook("# Chapter", ["n = 1", "print(n)", "print('solution')"]))
+    nb.cells[-2].metadata["tags"] = ["hide-cell"]  # an exercise's solution
+    folded = book.fold_code(nb)
+    tags = [c.metadata.get("tags", []) for c in folded.cells if c.cell_type == "code"]
+    assert tags[0] == ["parameters"]
+    assert "remove-cell" in tags[1] and "injected-parameters" in tags[1]
+    assert tags[2] == ["hide-input"] and tags[3] == ["hide-cell"]
+    assert [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"][2] == []  # the input is untouched
