@@ -43,6 +43,8 @@ PROFILES = {
 FULL_OVERRIDES = {
     "00_primer": {"n_images": 100, "n_trials": 100},
     "05_adaptive": {"device": "cpu"},
+    "08b_training_seeds": {"device": "cpu"},
+    "09_robustness": {"device": "cpu"},
     "10_speed": {"device": "cpu"},
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
     "02_paired_differences": {"n_timesteps": 200},
@@ -55,7 +57,7 @@ FULL_OVERRIDES = {
 
 # Chapters whose full profile runs no network: they replay committed error tables and read committed GPU results,
 # so their committed full pages are executed on a CPU machine (their provenance note says so)
-FULL_ON_CPU = ("05_adaptive", "10_speed")
+FULL_ON_CPU = ("05_adaptive", "08b_training_seeds", "09_robustness", "10_speed")
 
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
 

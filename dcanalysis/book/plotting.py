@@ -127,19 +127,30 @@ def effective_robustness(rows: list[dict], ood_sets: Sequence[str]):
         ax.plot(xs, np.polyval(fit, xs), color="grey", ls="--", lw=1, label="fit to discriminative models")
     ax.set(xlabel="in-distribution accuracy (%)", ylabel="mean accuracy on shifted sets (%)",
            title="Effective robustness")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return fig
 
 
 def accuracy_bars(rows: list[dict], sets: Sequence[str]):
-    """Per-set accuracies with 95 % intervals for every model (chapter 9 table as a figure)."""
-    import pandas as pd
-
-    df = pd.DataFrame([r for r in rows if r["set"] in sets])
-    fig, ax = plt.subplots(figsize=(10, 4))
-    sns.barplot(df, x="set", y="accuracy", hue="model", ax=ax, order=list(sets))
-    ax.set(ylabel="accuracy", xlabel="")
-    ax.tick_params(axis="x", rotation=30)
+    """Per-set accuracies (%) with 95 % intervals for every model (chapter 9 table as a figure); the legend above
+    the bars, set names on two lines where they are long."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colours = sns.color_palette(PALETTE, len(models))
+    fig, ax = plt.subplots(figsize=(7.6, 3.9))
+    width = 0.8 / len(models)
+    x = np.arange(len(sets))
+    for m, (model, colour) in enumerate(zip(models, colours)):
+        got = {r["set"]: r for r in rows if r["model"] == model}
+        acc = np.array([100 * got[s]["accuracy"] if s in got else np.nan for s in sets])
+        lo = np.array([100 * got[s]["ci_lo"] if s in got else np.nan for s in sets])
+        hi = np.array([100 * got[s]["ci_hi"] if s in got else np.nan for s in sets])
+        ax.bar(x + (m - (len(models) - 1) / 2) * width, acc, width, color=colour, label=model,
+               yerr=np.nan_to_num(_yerr(acc, lo, hi)), capsize=2, error_kw={"elinewidth": 0.8})
+    label = lambda s: s.removesuffix("_s3").replace("_", "\n") + ("\n(severity 3)" if s.endswith("_s3") else "")  # noqa: E731
+    ax.set_xticks(x, [label(s) for s in sets], fontsize=9)
+    ax.set(ylabel="accuracy (%)", ylim=(0, 100))
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(models), fontsize=9, frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -204,23 +215,29 @@ def kernel_time(rows: list[dict]):
     return fig
 
 
-def clock_trace(log, rows: list[dict], windows: dict | None = None, margin: float = 1.0):
-    """Chapter 10: the GPU's SM clock (blue, MHz) and power draw (red, W) in each timed window of a benchmark run
-    (the reference matmuls, ``windows``, then each row), from ``gpu_profile.read_clock_log``; one panel each,
-    ``margin`` seconds either side, the window itself shaded."""
+def clock_trace(log, rows: list[dict], windows: dict | None = None, margin: float = 1.0, per_row: int = 3):
+    """Chapter 10: the GPU's SM clock (MHz) and power draw (W) in each timed window of a benchmark run (the
+    reference matmuls, ``windows``, then each row), from ``gpu_profile.read_clock_log``; one panel each, ``per_row``
+    to a row, ``margin`` seconds either side, the window itself shaded."""
     spans = [(f"matmul, {k}", w) for k, w in (windows or {}).items() if w[1] - w[0] > 0.5]
-    spans += [(f"{r['model']}\n{r['variant']}", (r["timed_from"], r["timed_to"])) for r in rows]
-    fig, axes = plt.subplots(1, len(spans), figsize=(1.45 * len(spans) + 1, 3.0), sharey=True, squeeze=False)
-    for ax, (label, (a, b)) in zip(axes[0], spans):
+    spans += [(f"{r['model']}, {r['variant']}", (r["timed_from"], r["timed_to"])) for r in rows]
+    n_rows = -(-len(spans) // per_row)
+    fig, axes = plt.subplots(n_rows, per_row, figsize=(2.4 * per_row, 2.5 * n_rows + 0.6), sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[len(spans):]:
+        ax.set_visible(False)
+    for ax, (label, (a, b)) in zip(axes.flat, spans):
         w = log[(log.time >= a - margin) & (log.time <= b + margin)]
         ax.axvspan(0, b - a, color="0.88", zorder=0)
-        ax.plot(w.time - a, w.sm_mhz, color="#4c72b0", lw=1.2)
-        ax.plot(w.time - a, w.power_w * 2, color="#c44e52", lw=1.2)  # W x 2 shares the MHz axis: 700 W -> 1400
-        ax.set_title(label, fontsize=7.5)
-        ax.set_xlabel("s", fontsize=8)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].set(ylim=(0, 2100), ylabel="SM clock, MHz (blue)\npower x 2, W (red)")
-    fig.suptitle("Clock and power in each timed window (shaded)", fontsize=10, y=1.03)
+        ax.plot(w.time - a, w.sm_mhz, color="#4c72b0", lw=1.4, label="SM clock (MHz)")
+        ax.plot(w.time - a, w.power_w * 2, color="#c44e52", lw=1.4, label="power x 2 (W)")  # 700 W -> 1400
+        ax.set_title(label, fontsize=10)
+        ax.set_xlabel("seconds", fontsize=10)
+    for ax in axes[:, 0]:
+        ax.set(ylim=(0, 2100), ylabel="MHz, or W x 2")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_size_inches()[1]))
+    fig.legend(handles, labels, loc="upper center", ncol=2, fontsize=10, frameon=False)
     return fig
 
 
@@ -245,35 +262,43 @@ def denoising_panel(example: dict, condition_names: Sequence[str], *, true_name:
 
 
 def inversion_grid(originals: Sequence[torch.Tensor], recons: Sequence[torch.Tensor], mses: Sequence[torch.Tensor],
-                   condition_names: Sequence[str], true_index: Sequence[int], *, t_end: int):
+                   condition_names: Sequence[str], true_index: Sequence[int], *, t_end: int, per_row: int = 6):
     """Paper Fig. 5 for several images: the original, then its DDIM reconstruction under each condition.
 
     originals[i] (C, H, W), recons[i] (K, C, H, W), mses[i] (K,) in [-1, 1] pixel units. The true condition's
-    title is marked with *, the lowest error is framed.
+    title is marked with *, the lowest error is framed. Each image's K + 1 panels wrap over rows of ``per_row``,
+    so that the class names stay legible at the page's width.
     """
     n, k = len(originals), len(condition_names)
-    fig, axes = plt.subplots(n, k + 1, figsize=(1.25 * (k + 1), 1.45 * n), squeeze=False)
+    cols = min(per_row, k + 1)
+    rows_each = -(-(k + 1) // cols)
+    fig, axes = plt.subplots(n * rows_each, cols, figsize=(1.3 * cols, 1.55 * n * rows_each), squeeze=False)
     to_img = lambda x: ((x.float().clamp(-1, 1) + 1) / 2).permute(1, 2, 0).squeeze(-1).numpy()  # noqa: E731
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_visible(False)
     for i in range(n):
+        panel = lambda j: axes[i * rows_each + j // cols, j % cols]  # noqa: E731  (j = 0: the original)
         gray = dict(cmap="gray", vmin=0, vmax=1) if originals[i].shape[0] == 1 else {}
-        axes[i, 0].imshow(to_img(originals[i]), **gray)
-        axes[i, 0].set_title("original", fontsize=7)
+        first = panel(0)
+        first.set_visible(True)
+        first.imshow(to_img(originals[i]), **gray)
+        first.set_title(f"image {i + 1}: original", fontsize=9, fontweight="bold")
         best = int(torch.argmin(mses[i]))
         for j in range(k):
-            ax = axes[i, j + 1]
+            ax = panel(j + 1)
+            ax.set_visible(True)
             ax.imshow(to_img(recons[i][j]), **gray)
             star = "*" if j == true_index[i] else ""
-            ax.set_title(f"{star}{condition_names[j]}\n{float(mses[i][j]):.3f}", fontsize=6)
+            ax.set_title(f"{star}{condition_names[j]}\n{float(mses[i][j]):.3f}", fontsize=9)
             if j == best:
                 for side in ax.spines.values():
                     side.set_visible(True)
                     side.set_color("tab:orange")
-                    side.set_linewidth(2.5)
-        for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(f"DDIM-inverted to t = {t_end} under the true condition (*), decoded under each condition; "
-                 "number = MSE to the original, frame = lowest", fontsize=8)
+                    side.set_linewidth(3)
+    fig.suptitle(f"DDIM-inverted to t = {t_end} under the true condition (*), decoded under each condition;\n"
+                 "number = MSE to the original, orange frame = lowest", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -343,8 +368,12 @@ def seed_spread(rows: list[dict], panels: Sequence[str]):
     df = pd.DataFrame(rows)
     models = list(dict.fromkeys(df["model"]))
     colours = sns.color_palette(PALETTE, len(models))
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4), sharey=True, squeeze=False)
-    for ax, metric in zip(axes[0], panels):
+    cols = min(2, len(panels))
+    fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(3.7 * cols, 3.0 * -(-len(panels) // cols)),
+                             sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, metric in zip(axes.flat, panels):
         for m, (model, colour) in enumerate(zip(models, colours)):
             sub = df[(df["metric"] == metric) & (df["model"] == model)]
             if sub.empty:
@@ -353,18 +382,19 @@ def seed_spread(rows: list[dict], panels: Sequence[str]):
             ax.errorbar([m], [r["mean"]], yerr=[[r["mean"] - r["lo"]], [r["hi"] - r["mean"]]], fmt="_", ms=18,
                         color=colour, ecolor=colour, elinewidth=1.5, capsize=4, label=model)
             seeds = list(r["per_seed"].values())
-            ax.scatter(np.full(len(seeds), m) + np.linspace(-0.12, 0.12, len(seeds)), seeds, s=16, color=colour,
+            ax.scatter(np.full(len(seeds), m) + np.linspace(-0.12, 0.12, len(seeds)), seeds, s=22, color=colour,
                        edgecolor="black", linewidth=0.4, zorder=3)
         ax.set_xticks([])
-        ax.set_title(metric)
+        ax.set_title(metric, fontsize=11)
         ax.set_ylim(-3, 103)
-    axes[0, 0].set_ylabel("% (dots: training seeds)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("% (dots: seeds)")
     fig.tight_layout()
     legend = {}  # a model may be missing from some panels (no normalised zero-shot score)
-    for ax in axes[0]:
+    for ax in axes.flat:
         legend.update(zip(*reversed(ax.get_legend_handles_labels())))
     fig.legend(list(legend.values()), list(legend), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-               ncol=min(4, len(models)), fontsize=8, frameon=False)
+               ncol=2, fontsize=10, frameon=False)
     return fig
 
 
@@ -426,7 +456,7 @@ def versus_official(results: dict):
     """Chapters 5 and 10: per dataset, accuracy with its 95 % interval (left) and wall-clock milliseconds per image
     on a log axis (right), the official algorithm beside dcanalysis (a ``versus_official`` JSON)."""
     names = [n for n, r in results["datasets"].items() if "official" in r]
-    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (acc_ax, time_ax) = plt.subplots(1, 2, figsize=(8, 3.6))
     width, colors = 0.38, sns.color_palette(PALETTE, 2)
     x = np.arange(len(names))
     for j, (label, key, time_key) in enumerate([("official algorithm", "official_decisions", "official"),
