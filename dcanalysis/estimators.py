@@ -116,4 +116,5 @@ def accuracy_interval(correct: int, total: int, *, level: float = 0.95) -> tuple
     denom = 1 + z**2 / total
     centre = (p + z**2 / (2 * total)) / denom
     half = z * math.sqrt(p * (1 - p) / total + z**2 / (4 * total**2)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # the interval holds p itself: at 0 % or 100 % rounding could otherwise leave p a hair outside it
+    return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))

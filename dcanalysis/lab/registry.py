@@ -42,18 +42,28 @@ def load_lab_diffusion(name: str, *, device="cpu", dtype=torch.float32, root: Pa
     """A trained class-conditional UNet behind the adapter protocol; conditions are class indices."""
     if name not in DIFFUSION_NAMES:
         raise ValueError(f"{name!r} is not a lab diffusion model; choose one of {list(DIFFUSION_NAMES)}.")
-    return PixelAdapter.from_pretrained(model_dir(name, root), image_size=28, device=device, dtype=dtype)
+    return diffusion_from_folder(model_dir(name, root), device=device, dtype=dtype)
+
+
+def diffusion_from_folder(folder: Path, *, device="cpu", dtype=torch.float32) -> PixelAdapter:
+    """A lab UNet from any folder ``lab.train`` wrote (28 px images padded to the UNet's 32)."""
+    return PixelAdapter.from_pretrained(folder, image_size=28, device=device, dtype=dtype)
 
 
 def load_lab_classifier(name: str, *, device="cpu", root: Path | None = None) -> torch.nn.Module:
     """A trained discriminative baseline (input (B, 1, 32, 32) in [-1, 1], output logits (B, 10))."""
-    from safetensors.torch import load_file
-
     if name not in CLASSIFIER_NAMES:
         raise ValueError(f"{name!r} is not a lab classifier; choose one of {list(CLASSIFIER_NAMES)}.")
-    folder = model_dir(name, root)
-    model = build_classifier(model_card(name, root)["config"]["model"])
-    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(folder / "model.safetensors")).items()}
+    return classifier_from_folder(model_dir(name, root), device=device)
+
+
+def classifier_from_folder(folder: Path, *, device="cpu") -> torch.nn.Module:
+    """A discriminative baseline from any folder ``lab.train`` wrote (its model card names the architecture)."""
+    from safetensors.torch import load_file
+
+    card = json.loads((Path(folder) / "model_card.json").read_text())
+    model = build_classifier(card["config"]["model"])
+    state = {k: v.float() if v.is_floating_point() else v for k, v in load_file(str(Path(folder) / "model.safetensors")).items()}
     model.load_state_dict(state)
     return model.to(device).eval()
 

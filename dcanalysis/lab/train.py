@@ -52,6 +52,7 @@ class TrainConfig:
     time_limit_s: float = 0.0  # 0: no limit; else stop (and save) after this many seconds
     ckpt_every: int = 1000
     snapshot_steps: tuple[int, ...] = ()  # also export the (EMA) model at these steps, for accuracy vs training
+    train_fraction: float = 1.0  # train on this class-balanced share of the training split (labelled_subset)
 
     @property
     def is_diffusion(self) -> bool:
@@ -63,7 +64,26 @@ class TrainConfig:
 
     def digest(self) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in ("time_limit_s", "steps", "snapshot_steps")}
+        if d["train_fraction"] == 1.0:  # left out: models trained before the field existed keep their digest
+            del d["train_fraction"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def labelled_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Indices of a class-balanced ``fraction`` of a training split (LongTensor, sorted): the same share of every
+    class (at least one image each), drawn with its own stream of ``seed``, so that a 1 % model's images are a
+    subset of nothing in particular but are reproducible. ``fraction`` 1: every index."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}.")
+    if fraction == 1:
+        return torch.arange(len(labels))
+    gen = derive_generator(seed, 7)
+    picked = []
+    for c in torch.unique(labels).tolist():
+        idx = (labels == c).nonzero().flatten().cpu()
+        n = max(1, round(fraction * len(idx)))
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+    return torch.cat(picked).sort().values
 
 
 def build_model(cfg: TrainConfig):
@@ -174,8 +194,9 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     ds = load_lab_dataset(cfg.dataset)
-    images = pad_to(to_model_input(ds.train_images), 32).to(dev)  # (60000, 1, 32, 32)
-    labels = torch.from_numpy(ds.train_labels).to(dev)
+    keep = labelled_subset(torch.from_numpy(ds.train_labels), cfg.train_fraction, cfg.seed)
+    images = pad_to(to_model_input(ds.train_images[keep.numpy()]), 32).to(dev)  # (N, 1, 32, 32), N = 60,000 at 1
+    labels = torch.from_numpy(ds.train_labels[keep.numpy()]).to(dev)
     model = build_model(cfg).to(dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.is_diffusion else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0 if cfg.is_diffusion else 0.05)
@@ -215,7 +236,9 @@ def export(cfg: TrainConfig, model, out: Path, *, step: int, losses: list, wall_
                   str(out / "model.safetensors"))
     card = {
         "name": out.name, "config": asdict(cfg), "config_digest": cfg.digest(), "kind": "diffusion" if cfg.is_diffusion else "classifier",
-        "data": f"{cfg.dataset} official train split (60,000 images); test split untouched",
+        "data": (f"{cfg.dataset} official train split (60,000 images); test split untouched" if cfg.train_fraction == 1
+                 else f"{cfg.dataset}: a class-balanced {100 * cfg.train_fraction:g} % of the official train split "
+                      "(lab.train.labelled_subset); test split untouched"),
         "augmentation": "random horizontal flip" if cfg.use_flip else "none",
         "steps": step, "samples_seen": step * cfg.batch_size,
         "final_loss": float(sum(losses[-200:]) / max(1, len(losses[-200:]))),
@@ -240,12 +263,14 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit", type=float, default=0.0, help="seconds; stop and save when reached")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--train-fraction", type=float, default=1.0,
+                   help="train on this class-balanced share of the training split (0.01: 1 %%, 600 images)")
     p.add_argument("--snapshots", type=int, nargs="*", default=[],
                    help="steps at which to also export the model to OUT/snapshots/step_NNNNNN (see training_curve)")
     a = p.parse_args(argv)
     lr = a.lr if a.lr is not None else (2e-4 if a.model in DIFFUSION_MODELS else 1e-3)
     cfg = TrainConfig(model=a.model, dataset=a.dataset, steps=a.steps, batch_size=a.batch_size, lr=lr, seed=a.seed,
-                      time_limit_s=a.time_limit, snapshot_steps=tuple(a.snapshots))
+                      time_limit_s=a.time_limit, snapshot_steps=tuple(a.snapshots), train_fraction=a.train_fraction)
     print(json.dumps(train(cfg, a.out, device=a.device), indent=1))
 
 

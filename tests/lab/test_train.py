@@ -47,3 +47,26 @@ def test_a_planted_pickle_in_the_training_state_is_refused_unrun(tmp_path):
     with pytest.raises(ValueError, match="refused unread"):
         train(TrainConfig(model="unet-small", dataset="mnist", steps=2, batch_size=4), out, device="cpu")
     assert not marker.exists()
+
+
+def test_a_labelled_subset_is_class_balanced_reproducible_and_its_own_configuration(tmp_path):
+    import torch
+
+    from dcanalysis.lab.train import labelled_subset
+    from dcanalysis.paths import MODELS_DIR
+
+    labels = torch.arange(10).repeat_interleave(100)
+    idx = labelled_subset(labels, 0.05, seed=0)
+    assert torch.bincount(labels[idx]).tolist() == [5] * 10
+    assert torch.equal(idx, labelled_subset(labels, 0.05, seed=0)) and not torch.equal(idx, labelled_subset(labels, 0.05, seed=1))
+    assert labelled_subset(labels, 0.0001, seed=0).numel() == 10  # at least one image of every class
+    assert torch.equal(labelled_subset(labels, 1.0, seed=0), torch.arange(1000))
+    with pytest.raises(ValueError, match="train_fraction"):
+        labelled_subset(labels, 0.0, seed=0)
+    # a fraction is another configuration; the shipped models' digests (made before the field) are unchanged
+    assert TrainConfig(model="cnn", dataset="mnist", train_fraction=0.1).digest() != TrainConfig(model="cnn", dataset="mnist").digest()
+    card = json.loads((MODELS_DIR / "mnist_unet" / "model_card.json").read_text())
+    assert TrainConfig(**{**card["config"], "snapshot_steps": tuple(card["config"].get("snapshot_steps", ()))}).digest() == card["config_digest"]
+    small = train(TrainConfig(model="cnn", dataset="mnist", steps=2, batch_size=4, train_fraction=0.001),
+                  tmp_path / "run", device="cpu")
+    assert "0.1 % of the official train split" in small["data"]

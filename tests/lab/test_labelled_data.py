@@ -1,0 +1,26 @@
+import json
+
+from dcanalysis import SequentialTest
+from dcanalysis.lab import labelled_data
+from dcanalysis.lab.train import TrainConfig, train
+from dcanalysis.paths import MODELS_DIR
+
+
+def test_a_fraction_is_evaluated_beside_the_shipped_models_and_missing_ones_are_named(tmp_path):
+    """A 0.1 % CNN trained here, the shipped 100 % models, three test images: every model gets an accuracy with
+    its interval on every set; the fraction's missing UNet and other baselines are listed, not skipped silently."""
+    train(TrainConfig(model="cnn", dataset="mnist", steps=2, batch_size=4, train_fraction=0.001),
+          labelled_data.model_folder(tmp_path, "mnist", "cnn", 0.001), device="cpu")
+    tiny = SequentialTest(step=2, min_trials=2, max_trials=4)  # a CPU's budget; the GPU run uses POLICY
+    out = labelled_data.evaluate("mnist", tmp_path, n_images=3, device="cpu", batch=512, fractions=(0.001, 1.0),
+                                 policy=tiny, set_names=("test", "gaussian_noise_s3", "sklearn_digits"))
+    small, full = out["fractions"]["0.001"], out["fractions"]["1"]
+    assert "cnn" in small and "Diffusion Classifier" not in small
+    assert any(m.endswith("mnist_unet_0.1pct") for m in small["missing"]) and len(small["missing"]) == 3
+    assert full["missing"] == [] and full["Diffusion Classifier"]["steps"] == json.loads(
+        (MODELS_DIR / "mnist_unet" / "model_card.json").read_text())["steps"]
+    for entry in (small["cnn"], full["Diffusion Classifier"], full["vit"]):
+        assert set(entry["sets"]) == {"test", "gaussian_noise_s3", "sklearn_digits"}
+        for r in entry["sets"].values():
+            assert r["n"] == 3 and 0 <= r["accuracy"] <= 1 and r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
+    assert 20 <= full["Diffusion Classifier"]["sets"]["test"]["evaluations_per_image"] <= 40
