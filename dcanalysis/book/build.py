@@ -42,6 +42,7 @@ PROFILES = {
 # Per-chapter overrides of the full profile (quick uses each notebook's own defaults).
 FULL_OVERRIDES = {
     "00_primer": {"n_images": 100, "n_trials": 100},
+    "04_timestep_strategies": {"device": "cpu"},
     "05_adaptive": {"device": "cpu"},
     "08b_training_seeds": {"device": "cpu"},
     "09_robustness": {"device": "cpu"},
@@ -57,7 +58,7 @@ FULL_OVERRIDES = {
 
 # Chapters whose full profile runs no network: they replay committed error tables and read committed GPU results,
 # so their committed full pages are executed on a CPU machine (their provenance note says so)
-FULL_ON_CPU = ("05_adaptive", "08b_training_seeds", "09_robustness", "10_speed")
+FULL_ON_CPU = ("04_timestep_strategies", "05_adaptive", "08b_training_seeds", "09_robustness", "10_speed")
 
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
 
