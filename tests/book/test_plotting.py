@@ -84,7 +84,8 @@ def test_kernel_time_and_clock_trace_draw_every_variant_and_window():
     log = pd.DataFrame({"time": [0.0, 1.0, 2.0, 3.0], "sm_mhz": [1980, 1500, 1400, 1980], "power_w": [100, 700, 700, 100]})
     fig = plotting.clock_trace(log, [{"model": "m", "variant": "v", "timed_from": 1.0, "timed_to": 2.0}],
                                {"burst": [0.0, 0.01], "sustained": [0.5, 2.5]})
-    assert [a.get_title() for a in fig.axes] == ["matmul, sustained", "m\nv"]  # the millisecond burst has no panel
+    # the millisecond burst has no panel; panels wrap three to a row, the unused ones hidden
+    assert [a.get_title() for a in fig.axes if a.get_visible()] == ["matmul, sustained", "m, v"]
 
 
 def test_calibration_figures_draw_each_posterior():
@@ -99,3 +100,25 @@ def test_calibration_figures_draw_each_posterior():
     assert len(fig.axes) == 2 and len(fig.axes[0].patches) == len(C.reliability(p, y, n_bins=5))
     fig = plotting.risk_coverage({"a": C.risk_coverage(p, y)})
     assert fig.axes[0].lines[0].get_ydata().tolist() == (100 * C.risk_coverage(p, y)[1]).tolist()
+
+
+def test_the_new_figures_draw_what_they_are_given():
+    import json
+
+    import torch
+
+    from dcanalysis.paths import RESULTS_DIR
+
+    versus = json.loads((RESULTS_DIR / "speed" / "versus_official_h200_b.json").read_text())
+    fig = plotting.versus_official(versus)
+    acc_ax, time_ax = fig.axes
+    assert len(acc_ax.patches) == 4 and time_ax.get_yscale() == "log"  # two datasets x two implementations
+    assert fig.get_size_inches()[0] <= 8  # legible at the page's width
+    rows = [{"model": m, "set": s, "accuracy": 0.5, "ci_lo": 0.4, "ci_hi": 0.6}
+            for m in ("Diffusion Classifier", "CNN") for s in ("test", "gaussian_blur_s3")]
+    ax = plotting.accuracy_bars(rows, ["test", "gaussian_blur_s3"]).axes[0]
+    assert [round(p.get_height()) for p in ax.patches] == [50] * 4 and ax.get_ylabel() == "accuracy (%)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["test", "gaussian\nblur\n(severity 3)"]
+    t = torch.arange(10)
+    fig = plotting.forward_process([torch.zeros(1, 4, 4)] * 3, [0, 5, 9], 1 - t / 10, t / 10)
+    assert [a.get_title() for a in fig.axes[:3]] == ["t = 0", "t = 5", "t = 9"] and len(fig.axes) == 4
