@@ -168,7 +168,7 @@ def padded_size(n: int, batch_size: int, sizes: int = 1) -> int:
     of them, none below 1) that holds n."""
     size = batch_size
     for _ in range(sizes - 1):
-        if size // 2 < n or size // 2 < 1:
+        if size // 2 < n:  # n >= 1, so this also stops before 0
             break
         size //= 2
     return size

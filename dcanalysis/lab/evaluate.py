@@ -40,6 +40,12 @@ def shifted_sets(dataset: str, n: int, severity: int = 3, seed: int = 0) -> dict
     return sets
 
 
+def accuracy_entry(pred: np.ndarray, labels: np.ndarray) -> dict:
+    """{n, accuracy, ci95 (Wilson)} of predictions (N,) against labels (N,)."""
+    k, n = int((pred == labels).sum()), len(labels)
+    return {"n": n, "accuracy": k / n, "ci95": list(accuracy_interval(k, n))}
+
+
 @torch.no_grad()
 def baseline_predictions(model: torch.nn.Module, images: np.ndarray, *, device, batch_size: int = 1000) -> np.ndarray:
     """Predicted labels (N,) of a discriminative model on uint8 images (N, 28, 28)."""
@@ -137,8 +143,7 @@ def main(argv=None):
         for name, (sx, sy) in sets.items():
             n = summary["diffusion"].get(name, {}).get("n", len(sx))
             pred = baseline_predictions(model, sx[:n], device=a.device)
-            correct = int((pred == sy[:n]).sum())
-            res[name] = {"n": n, "accuracy": correct / n, "ci95": list(accuracy_interval(correct, n))}
+            res[name] = accuracy_entry(pred, sy[:n])
         summary["baselines"][cname] = res
         n_in, n_out = far.get("Diffusion Classifier", {}).get("n_in", len(x)), far.get("Diffusion Classifier", {}).get("n_out", len(ox))
         far[cname] = {"auroc": auroc(baseline_ood_scores(model, x[:n_in], device=a.device),

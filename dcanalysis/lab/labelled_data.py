@@ -22,14 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
-from ..estimators import accuracy_interval
 from ..paths import MODELS_DIR
 from ..sequential import SequentialTest
+from ..speed.versus_official import classify_all
 from .data import load_lab_dataset, to_model_input
-from .evaluate import baseline_predictions, shifted_sets
+from .evaluate import accuracy_entry, baseline_predictions, shifted_sets
 from .registry import classifier_from_folder, diffusion_from_folder
 
 FRACTIONS = (0.01, 0.1, 1.0)
@@ -44,30 +43,24 @@ def model_folder(models: Path, dataset: str, model: str, fraction: float) -> Pat
     return Path(models) / f"{dataset}_{model}_{100 * fraction:g}pct"
 
 
-def accuracy_entry(pred: np.ndarray, labels: np.ndarray) -> dict:
-    k, n = int((pred == labels).sum()), len(labels)
-    return {"n": n, "accuracy": k / n, "ci95": list(accuracy_interval(k, n))}
-
-
-def diffusion_predictions(folder: Path, images: np.ndarray, *, device, batch: int, per_call: int, seed: int,
-                          compile_model: bool, policy: SequentialTest = POLICY) -> tuple[np.ndarray, float]:
-    """Predictions (N,) of the Diffusion Classifier of ``folder`` on uint8 images (N, 28, 28), and evaluations per
-    image."""
+def diffusion_classifier(folder: Path, *, device, batch: int, seed: int, compile_model: bool,
+                         policy: SequentialTest = POLICY) -> DiffusionClassifier:
+    """The Diffusion Classifier of the UNet in ``folder``, loaded (and compiled) once for every set it scores."""
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     adapter = diffusion_from_folder(folder, device=device, dtype=dtype)
     if compile_model:
         from ..speed.engine import compile_adapter
 
         compile_adapter(adapter)
-    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=batch, seed=seed,
-                                                        static_shapes=compile_model, padded_sizes=3))
-    x = to_model_input(images)
-    preds, evals = [], []
-    for lo in tqdm(range(0, len(x), per_call), desc=folder.name, mininterval=5):
-        rs = clf.classify_batch(list(x[lo:lo + per_call]), list(range(10)), image_indices=range(lo, lo + len(x[lo:lo + per_call])))
-        preds += [r.prediction_index for r in rs]
-        evals += [r.n_evaluations for r in rs]
-    return np.array(preds), float(np.mean(evals))
+    return DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=batch, seed=seed,
+                                                         static_shapes=compile_model, padded_sizes=3))
+
+
+def diffusion_predictions(clf: DiffusionClassifier, images: np.ndarray, *, per_call: int,
+                          desc: str) -> tuple[np.ndarray, float]:
+    """Predictions (N,) of ``clf`` on uint8 images (N, 28, 28), and its evaluations per image."""
+    results, _ = classify_all(clf, to_model_input(images), first_index=0, per_call=per_call, desc=desc)
+    return np.array([r.prediction_index for r in results]), float(np.mean([r.n_evaluations for r in results]))
 
 
 def evaluate(dataset: str, models: Path, *, n_images: int, device, batch: int = 8192, per_call: int = 1000,
@@ -87,9 +80,10 @@ def evaluate(dataset: str, models: Path, *, n_images: int, device, batch: int = 
         if (folder / "model_card.json").is_file():
             card = json.loads((folder / "model_card.json").read_text())
             entry = {"steps": card["steps"], "data": card["data"], "sets": {}}
+            clf = diffusion_classifier(folder, device=device, batch=batch, seed=seed, compile_model=compile_model,
+                                       policy=policy)
             for name, (x, y) in sets.items():
-                pred, evals = diffusion_predictions(folder, x, device=device, batch=batch, per_call=per_call,
-                                                    seed=seed, compile_model=compile_model, policy=policy)
+                pred, evals = diffusion_predictions(clf, x, per_call=per_call, desc=f"{folder.name} {name}")
                 entry["sets"][name] = {**accuracy_entry(pred, y), "evaluations_per_image": evals}
             res["Diffusion Classifier"] = entry
         else:

@@ -36,10 +36,10 @@ from ..estimators import accuracy_interval
 from ..evaluation.analysis import ErrorTables, replay
 from ..lab.data import load_lab_dataset, to_model_input
 from ..lab.registry import load_lab_diffusion
+from ..noise import NoisePlan, make_noise_plan
 from ..schedules import Schedule
 from ..sequential import SequentialTest
 from .engine import compile_adapter
-from ..noise import NoisePlan, make_noise_plan
 from .peer import official_grid, peer_classify, stage_timesteps
 from .timing import sync
 
