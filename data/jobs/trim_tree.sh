@@ -4,16 +4,18 @@
 #   bash data/jobs/trim_tree.sh hide A   # then: run book_full.sh ... 01 02 03 04 05 09 10
 #   bash data/jobs/trim_tree.sh restore  # before committing anything
 # A: chapters 01-05, 09, 10 · B: 06, 08, 08b · C: 07. Carry .whl .whl_book data/lab/{mnist,fashion_mnist}-test.npz.
+# D: labelled_data_h200.sh (every MNIST and Fashion-MNIST model, no results). Carry .whl data/lab_share.
 set -eu
 cd "$(dirname "$0")/../.."
 AWAY=${TRIM_AWAY:-/tmp/dcanalysis-trimmed}
 common="data/models/mnist_vit data/models/fashion_mnist_vit data/models/mnist_resnet data/models/fashion_mnist_resnet book/executed data/results/logs"
-case ${1:?hide A|B|C or restore} in
+case ${1:?hide A|B|C|D or restore} in
   hide)
-    case ${2:?A, B or C} in
+    case ${2:?A, B, C or D} in
       A) list="$common data/models/scenes_unet data/models/scenes_clip data/models/scenes_clip_pooled data/models/scenes_text data/results/lab/scenes data/results/lab/scenes_replicates";;
       B) list="$common data/models/fashion_mnist_unet data/models/mnist_unet $(ls -d data/results/lab/* | grep -v '/scenes')";;
       C) list="$common data/models/scenes_clip data/models/scenes_clip_pooled data/results/lab data/results/probes";;
+      D) list="book/executed data/results/logs data/results/lab data/results/probes $(ls -d data/models/scenes_*)";;
     esac
     for p in $list; do mkdir -p "$AWAY/$(dirname "$p")"; mv "$p" "$AWAY/$p"; done;;
   restore)

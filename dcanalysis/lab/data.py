@@ -73,6 +73,9 @@ class LabDataset:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
+    # a cache written by ``save_labelled_share`` holds only the training images of one class-balanced share (the
+    # rest zeroed): training from it is right for that share (and the shares nested in it) and wrong for any other
+    labelled_share: tuple[float, int] | None = None  # (fraction, seed) of lab.train.labelled_subset, None: all
 
 
 def parse_idx(raw: bytes) -> np.ndarray:
@@ -151,6 +154,18 @@ def _save_npz(ds: LabDataset, path: Path) -> None:
         tmp.replace(target)  # atomic: a killed conversion never leaves a half-written cache
 
 
+def save_labelled_share(ds: LabDataset, keep: np.ndarray, path: Path, *, fraction: float, seed: int) -> None:
+    """Write ``ds`` as a cache whose training images outside ``keep`` (indices, the share
+    ``lab.train.labelled_subset(labels, fraction, seed)`` picks) are zeroed: a tenth of the size for a 10 % share,
+    small enough to send to the GPU machine, with every label kept so the same share is drawn there."""
+    images = np.zeros_like(ds.train_images)
+    images[keep] = ds.train_images[keep]
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, train_images=images, train_labels=ds.train_labels, test_images=ds.test_images,
+                        test_labels=ds.test_labels, labelled_fraction=fraction, labelled_seed=seed)
+    tmp.replace(path)
+
+
 def _test_path(path: Path) -> Path:
     return path.with_name(path.stem + "-test.npz")
 
@@ -168,7 +183,9 @@ def load_lab_dataset(name: str, *, cache_dir: Path | None = None, fetch: bool = 
         cache = _test_path(cache)
     if cache.is_file():
         with np.load(cache) as z:
-            return LabDataset(name, CLASSES[name], z["train_images"], z["train_labels"], z["test_images"], z["test_labels"])
+            share = (float(z["labelled_fraction"]), int(z["labelled_seed"])) if "labelled_fraction" in z else None
+            return LabDataset(name, CLASSES[name], z["train_images"], z["train_labels"], z["test_images"],
+                              z["test_labels"], share)
     if not fetch:
         raise DatasetUnavailableError(f"{cache} is missing; run `python -m dcanalysis.lab.data` to fetch it.")
     errors = []
@@ -203,14 +220,38 @@ def sklearn_digits_28() -> tuple[np.ndarray, np.ndarray]:
     return out, d.target.astype(np.int64)
 
 
-if __name__ == "__main__":
-    for n in SHA256:
-        ds = load_lab_dataset(n)
-        print(f"{n}: train {ds.train_images.shape}, test {ds.test_images.shape} -> {LAB_DATA_DIR / (n + '.npz')}")
-
-
 def to_model_input(images: np.ndarray) -> "torch.Tensor":
     """uint8 (N, 28, 28) -> float (N, 1, 28, 28) in [-1, 1], the input of every lab model before padding."""
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(images)).float().div(127.5).sub(1.0).unsqueeze(1)
+
+
+def main(argv=None):
+    import argparse
+
+    p = argparse.ArgumentParser(description="Fetch and cache the lab datasets (or write a labelled share's cache).")
+    p.add_argument("--share", type=float, default=None,
+                   help="write caches holding only this class-balanced share of each training split (lab.train."
+                        "labelled_subset; the shares it nests, e.g. 1 %% in 10 %%, train from it too) into --out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=None)
+    a = p.parse_args(argv)
+    if a.share is not None and a.out is None:
+        p.error("--share needs --out (a folder other than data/lab: the full caches stay where they are)")
+    for n in SHA256:
+        ds = load_lab_dataset(n)
+        print(f"{n}: train {ds.train_images.shape}, test {ds.test_images.shape} -> {LAB_DATA_DIR / (n + '.npz')}")
+        if a.share is not None:
+            import torch
+
+            from .train import labelled_subset
+
+            keep = labelled_subset(torch.from_numpy(ds.train_labels), a.share, a.seed).numpy()
+            a.out.mkdir(parents=True, exist_ok=True)
+            save_labelled_share(ds, keep, a.out / f"{n}.npz", fraction=a.share, seed=a.seed)
+            print(f"  {len(keep)} training images of a {100 * a.share:g} % share -> {a.out / (n + '.npz')}")
+
+
+if __name__ == "__main__":
+    main()

@@ -194,6 +194,11 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
     out.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
     ds = load_lab_dataset(cfg.dataset)
+    if ds.labelled_share is not None and not (cfg.train_fraction <= ds.labelled_share[0]
+                                              and cfg.seed == ds.labelled_share[1]):
+        raise ValueError(f"the {cfg.dataset} cache holds only the training images of a {100 * ds.labelled_share[0]:g} % "
+                         f"share (seed {ds.labelled_share[1]}), not of --train-fraction {cfg.train_fraction:g} with "
+                         f"--seed {cfg.seed}; put the full cache back (python -m dcanalysis.lab.data).")
     keep = labelled_subset(torch.from_numpy(ds.train_labels), cfg.train_fraction, cfg.seed)
     images = pad_to(to_model_input(ds.train_images[keep.numpy()]), 32).to(dev)  # (N, 1, 32, 32), N = 60,000 at 1
     labels = torch.from_numpy(ds.train_labels[keep.numpy()]).to(dev)

@@ -24,3 +24,14 @@ def test_a_fraction_is_evaluated_beside_the_shipped_models_and_missing_ones_are_
         for r in entry["sets"].values():
             assert r["n"] == 3 and 0 <= r["accuracy"] <= 1 and r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
     assert 20 <= full["Diffusion Classifier"]["sets"]["test"]["evaluations_per_image"] <= 40
+
+
+def test_a_rerun_adds_to_a_result_of_the_same_settings_and_refuses_one_of_other_settings():
+    settings = {"n_images": 500, "seed": 0, "policy": "p", "device": "cpu"}
+    fresh = labelled_data.merge_into(None, settings)
+    assert fresh == {**settings, "datasets": {}}
+    earlier = {**settings, "datasets": {"mnist": {"fractions": {"1": {}}}}}
+    assert labelled_data.merge_into(earlier, settings) is earlier
+    import pytest
+    with pytest.raises(ValueError, match=r"n_images 1000 \(now 500\)"):
+        labelled_data.merge_into({**earlier, "n_images": 1000}, settings)

@@ -70,3 +70,31 @@ def test_a_labelled_subset_is_class_balanced_reproducible_and_its_own_configurat
     small = train(TrainConfig(model="cnn", dataset="mnist", steps=2, batch_size=4, train_fraction=0.001),
                   tmp_path / "run", device="cpu")
     assert "0.1 % of the official train split" in small["data"]
+
+
+def test_a_share_cache_trains_its_share_and_the_shares_nested_in_it_and_refuses_any_other(tmp_path, monkeypatch):
+    """``lab.data.save_labelled_share``: the 1 % share is drawn inside the 10 % one (same stream, same order), so a
+    10 % cache trains both exactly as the full cache would; a larger share or another seed is refused."""
+    import numpy as np
+    import torch
+
+    from dcanalysis.lab import data, train as train_module
+    from dcanalysis.lab.train import labelled_subset
+
+    labels = torch.arange(10).repeat_interleave(300)
+    assert set(labelled_subset(labels, 0.01, 0).tolist()) <= set(labelled_subset(labels, 0.1, 0).tolist())
+    full = data.load_lab_dataset("mnist")
+    keep = labelled_subset(torch.from_numpy(full.train_labels), 0.1, 0).numpy()
+    data.save_labelled_share(full, keep, tmp_path / "mnist.npz", fraction=0.1, seed=0)
+    share = data.load_lab_dataset("mnist", cache_dir=tmp_path)
+    assert share.labelled_share == (0.1, 0) and full.labelled_share is None
+    small = labelled_subset(torch.from_numpy(share.train_labels), 0.01, 0).numpy()
+    assert np.array_equal(share.train_images[small], full.train_images[small])
+    assert not share.train_images[np.setdiff1d(np.arange(len(full.train_labels)), keep)].any()
+    monkeypatch.setattr(train_module, "load_lab_dataset", lambda name: share)
+    for fraction, seed in ((0.5, 0), (0.01, 1)):
+        with pytest.raises(ValueError, match="holds only the training images of a 10 % share"):
+            train(TrainConfig(model="cnn", dataset="mnist", steps=1, batch_size=2, train_fraction=fraction, seed=seed),
+                  tmp_path / f"run_{fraction}_{seed}", device="cpu")
+    train(TrainConfig(model="cnn", dataset="mnist", steps=1, batch_size=2, train_fraction=0.01), tmp_path / "ok",
+          device="cpu")
