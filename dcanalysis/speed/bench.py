@@ -99,6 +99,7 @@ VARIANTS = {
     "compiled, 1x1 as conv": dict(compile=True, conv_1x1_as_mm=False),
     "compiled, unfused qkv": dict(compile=True, fuse_qkv=False),
     "compiled, shared prefix": dict(compile=True, share_prefix=True),
+    "compiled, repeated blocks": dict(compile=True, regional=True),  # regional compilation: shorter first call
     # options beyond the default engine, each tried alone
     "compiled, frozen": dict(compile=True, freezing=True),
     "compiled, tuned pointwise": dict(compile=True, tune_pointwise=True),
@@ -115,8 +116,8 @@ def run_variant(model, variant: str):
     if not opts.pop("compile"):
         set_fused_qkv(model, opts["fuse_qkv"])
         return model
-    if opts.get("fp8_linear"):
-        model = copy.deepcopy(model)  # the conversion is in place and for good; later variants need the original
+    if opts.get("fp8_linear") or opts.get("regional"):
+        model = copy.deepcopy(model)  # both change the model in place; later variants need the original
     fn = optimise(model, **opts)
     return with_shared_prefix(model, fn) if share else fn
 
@@ -170,6 +171,8 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
     ``profile``: add each variant's time per kernel group (``gpu_profile.breakdown``) to its row.
     ``seconds``: time each variant for at least this long (see ``time_calls``).
     """
+    from torch._dynamo.utils import counters
+
     from . import gpu_profile
 
     unknown = set(variants) - set(VARIANTS)
@@ -191,6 +194,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
                 continue
             if compiled:
                 torch._dynamo.reset()  # no compiled graph is reused across variants, backends or flags
+                counters.clear()
             m = run_variant(model, variant)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
@@ -207,11 +211,13 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
                    "evals_per_s": evals, "tflops": tflops, "ratio_to_matmul": tflops / ref_tflops,
                    "first_call_s": first_call, "rel_err_vs_eager": rel_err, "timed_from": started, "timed_to": time.time(),
                    "attention": attention or "default",
+                   "graphs_compiled": counters["stats"]["unique_graphs"] if compiled else 0,
                    "cudnn_benchmark": torch.backends.cudnn.benchmark,
                    "peak_mem_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None}
             print(f"{name:14s} {variant:15s} batch {batch:4d} attention {attention or 'default':9s}"
                   f" cudnn.benchmark {int(torch.backends.cudnn.benchmark)}: {evals:8.1f} evals/s {tflops:7.1f} TFLOP/s "
-                  f"({100 * tflops / ref_tflops:5.1f}% of matmul), first call {first_call:.1f} s, "
+                  f"({100 * tflops / ref_tflops:5.1f}% of matmul), first call {first_call:.1f} s "
+                  f"({row['graphs_compiled']} graphs), "
                   f"|out - eager| / |eager| {rel_err:.1e}")
             if profile and variant != "compiled+graphs":  # the profiler sees one graph launch, not its kernels
                 row.update(gpu_profile.breakdown(lambda m=m: m(**inputs), device=device, ref_tflops=ref_tflops,
@@ -477,9 +483,9 @@ def main(argv=None):
                         "--attention, with its kernel time per group and its longest kernels")
     p.add_argument("--attention", nargs="+", default=["default"],
                    help="SDPA backends the probe compares (default: PyTorch's own choice)")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS),
-                   default=[v for v, opts in VARIANTS.items() if not opts.get("share_prefix")],
-                   help="what the probe runs, each profiled (the shared prefix only pays with --runs above 1)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=None,
+                   help="what the probe runs, each profiled (default: all but the shared prefix, which only pays "
+                        "with --runs above 1), or the sweep at each batch (default: eager, compiled, compiled+graphs)")
     p.add_argument("--families", nargs="*", default=None,
                    help="only full-size random-weight denoisers of today's families (speed.families.FAMILIES; no "
                         "names: all) at --family-batch, eager and compiled, with parameter counts and peak memory")
@@ -544,7 +550,9 @@ def main(argv=None):
         unet = sd2_base_unet(tiny)
         for attention in [None if b == "default" else b for b in a.attention]:
             results["models"] += bench("sd2-unet-512", unet, unet_inputs(unet, 64, a.runs), batch=a.batch,
-                                       variants=a.variants, attention=attention, profile=True)
+                                       variants=a.variants or [v for v, o in VARIANTS.items()
+                                                               if not o.get("share_prefix")],
+                                       attention=attention, profile=True)
             save()
         return results
     if a.families is not None:
@@ -575,7 +583,7 @@ def main(argv=None):
         for b in a.batches:  # a fresh model per batch: each compiled graph is specialised to its batch anyway
             unet = sd2_base_unet(tiny)
             results["models"] += bench("sd2-unet-512", unet, unet_inputs(unet, 64), batch=b,
-                                       variants=("eager", "compiled", "compiled+graphs"))
+                                       variants=a.variants or ("eager", "compiled", "compiled+graphs"))
             del unet
             if device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -42,6 +42,28 @@ def test_optimise_with_fp8_converts_the_fused_projections_before_compiling(monke
     assert isinstance(unet.time_embedding.linear_1, torch.nn.Linear)
 
 
+def test_regional_compilation_compiles_each_repeated_block_in_place_and_can_be_undone(monkeypatch):
+    from dcanalysis.speed.bench import sd2_base_unet
+
+    seen = []  # nn.Module.compile calls torch.compile on its call; the stand-in returns that call unchanged
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.append(kw) or fn)
+    unet = sd2_base_unet(tiny=True).eval()
+    inputs = dict(sample=torch.randn(2, 4, 8, 8), timestep=torch.tensor([3, 700]),
+                  encoder_hidden_states=torch.randn(2, 77, 32))
+    with torch.no_grad():
+        before = unet(**inputs).sample
+        blocks = engine.repeated_blocks(unet)
+        assert blocks and {type(b).__name__ for b in blocks} == {"BasicTransformerBlock"}
+        assert engine.optimise(unet, regional=True) is unet  # in place: the UNet itself, its blocks compiled
+        assert len(seen) == len(blocks) and all(kw["dynamic"] is False for kw in seen)
+        assert all(b._compiled_call_impl is not None for b in blocks)
+        torch.testing.assert_close(unet(**inputs).sample, before)
+    engine.uncompile_regions(unet)
+    assert all(b._compiled_call_impl is None for b in blocks)
+    with pytest.raises(ValueError, match="names no repeated blocks.*regional=False"):
+        engine.optimise(torch.nn.Linear(2, 2), regional=True)
+
+
 def test_compile_adapter_replaces_the_network_and_keeps_its_output(monkeypatch):
     from tiny_models import tiny_dit_components
 
