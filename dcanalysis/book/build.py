@@ -47,6 +47,7 @@ FULL_OVERRIDES = {
     "08b_training_seeds": {"device": "cpu"},
     "09_robustness": {"device": "cpu"},
     "10_speed": {"device": "cpu"},
+    "12_labelled_data": {"device": "cpu"},
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
     "02_paired_differences": {"n_timesteps": 200},
     # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
@@ -58,7 +59,8 @@ FULL_OVERRIDES = {
 
 # Chapters whose full profile runs no network: they replay committed error tables and read committed GPU results,
 # so their committed full pages are executed on a CPU machine (their provenance note says so)
-FULL_ON_CPU = ("04_timestep_strategies", "05_adaptive", "08b_training_seeds", "09_robustness", "10_speed")
+FULL_ON_CPU = ("04_timestep_strategies", "05_adaptive", "08b_training_seeds", "09_robustness", "10_speed",
+               "12_labelled_data")
 
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
 
@@ -74,6 +76,7 @@ LAB_ONLY = {
     "08b_training_seeds": "the scene lab's models retrained with other seeds",
     "09_robustness": "the lab's shifted test sets and the discriminative baselines trained on the same split",
     "10_speed": "the benchmark's GPU results (`python -m dcanalysis.speed.bench` measures your GPU)",
+    "12_labelled_data": "the lab's models retrained on shares of its training split (data/jobs/labelled_data_h200.sh)",
     "11_calibration": "the lab's stored per-trial tables and its baselines (`dcanalysis.evaluation.calibration` "
                       "measures any posterior)",
 }

@@ -501,3 +501,31 @@ def forward_process(images: Sequence[torch.Tensor], ts: Sequence[int], alpha: to
     ax.set(xlabel="timestep t", ylabel="scale", xlim=(0, len(alpha) - 1))
     ax.legend(loc="center right", fontsize=10)
     return fig
+
+
+def labelled_data_curves(rows: list[dict], shifted: list[dict]):
+    """Accuracy (%) against labelled training images (log x), one line per model: on the test split with 95 %
+    intervals (left) and averaged over the shifted sets (right); the legend above both panels."""
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    colours = dict(zip(models, sns.color_palette(PALETTE, len(models))))
+    fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.6), sharex=True)
+    for model in models:
+        test = sorted((r for r in rows if r["model"] == model and r["set"] == "test"), key=lambda r: r["labelled"])
+        n = [r["labelled"] for r in test]
+        acc = np.array([100 * r["accuracy"] for r in test])
+        axes[0].errorbar(n, acc, yerr=_yerr(acc, [100 * r["ci_lo"] for r in test], [100 * r["ci_hi"] for r in test]),
+                         marker="o", capsize=3, color=colours[model], label=model)
+        ood = sorted((r for r in shifted if r["model"] == model), key=lambda r: r["labelled"])
+        axes[1].plot([r["labelled"] for r in ood], [100 * r["accuracy"] for r in ood], marker="o",
+                     color=colours[model])
+    ticks = sorted({r["labelled"] for r in rows})
+    for ax, title in zip(axes, ("test split", "shifted sets (mean)")):
+        ax.set(xscale="log", xlabel="labelled training images", title=title)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xticks(ticks, [f"{t:,}" for t in ticks])
+    axes[0].set_ylabel("accuracy (%)")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 0.97),
+               ncol=len(models), fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
+

@@ -104,6 +104,37 @@ def evaluate(dataset: str, models: Path, *, n_images: int, device, batch: int = 
     return out
 
 
+TRAIN_SPLIT_IMAGES = 60_000  # both official training splits
+MODEL_NAMES = {"Diffusion Classifier": "Diffusion Classifier", "cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
+
+
+def result_rows(result: dict, dataset: str) -> list[dict]:
+    """One row per (fraction, model, set) of a ``main`` result: fraction, labelled (about ``fraction`` x 60,000
+    images, class-balanced), model, steps, set, n, accuracy and ci_lo / ci_hi (fractions of 1), evaluations per
+    image (the Diffusion Classifier's; 1 for a baseline's single forward pass). Missing fractions give no rows."""
+    rows = []
+    for key, entry in sorted(result["datasets"].get(dataset, {}).get("fractions", {}).items(), key=lambda kv: float(kv[0])):
+        for model, name in MODEL_NAMES.items():
+            if model not in entry:
+                continue
+            for set_name, r in entry[model]["sets"].items():
+                rows.append({"fraction": float(key), "labelled": round(float(key) * TRAIN_SPLIT_IMAGES),
+                             "model": name, "steps": entry[model]["steps"], "set": set_name, "n": r["n"],
+                             "accuracy": r["accuracy"], "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1],
+                             "evaluations_per_image": r.get("evaluations_per_image", 1.0)})
+    return rows
+
+
+def shifted_mean(rows: list[dict]) -> list[dict]:
+    """Per (fraction, model): the mean accuracy over the shifted sets (every set but ``test``), with how many."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r["set"] != "test":
+            groups.setdefault((r["fraction"], r["labelled"], r["model"]), []).append(r)
+    return [{"fraction": f, "labelled": n, "model": m, "set": "shifted (mean)", "sets": len(g),
+             "accuracy": float(np.mean([r["accuracy"] for r in g]))} for (f, n, m), g in groups.items()]
+
+
 def merge_into(previous: dict | None, settings: dict) -> dict:
     """The result a run writes into: ``previous`` (the same file from an earlier, possibly cut-short run) when it was
     made with the same ``settings``, else a fresh one; a file of other settings is refused, never mixed."""

@@ -122,3 +122,20 @@ def test_the_new_figures_draw_what_they_are_given():
     t = torch.arange(10)
     fig = plotting.forward_process([torch.zeros(1, 4, 4)] * 3, [0, 5, 9], 1 - t / 10, t / 10)
     assert [a.get_title() for a in fig.axes[:3]] == ["t = 0", "t = 5", "t = 9"] and len(fig.axes) == 4
+
+
+def test_labelled_data_curves_draw_every_model_on_both_panels():
+    import json
+
+    from dcanalysis.lab.labelled_data import result_rows, shifted_mean
+    from dcanalysis.paths import RESULTS_DIR
+
+    result = json.loads((RESULTS_DIR / "labelled_data" / "labelled_data_h200.json").read_text())
+    rows = result_rows(result, "mnist")
+    shifted = shifted_mean(rows)
+    assert {r["labelled"] for r in rows} == {600, 6000, 60000} and all(r["sets"] == 7 for r in shifted)
+    fig = plotting.labelled_data_curves(rows, shifted)
+    test_ax, shift_ax = fig.axes
+    assert len(test_ax.lines) >= 4 and len(shift_ax.lines) == 4 and test_ax.get_xscale() == "log"
+    assert [t.get_text() for t in test_ax.get_xticklabels()] == ["600", "6,000", "60,000"]
+    assert fig.get_size_inches()[0] <= 8

@@ -35,3 +35,16 @@ def test_a_rerun_adds_to_a_result_of_the_same_settings_and_refuses_one_of_other_
     import pytest
     with pytest.raises(ValueError, match=r"n_images 1000 \(now 500\)"):
         labelled_data.merge_into({**earlier, "n_images": 1000}, settings)
+
+
+def test_result_rows_are_tidy_and_the_shifted_mean_leaves_out_the_test_split():
+    result = {"datasets": {"mnist": {"fractions": {
+        "1": {"missing": [], "cnn": {"steps": 4, "sets": {s: {"n": 2, "accuracy": a, "ci95": [0, 1]}
+                                                         for s, a in (("test", 1.0), ("a", 0.5), ("b", 0.0))}}},
+        "0.01": {"missing": ["x"]}}}}}
+    rows = labelled_data.result_rows(result, "mnist")
+    assert [(r["labelled"], r["model"], r["set"]) for r in rows] == [(60000, "CNN", s) for s in ("test", "a", "b")]
+    assert rows[0]["evaluations_per_image"] == 1.0
+    (mean,) = labelled_data.shifted_mean(rows)
+    assert mean["accuracy"] == 0.25 and mean["sets"] == 2
+    assert labelled_data.result_rows(result, "fashion_mnist") == []
