@@ -24,7 +24,7 @@ import torch
 from .adapters.registry import load_adapter, model_identity
 from .classifier import ClassifierConfig, DiffusionClassifier
 from .evaluation.datasets import ImageFolder, available_datasets, dataset_candidates
-from .speed.engine import compile_adapter
+from .speed.engine import NETWORK_ATTRIBUTES, compile_adapter
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
 from .evaluation.runs import consolidate_tables, load_records, run_dataset, run_logits, summarize, verify_run
@@ -62,9 +62,10 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--fp32", action="store_true", help="float32 on the GPU (default bfloat16)")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the network for the batch size (dcanalysis.engine; the first batch pays "
-                        "about a minute for SD-2 on an H100; pays on a GPU over many images, not on the CPU)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network for the batch size (dcanalysis.engine). Default: compile exactly "
+                        "where the committed benchmark says it pays for the run's size (speed.compile_choice: on a "
+                        "GPU, a measured network, past its break-even; SD-2 at 512 px: about 48,000 evaluations)")
     p.add_argument("--share-prefix", action="store_true",
                    help="Stable Diffusion: run the layers before the first cross-attention once per noisy sample, not "
                         "once per prompt (dcanalysis.prefix_sharing; same result, about 4 %% faster for the Pets "
@@ -77,14 +78,33 @@ def add_common(p: argparse.ArgumentParser) -> None:
                         "denoiser; they run once per candidate list")
 
 
-def build_classifier(a) -> DiffusionClassifier:
+def resolve_compile(a, adapter, n_evaluations: int) -> bool:
+    """``--compile`` / ``--no-compile`` as given; neither: ``compile_choice.choose_compile`` for a run of at most
+    ``n_evaluations`` network evaluations, its reason printed. The answer is stored in ``a.compile`` (the run's
+    model identity records it) and depends only on the arguments, so a resumed run decides the same way."""
+    if a.compile is None:
+        from .speed.compile_choice import choose_compile, measured_cost
+
+        network = next((getattr(adapter, n) for n in NETWORK_ATTRIBUTES
+                        if isinstance(getattr(adapter, n, None), torch.nn.Module)), None)
+        a.compile, why = choose_compile(n_evaluations, measured_cost(network) if network is not None else None,
+                                        a.device)
+        print(f"--compile not given: {why}")
+    return a.compile
+
+
+def build_classifier(a, n_images: int = 1) -> DiffusionClassifier:
+    """The classifier the arguments describe, for a run over ``n_images`` images (which decides the compile
+    default)."""
     dtype = torch.float32 if a.fp32 or a.device == "cpu" else torch.bfloat16
     adapter = load_adapter(a.model, device=a.device, dtype=dtype, share_prefix=a.share_prefix,
                            fp8_linears=a.fp8_linears, text_device=a.text_device)
-    if a.compile:
+    schedule = parse_schedule(a.schedule)
+    n_candidates = len(dataset_candidates(a.dataset, adapter)[0])
+    if resolve_compile(a, adapter, n_images * schedule.evaluations(n_candidates)):
         compile_adapter(adapter)
     # a compiled network sees one batch shape: the last batch of each call is padded to it
-    cfg = ClassifierConfig(schedule=parse_schedule(a.schedule), timesteps=a.timesteps, error=a.error,
+    cfg = ClassifierConfig(schedule=schedule, timesteps=a.timesteps, error=a.error,
                            batch_size=a.batch_size, seed=a.seed, static_shapes=a.compile)
     return DiffusionClassifier(adapter, cfg)
 
@@ -126,11 +146,7 @@ def cmd_eval(a) -> None:
     from .lab.data import CLASSES, load_lab_dataset, to_model_input
 
     distributed = distributed_setup(a)
-    clf = build_classifier(a)
-    cands, names = dataset_candidates(a.dataset, clf.adapter)
-    if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
-        clf.embed(cands)
-        clf.adapter.release_text_encoders()
+    names = dataset_candidates(a.dataset, None)[1]  # the class names alone: no model needed yet
     if a.dataset in CLASSES:
         ds = load_lab_dataset(a.dataset, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels
@@ -144,6 +160,11 @@ def cmd_eval(a) -> None:
         n = min(a.n_images or len(folder), len(folder))
         get = folder.__getitem__
         name_of = folder.relative_name
+    clf = build_classifier(a, n_images=-(-n // a.world_size))  # this process's share of the images
+    cands, names = dataset_candidates(a.dataset, clf.adapter)
+    if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
+        clf.embed(cands)
+        clf.adapter.release_text_encoders()
     settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None,
                 "model_identity": model_identity(a.model, dtype=clf.adapter.dtype, device=a.device,
                                                  compiled=a.compile, share_prefix=a.share_prefix,
