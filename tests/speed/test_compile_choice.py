@@ -57,3 +57,19 @@ def test_the_cli_default_resolves_compile_once_from_the_arguments(monkeypatch, c
         cfg = cli.build_classifier(a, n_images=n_images)
         assert a.compile is expect and cfg.static_shapes is expect and len(compiled) == int(expect)
         assert ("compiled: at most 10,000" if expect else "eager: at most 1,000") in capsys.readouterr().out
+
+
+def test_first_call_and_band_rows_read_both_cache_states():
+    import json
+
+    from dcanalysis.paths import RESULTS_DIR
+
+    cold, warm = (json.loads((RESULTS_DIR / "speed" / f"compile_and_peer_h200_compile_{k}.json").read_text())
+                  for k in ("cold", "warm"))
+    rows = compile_choice.first_call_rows(cold, warm)
+    assert [r["inductor cache"] for r in rows].count("empty") == len(cold["models"])
+    bands = compile_choice.band_rows(cold, warm)
+    whole = next(b for b in bands if b["inductor cache"] == "empty" and (b["variant"], b["against"]) == ("compiled", "eager"))
+    assert whole["pays above (evaluations)"] == round(compile_choice.MEASURED["sd2-unet-512"]().break_even_evaluations())
+    cached = next(b for b in bands if b["inductor cache"] != "empty" and (b["variant"], b["against"]) == ("compiled", "eager"))
+    assert cached["pays above (evaluations)"] < whole["pays above (evaluations)"]  # a cache makes compiling pay sooner
