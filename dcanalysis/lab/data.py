@@ -75,7 +75,7 @@ class LabDataset:
     test_labels: np.ndarray
     # a cache written by ``save_labelled_share`` holds only the training images of one class-balanced share (the
     # rest zeroed): training from it is right for that share (and the shares nested in it) and wrong for any other
-    labelled_share: tuple[float, int] | None = None  # (fraction, seed) of lab.train.labelled_subset, None: all
+    labelled_share: tuple[float, int] | None = None  # (fraction, seed) of labelled_subset, None: all
 
 
 def parse_idx(raw: bytes) -> np.ndarray:
@@ -154,9 +154,30 @@ def _save_npz(ds: LabDataset, path: Path) -> None:
         tmp.replace(target)  # atomic: a killed conversion never leaves a half-written cache
 
 
+def labelled_subset(labels: "torch.Tensor", fraction: float, seed: int) -> "torch.Tensor":
+    """Indices of a class-balanced ``fraction`` of a training split (LongTensor, sorted): the same share of every
+    class (at least one image each), drawn with its own stream of ``seed``, so that a 1 % model's images are a
+    subset of nothing in particular but are reproducible. ``fraction`` 1: every index."""
+    import torch
+
+    from ..noise import derive_generator
+
+    if not 0 < fraction <= 1:
+        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}.")
+    if fraction == 1:
+        return torch.arange(len(labels))
+    gen = derive_generator(seed, 7)
+    picked = []
+    for c in torch.unique(labels).tolist():
+        idx = (labels == c).nonzero().flatten().cpu()
+        n = max(1, round(fraction * len(idx)))
+        picked.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
+    return torch.cat(picked).sort().values
+
+
 def save_labelled_share(ds: LabDataset, keep: np.ndarray, path: Path, *, fraction: float, seed: int) -> None:
     """Write ``ds`` as a cache whose training images outside ``keep`` (indices, the share
-    ``lab.train.labelled_subset(labels, fraction, seed)`` picks) are zeroed: a tenth of the size for a 10 % share,
+    ``labelled_subset(labels, fraction, seed)`` picks) are zeroed: a tenth of the size for a 10 % share,
     small enough to send to the GPU machine, with every label kept so the same share is drawn there."""
     images = np.zeros_like(ds.train_images)
     images[keep] = ds.train_images[keep]
@@ -232,7 +253,7 @@ def main(argv=None):
 
     p = argparse.ArgumentParser(description="Fetch and cache the lab datasets (or write a labelled share's cache).")
     p.add_argument("--share", type=float, default=None,
-                   help="write caches holding only this class-balanced share of each training split (lab.train."
+                   help="write caches holding only this class-balanced share of each training split (lab.data."
                         "labelled_subset; the shares it nests, e.g. 1 %% in 10 %%, train from it too) into --out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None)
@@ -244,8 +265,6 @@ def main(argv=None):
         print(f"{n}: train {ds.train_images.shape}, test {ds.test_images.shape} -> {LAB_DATA_DIR / (n + '.npz')}")
         if a.share is not None:
             import torch
-
-            from .train import labelled_subset
 
             keep = labelled_subset(torch.from_numpy(ds.train_labels), a.share, a.seed).numpy()
             a.out.mkdir(parents=True, exist_ok=True)

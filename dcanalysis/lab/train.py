@@ -32,7 +32,7 @@ from ..evaluation.run_store import write_atomically
 from ..images import pad_to
 from ..noise import derive_generator
 from ..processes import DDPM
-from .data import load_lab_dataset, to_model_input
+from .data import labelled_subset, load_lab_dataset, to_model_input
 from .models import UNET_SIZES, build_classifier
 
 DIFFUSION_MODELS = {f"unet-{k}": v for k, v in UNET_SIZES.items()}
@@ -67,23 +67,6 @@ class TrainConfig:
         if d["train_fraction"] == 1.0:  # left out: models trained before the field existed keep their digest
             del d["train_fraction"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def labelled_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of a class-balanced ``fraction`` of a training split (LongTensor, sorted): the same share of every
-    class (at least one image each), drawn with its own stream of ``seed``, so that a 1 % model's images are a
-    subset of nothing in particular but are reproducible. ``fraction`` 1: every index."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"train_fraction must be in (0, 1], got {fraction}.")
-    if fraction == 1:
-        return torch.arange(len(labels))
-    gen = derive_generator(seed, 7)
-    picked = []
-    for c in torch.unique(labels).tolist():
-        idx = (labels == c).nonzero().flatten().cpu()
-        n = max(1, round(fraction * len(idx)))
-        picked.append(idx[torch.randperm(len(idx), generator=gen)[:n]])
-    return torch.cat(picked).sort().values
 
 
 def build_model(cfg: TrainConfig):
@@ -243,7 +226,7 @@ def export(cfg: TrainConfig, model, out: Path, *, step: int, losses: list, wall_
         "name": out.name, "config": asdict(cfg), "config_digest": cfg.digest(), "kind": "diffusion" if cfg.is_diffusion else "classifier",
         "data": (f"{cfg.dataset} official train split (60,000 images); test split untouched" if cfg.train_fraction == 1
                  else f"{cfg.dataset}: a class-balanced {100 * cfg.train_fraction:g} % of the official train split "
-                      "(lab.train.labelled_subset); test split untouched"),
+                      "(lab.data.labelled_subset); test split untouched"),
         "augmentation": "random horizontal flip" if cfg.use_flip else "none",
         "steps": step, "samples_seen": step * cfg.batch_size,
         "final_loss": float(sum(losses[-200:]) / max(1, len(losses[-200:]))),
