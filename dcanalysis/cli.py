@@ -24,7 +24,7 @@ import torch
 from .adapters.registry import load_adapter, model_identity
 from .classifier import ClassifierConfig, DiffusionClassifier
 from .evaluation.datasets import ImageFolder, available_datasets, dataset_candidates
-from .speed.engine import NETWORK_ATTRIBUTES, compile_adapter
+from .speed.engine import compile_adapter, network_attribute
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
 from .evaluation.runs import consolidate_tables, load_records, run_dataset, run_logits, summarize, verify_run
@@ -85,9 +85,8 @@ def resolve_compile(a, adapter, n_evaluations: int) -> bool:
     if a.compile is None:
         from .speed.compile_choice import choose_compile, measured_cost
 
-        network = next((getattr(adapter, n) for n in NETWORK_ATTRIBUTES
-                        if isinstance(getattr(adapter, n, None), torch.nn.Module)), None)
-        a.compile, why = choose_compile(n_evaluations, measured_cost(network) if network is not None else None,
+        name = network_attribute(adapter)
+        a.compile, why = choose_compile(n_evaluations, measured_cost(getattr(adapter, name)) if name else None,
                                         a.device)
         print(f"--compile not given: {why}")
     return a.compile

@@ -144,20 +144,25 @@ def _fetch_official(name: str, work: Path) -> Path:
     return work
 
 
+def _write_npz(target: Path, **arrays) -> None:
+    tmp = target.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    tmp.replace(target)  # atomic: a killed conversion never leaves a half-written cache
+
+
 def _save_npz(ds: LabDataset, path: Path) -> None:
     """Write ``<name>.npz`` and a test-only ``<name>-test.npz`` (small enough to send to the GPU machine)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     empty = np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
     for target, (tx, ty) in ((path, (ds.train_images, ds.train_labels)), (_test_path(path), empty)):
-        tmp = target.with_suffix(".tmp.npz")
-        np.savez_compressed(tmp, train_images=tx, train_labels=ty, test_images=ds.test_images, test_labels=ds.test_labels)
-        tmp.replace(target)  # atomic: a killed conversion never leaves a half-written cache
+        _write_npz(target, train_images=tx, train_labels=ty, test_images=ds.test_images, test_labels=ds.test_labels)
 
 
 def labelled_subset(labels: "torch.Tensor", fraction: float, seed: int) -> "torch.Tensor":
     """Indices of a class-balanced ``fraction`` of a training split (LongTensor, sorted): the same share of every
-    class (at least one image each), drawn with its own stream of ``seed``, so that a 1 % model's images are a
-    subset of nothing in particular but are reproducible. ``fraction`` 1: every index."""
+    class (at least one image each), drawn with its own stream of ``seed``: reproducible, and for one seed each
+    smaller share lies inside each larger one (every share takes the head of the same permutation of a class).
+    ``fraction`` 1: every index."""
     import torch
 
     from ..noise import derive_generator
@@ -181,10 +186,8 @@ def save_labelled_share(ds: LabDataset, keep: np.ndarray, path: Path, *, fractio
     small enough to send to the GPU machine, with every label kept so the same share is drawn there."""
     images = np.zeros_like(ds.train_images)
     images[keep] = ds.train_images[keep]
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, train_images=images, train_labels=ds.train_labels, test_images=ds.test_images,
-                        test_labels=ds.test_labels, labelled_fraction=fraction, labelled_seed=seed)
-    tmp.replace(path)
+    _write_npz(path, train_images=images, train_labels=ds.train_labels, test_images=ds.test_images,
+               test_labels=ds.test_labels, labelled_fraction=fraction, labelled_seed=seed)
 
 
 def _test_path(path: Path) -> Path:

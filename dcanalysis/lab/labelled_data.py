@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
+from ..evaluation.analysis import ARCH_NAMES
 from ..paths import MODELS_DIR
 from ..sequential import SequentialTest
 from ..speed.versus_official import classify_all
@@ -105,7 +106,7 @@ def evaluate(dataset: str, models: Path, *, n_images: int, device, batch: int = 
 
 
 TRAIN_SPLIT_IMAGES = 60_000  # both official training splits
-MODEL_NAMES = {"Diffusion Classifier": "Diffusion Classifier", "cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
+MODEL_NAMES = {"Diffusion Classifier": "Diffusion Classifier", **ARCH_NAMES}  # result keys -> display names
 
 
 def result_rows(result: dict, dataset: str) -> list[dict]:

@@ -82,15 +82,20 @@ def uncompile_regions(model) -> None:
         block._compiled_call_impl = None  # what nn.Module.compile set
 
 
+def network_attribute(adapter) -> str | None:
+    """Which of ``NETWORK_ATTRIBUTES`` holds the adapter's denoising network, or None where none does."""
+    return next((n for n in NETWORK_ATTRIBUTES if isinstance(getattr(adapter, n, None), torch.nn.Module)), None)
+
+
 def compile_adapter(adapter, **options) -> None:
     """Replace the adapter's denoising network (``unet`` or ``transformer``) by its ``optimise``'d version, in place.
 
     Use with ``ClassifierConfig(static_shapes=True)``, or the last, smaller batch of each call compiles a graph of
     its own. Hooks already on the network's modules (``prefix_sharing``) are traced into the compiled graph.
     """
-    for name in NETWORK_ATTRIBUTES:
-        if isinstance(getattr(adapter, name, None), torch.nn.Module):
-            setattr(adapter, name, optimise(getattr(adapter, name), **options))
-            return
+    name = network_attribute(adapter)
+    if name is not None:
+        setattr(adapter, name, optimise(getattr(adapter, name), **options))
+        return
     raise TypeError(f"{type(adapter).__name__} keeps no network in .{' or .'.join(NETWORK_ATTRIBUTES)}, so there is "
                     "nothing to compile; compile the network yourself with dcanalysis.engine.optimise.")
