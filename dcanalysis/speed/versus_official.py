@@ -163,31 +163,33 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
             "candidates": rows, "chosen": chosen, "tables_seconds": wall}
 
 
-def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float) -> list[dict]:
-    """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model."""
+CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
+
+
+def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float,
+                    variants=CLASSIFY_VARIANTS, per_calls=(32, 256)) -> list[dict]:
+    """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model, at
+    ``batch`` network rows per call; ``variants`` of the adapter (a subset of ``CLASSIFY_VARIANTS``), ``per_calls``
+    images per classify_batch call (the last one also profiled for its kernel time)."""
     from . import gpu_profile
     from .bench import bench_model, matmul_tflops
 
     ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=seconds)
     unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
-    s = unet.config.sample_size
-    inputs = lambda b: {"sample": torch.randn(b, 1, s, s, device=device, dtype=torch.bfloat16),  # noqa: E731
-                        "timestep": torch.randint(0, 1000, (b,), device=device),
-                        "class_labels": torch.randint(0, 10, (b,), device=device)}
-    rows = bench_model(f"{dataset}_unet", unet, inputs, batch=batch, device=device, dtype=torch.bfloat16,
-                       ref_tflops=ref, compile_model=True, seconds=seconds)
+    rows = bench_model(f"{dataset}_unet", unet, lab_unet_inputs(unet, device), batch=batch, device=device,
+                       dtype=torch.bfloat16, ref_tflops=ref, compile_model=True, seconds=seconds)
     for r in rows:
         r["task"] = "bare forward"
     # the adapter as it loads (NCHW), compiled, and compiled with the UNet in channels_last as the bare rows have it
-    for variant, compiled, channels_last in (("eager", False, False), ("compiled", True, False),
-                                             ("compiled, channels_last", True, True)):
+    for variant in variants:
+        compiled, channels_last = variant != "eager", variant.endswith("channels_last")
         torch._dynamo.reset()
         adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
         if channels_last:
             adapter.unet = adapter.unet.to(memory_format=torch.channels_last)
         if compiled:
             compile_adapter(adapter)
-        for per_call in (32, 256):
+        for per_call in per_calls:
             cfg = ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch, static_shapes=compiled)
             clf = DiffusionClassifier(adapter, cfg)
             classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
@@ -197,18 +199,52 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float) -> l
             row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
                    "images_per_call": per_call, "batch": batch, "evals_per_s": evals / wall,
                    "ratio_to_matmul": evals / wall * rows[0]["gflop_per_eval"] / 1e3 / ref}
-            if per_call == 256:
+            if per_call == per_calls[-1]:
                 prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
                                                                         image_indices=range(per_call)),
                                              device=device, ref_tflops=ref, iters=1, flops={})
                 row["kernel_seconds_per_call"] = sum(g["seconds_per_call"] for g in prof["groups"])
                 row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
                 row["top_kernels"] = prof["top_kernels"][:8]
-            print(f"classify_batch {variant:24s} {per_call:4d} images per call: {row['evals_per_s']:9.0f} evals/s"
-                  + (f", kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s wall"
-                     if "kernel_seconds_per_call" in row else ""))
+            print(f"classify_batch {variant:24s} {per_call:4d} images per call, batch {batch}: "
+                  f"{row['evals_per_s']:9.0f} evals/s" + (
+                      f", kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s wall"
+                      if "kernel_seconds_per_call" in row else ""))
             rows.append(row)
     return rows
+
+
+def lab_unet_inputs(unet, device):
+    """make_inputs(batch) for a lab UNet: random bf16 noisy images, timesteps and class labels."""
+    s, c = unet.config.sample_size, unet.config.in_channels
+    return lambda b: {"sample": torch.randn(b, c, s, s, device=device, dtype=torch.bfloat16),
+                      "timestep": torch.randint(0, 1000, (b,), device=device),
+                      "class_labels": torch.randint(0, 10, (b,), device=device)}
+
+
+def ceiling(dataset: str, *, device, batches, seconds: float) -> dict:
+    """How far the small model's ceiling goes (``speed.roofline``): the copy bandwidth and the matmul rate measured
+    in this run, and per batch the evaluations/s bound of its operators as run eagerly and perfectly fused."""
+    from . import roofline
+    from .bench import matmul_tflops
+
+    bw = roofline.copy_bandwidth(device, seconds=seconds)
+    ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=seconds)
+    unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
+    make = lab_unet_inputs(unet, device)
+    out = {"copy_gb_per_s": bw / 1e9, "matmul_tflops": ref, "rows": []}
+    print(f"copy bandwidth {bw / 1e9:.0f} GB/s (read + write), matmul {ref:.0f} TFLOP/s")
+    for b in batches:
+        inputs = make(b)
+        ops = roofline.trace_ops(lambda: unet(**inputs))
+        for r in roofline.ceiling_rows(ops, batch=b, bandwidth=bw, flop_rate=ref * 1e12):
+            out["rows"].append({"batch": b, **r})
+            print(f"batch {b}: ceiling {r['ceiling']:16s} {r['evals_per_s']:9.0f} evals/s, {r['mb_per_eval']:6.2f} MB "
+                  f"and {r['gflop_per_eval']:.2f} GFLOP per evaluation over {r['operators']} operators "
+                  f"({r['memory_bound_operators']} memory-bound)")
+        del inputs, ops
+        torch.cuda.empty_cache()
+    return out
 
 
 def main(argv=None):
@@ -223,6 +259,11 @@ def main(argv=None):
     p.add_argument("--padded-sizes", type=int, default=4)
     p.add_argument("--throughput", action="store_true",
                    help="also the bare network against classify_batch (batch 8,000: 32 images x 1,000 per call)")
+    p.add_argument("--throughput-only", action="store_true",
+                   help="only --throughput, at each of --throughput-batches, with its roofline ceiling")
+    p.add_argument("--throughput-batches", type=int, nargs="+", default=[8000],
+                   help="network rows per call for --throughput-only")
+    p.add_argument("--throughput-variants", nargs="+", default=list(CLASSIFY_VARIANTS), choices=CLASSIFY_VARIANTS)
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -243,6 +284,15 @@ def main(argv=None):
         ds = load_lab_dataset(name, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels.astype(np.int64)
         res = out["datasets"][name] = {}
+        if a.throughput_only:
+            res["ceiling"] = ceiling(name, device=device, batches=a.throughput_batches, seconds=a.seconds)
+            save()
+            res["throughput"] = []
+            for b in a.throughput_batches:
+                res["throughput"] += throughput_rows(name, x, device=device, batch=b, seconds=a.seconds,
+                                                     variants=a.throughput_variants, per_calls=(256,))
+                save()
+            continue
         if a.throughput:
             res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds)
             save()
