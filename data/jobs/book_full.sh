@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Executes chapters of the book in the full profile on one H100 and returns the executed notebooks, their figures
+# Executes chapters of the book in the full profile on one GPU and returns the executed notebooks, their figures
 # and run records (<chapter>.run.json: parameters, GPU, seconds, commit) as one archive, to be unpacked into
 # book/executed/full and committed. The GPU machine has no Jupyter stack: papermill, ipykernel and their
 # needs travel as wheels in .whl_book (debugpy and the widget front-end packages are left out: never imported).
 # The data a chapter reads must travel too (models, results, data/lab/*-test.npz); the 64 MiB limit on what travels
-# makes this three commands, each sent with a trimmed tree (data/jobs/trim_tree.sh): "01 02 03 04 05 09 10",
-# "06 08 08b", "07".
+# means sending each command with a trimmed tree (data/jobs/trim_tree.sh): set C for "07" and set B for "08", the
+# chapters whose full profile runs a trained network on the GPU (the rest run on a CPU machine:
+# book.build.FULL_ON_CPU; 06's page shows its quick execution).
 # Usage: DCANALYSIS_COMMIT=<sha> bash data/jobs/book_full.sh OUTDIR TAG CHAPTER...
 set -u
 OUT=${1:?output dir}; TAG=${2:?tag}; shift 2

@@ -12,13 +12,15 @@ def _row(rows: list[dict], **match) -> dict:
     raise KeyError(f"no row with {match} in the results")
 
 
-def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict, capped: dict, paper: dict) -> list[str]:
+def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict, ceiling: dict, peer: dict,
+                  capped: dict, paper: dict) -> list[str]:
     """The five lines at the top of chapter 10.
 
     bench : ``python -m dcanalysis.speed.bench`` JSON (SD-2 rows and the Pets schedule end to end); versus /
     recheck : ``versus_official`` JSONs (both datasets; Fashion-MNIST with the official loop warmed up);
-    throughput : a ``versus_official --throughput`` JSON; capped : a ``bench --families ... --memory-cap-gib`` JSON;
-    paper : ``evaluation.paper.load_paper()``.
+    throughput : a ``versus_official --throughput`` JSON; ceiling : a ``versus_official --throughput-only`` JSON
+    (with its roofline); peer : a ``bench --pets-only --peer`` JSON (the official loop and ours in one run); capped :
+    a ``bench --families ... --memory-cap-gib`` JSON; paper : ``evaluation.paper.load_paper()``.
     """
     fm, mn, warm = versus["datasets"]["fashion_mnist"], versus["datasets"]["mnist"], recheck["datasets"]["fashion_mnist"]
     lines = [
@@ -34,13 +36,15 @@ def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict,
     lines.append(f"On that small model the classifier runs at {ours['evals_per_s']:,.0f} evaluations/s, "
                  f"{100 * ours['evals_per_s'] / bare['evals_per_s']:.0f} % of the bare compiled network's "
                  f"{bare['evals_per_s']:,.0f} (batch {bare['batch']:,}), with the GPU busy "
-                 f"{100 * ours['kernel_seconds_per_call'] / ours['wall_seconds_per_call']:.0f} % of the time.")
+                 f"{100 * ours['kernel_seconds_per_call'] / ours['wall_seconds_per_call']:.0f} % of the time. "
+                 + ceiling_sentence(ceiling))
     unet = _row(bench["models"], model="sd2-unet-512", variant="compiled")
     pets = [r for r in bench["end_to_end"] if r["task"] == "Pets schedule, SD-2-base"][0]
     ref = paper["pets_adaptive_schedule"]
     lines.append(f"On the 512 px SD-2 UNet (random weights) the compiled engine reaches {100 * unet['ratio_to_matmul']:.0f} % "
                  f"of the same run's sustained bf16 matmul; the Pets schedule takes {pets['seconds_per_image']:.1f} s "
-                 f"per image on an {bench['device']} (the paper: {ref['seconds_per_image']} s on an {ref['gpu']}).")
+                 f"per image on an {bench['device']} (the paper: {ref['seconds_per_image']} s on an {ref['gpu']}). "
+                 + peer_sentence(peer))
     flux = capped["models"][0]
     published = FAMILIES[flux["model"]][1]
     lines.append(f"Flux.1-schnell's {published:g} B-parameter transformer fits a {flux['memory_cap_gib']:g} GiB card with "
@@ -51,3 +55,26 @@ def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict,
     lines.append(f"Compilation is paid once per run: {unet['first_call_s']:.0f} s for the 512 px UNet's first batch, "
                  "which the rows above leave out; the appendix below shows where the remaining time goes.")
     return lines
+
+
+def ceiling_sentence(ceiling: dict, dataset: str = "fashion_mnist") -> str:
+    """The roofline's verdict on the small model: its fused ceiling against the compiled network, same run."""
+    r = ceiling["datasets"][dataset]
+    batch = max(c["batch"] for c in r["ceiling"]["rows"])
+    fused = _row(r["ceiling"]["rows"], batch=batch, ceiling="perfectly fused")
+    bare = _row(r["throughput"], task="bare forward", variant="compiled", batch=batch)
+    return (f"Its operators' bytes at the measured copy bandwidth ({r['ceiling']['copy_gb_per_s']:,.0f} GB/s) and FLOPs "
+            f"at the matmul rate would allow {fused['evals_per_s']:,.0f} evaluations/s perfectly fused; the compiled "
+            f"network reaches {100 * bare['evals_per_s'] / fused['evals_per_s']:.0f} % of that "
+            f"({ceiling['device']}): its small kernels, not the bytes it moves, set the pace.")
+
+
+def peer_sentence(peer: dict) -> str:
+    """The Pets schedule against the official loop re-stated, measured in one run on one model and image."""
+    rows = peer["end_to_end"]
+    official = _row(rows, peer=True)
+    ours = [r for r in rows if not r.get("peer")]
+    best = min(ours, key=lambda r: r["seconds_per_image"])
+    return (f"In one run on an {peer['device']}, the official loop re-stated took {official['seconds_per_image']:.2f} s "
+            f"per Pets image and dcanalysis {best['seconds_per_image']:.2f} s "
+            f"({official['seconds_per_image'] / best['seconds_per_image']:.2f}x).")

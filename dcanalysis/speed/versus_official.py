@@ -366,3 +366,20 @@ def summary_rows(results: dict) -> list[dict]:
                      "x less time per image": round(r["speedup"], 1),
                      "inside the official interval": r["inside_official_interval"]})
     return rows
+
+
+def ceiling_summary_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
+    """One row per batch of a ``versus_official --throughput-only`` JSON: the roofline ceilings (eager and perfectly
+    fused) beside the measured bare network (eager, compiled) and classify_batch, each as evaluations/s and as a
+    percentage of the perfectly fused ceiling."""
+    r = results["datasets"][dataset]
+    rows = []
+    for batch in sorted({c["batch"] for c in r["ceiling"]["rows"]}):
+        ceil = {c["ceiling"]: c["evals_per_s"] for c in r["ceiling"]["rows"] if c["batch"] == batch}
+        fused = ceil["perfectly fused"]
+        measured = {("bare forward, " if t["task"] == "bare forward" else "classify_batch, ") + t["variant"]:
+                    t["evals_per_s"] for t in r["throughput"] if t["batch"] == batch}
+        for name, rate in [("ceiling: " + k, v) for k, v in ceil.items()] + list(measured.items()):
+            rows.append({"batch": batch, "what": name, "evaluations/s": round(rate),
+                         "% of the fused ceiling": round(100 * rate / fused, 1)})
+    return rows
