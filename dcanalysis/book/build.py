@@ -49,6 +49,7 @@ FULL_OVERRIDES = {
     "10_speed": {"device": "cpu"},
     "12_labelled_data": {"device": "cpu"},
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
+    "03_which_timesteps": {"device": "cpu"},  # it replays committed error tables: no network runs
     "02_paired_differences": {"n_timesteps": 200},
     # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
     "06_zero_shot": {"n_images": 10, "trials": 100, "run_dir": ""},
