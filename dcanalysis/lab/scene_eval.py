@@ -22,7 +22,7 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..evaluation.run_store import RunStore, load_records, read_manifest
 from ..schedules import Schedule
-from ..evaluation.winoground import WinogroundExample, diffusion_scores, embedding_scores, score_table
+from ..evaluation.winoground import WinogroundExample, diffusion_scores, score_table
 from . import scenes
 from ..paths import RESULTS_DIR
 from .registry import load_scene_clip, load_scene_diffusion, model_card
@@ -169,14 +169,26 @@ def add_contrastive_scores(records: list[dict], work: list[tuple], name: str, *,
 
     phrases = [t.phrase for t in scenes.ALL_THINGS]
     text = encode_texts(phrases)
+    # every image and caption in a few large batches (item by item, a CPU spends its time on per-call overhead);
+    # each swap item's scores are then embedding_scores' [caption, image] cosines of its two of each
+    swap_at = [i for i, w in enumerate(work) if w[0] == "swap"]
+    single_at = [i for i, w in enumerate(work) if w[0] != "swap"]
+    if swap_at:
+        images = [im for i in swap_at for im in to_input(np.stack(work[i][3].images))]
+        img = _encode_in_chunks(encode_images, images)
+        txt = _encode_in_chunks(encode_texts, [c for i in swap_at for c in work[i][3].captions])
+    for k, i in enumerate(swap_at):
+        scores = txt[2 * k:2 * k + 2] @ img[2 * k:2 * k + 2].T
+        records[i].setdefault("contrastive", {})[name] = scores.cpu().double().numpy().tolist()
+    if single_at:
+        singles = _encode_in_chunks(encode_images, [to_input(work[i][3][0][None])[0] for i in single_at])
+        for i, best in zip(single_at, (singles @ text.T).argmax(1).tolist()):
+            records[i].setdefault("contrastive", {})[name] = phrases[best]
 
-    for rec, (task, rid, split, payload) in zip(records, work):
-        if task == "swap":
-            ex = WinogroundExample(rid, tuple(to_input(np.stack(payload.images))), payload.captions, payload.tag)
-            value = embedding_scores(encode_images, encode_texts, ex).tolist()
-        else:
-            value = phrases[int((text @ encode_images([to_input(payload[0][None])[0]]).T)[:, 0].argmax())]
-        rec.setdefault("contrastive", {})[name] = value
+
+def _encode_in_chunks(encode, xs: list, size: int = 512) -> torch.Tensor:
+    """encode(xs) in slices of ``size``, concatenated: (len(xs), D); xs must not be empty."""
+    return torch.cat([encode(xs[i:i + size]) for i in range(0, len(xs), size)])
 
 
 def _models(records: list[dict]) -> list[tuple]:
