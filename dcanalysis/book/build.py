@@ -267,13 +267,27 @@ def choose_page(source: Path, executed_dir: Path, committed_dir: Path | None = G
     return nbformat.read(executed_dir / source.name, 4), record, False
 
 
+# tqdm's notice that the executing machine lacks ipywidgets (the GPU machine has no widget front end): it says
+# nothing about the chapter, so readers are spared it; every other warning stays on the page
+_WIDGET_NOTICE = "TqdmWarning: IProgress not found"
+
+
+def _is_widget_notice(output) -> bool:
+    return output.get("output_type") == "stream" and output.get("name") == "stderr" and \
+        _WIDGET_NOTICE in output.get("text", "") and \
+        all(_WIDGET_NOTICE in line or "notebook_tqdm" in line or not line.strip()
+            for line in output.get("text", "").splitlines())
+
+
 def fold_code(nb):
     """A copy of ``nb`` as readers see it: code cells collapsed (their outputs shown), the parameters cell open,
-    papermill's injected-parameters cell removed (the provenance note lists the parameters that ran)."""
+    papermill's injected-parameters cell removed (the provenance note lists the parameters that ran), tqdm's
+    missing-widgets notice dropped."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        cell.outputs = [o for o in cell.outputs if not _is_widget_notice(o)]
         tags = cell.metadata.setdefault("tags", [])
         if is_injected(cell):
             tags.append("remove-cell")
@@ -317,6 +331,17 @@ def vendor_mathjax(target: Path) -> Path | None:
     return js
 
 
+def staged_config(config: str, *, vendored: bool) -> str:
+    """The book's _config.yml as the staged build uses it: with the vendored MathJax served from the book's own
+    static files (html_static_path copies _vendor/* beside _static/*) where it was fetched."""
+    if not vendored:
+        return config
+    if "    html_static_path: [_static]\n" not in config:
+        raise ValueError("book/_config.yml must set html_static_path: [_static] (its stylesheet lives there)")
+    return config.replace("    html_static_path: [_static]\n", "    html_static_path: [_static, _vendor]\n"
+                          "    mathjax_path: mathjax/es5/tex-chtml.js\n", 1)
+
+
 def build_html(executed: Path, *, committed_dir: Path | None = GPU_PAGES) -> Path:
     stage = BOOK / "_build" / "stage"
     if stage.exists():
@@ -327,12 +352,9 @@ def build_html(executed: Path, *, committed_dir: Path | None = GPU_PAGES) -> Pat
         shutil.copytree(vendor, stage / "_vendor")
     for f in ("_toc.yml", "intro.md"):
         shutil.copy(BOOK / f, stage / f)
-    config = (BOOK / "_config.yml").read_text()
-    if (stage / "_vendor").is_dir():
-        # Served from the book's own _static: html_static_path copies _vendor/* there.
-        config = config.replace("  config:\n", "  config:\n    html_static_path: [_vendor]\n"
-                                "    mathjax_path: mathjax/es5/tex-chtml.js\n", 1)
-    (stage / "_config.yml").write_text(config)
+    shutil.copytree(BOOK / "_static", stage / "_static")
+    (stage / "_config.yml").write_text(staged_config((BOOK / "_config.yml").read_text(),
+                                                     vendored=(stage / "_vendor").is_dir()))
     for source in sorted((BOOK / "chapters").glob("*.ipynb")):
         if not (executed / source.name).is_file():
             continue

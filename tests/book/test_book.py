@@ -136,3 +136,25 @@ def test_readers_see_collapsed_code_one_parameters_cell_and_solutions_hidden():
     assert "remove-cell" in tags[1] and "injected-parameters" in tags[1]
     assert tags[2] == ["hide-input"] and tags[3] == ["hide-cell"]
     assert [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"][2] == []  # the input is untouched
+
+
+def test_the_staged_config_keeps_the_stylesheet_and_serves_vendored_mathjax():
+    config = (book.BOOK / "_config.yml").read_text()
+    assert "html_css_files: [dcanalysis.css]" in config and (book.BOOK / "_static" / "dcanalysis.css").is_file()
+    assert book.staged_config(config, vendored=False) == config
+    staged = book.staged_config(config, vendored=True)
+    assert "html_static_path: [_static, _vendor]" in staged and "mathjax_path: mathjax/es5/tex-chtml.js" in staged
+    with pytest.raises(ValueError, match="html_static_path"):
+        book.staged_config(config.replace("    html_static_path: [_static]\n", ""), vendored=True)
+
+
+def test_fold_code_drops_only_the_missing_widgets_notice():
+    notice = ("/x/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update jupyter and ipywidgets.\n"
+              "  from .autonotebook import tqdm as notebook_tqdm\n")
+    other = "/x/y.py:3: UserWarning: something the reader should see\n"
+    cell = nbformat.v4.new_code_cell("import dcanalysis")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=notice),
+                    nbformat.v4.new_output("stream", name="stderr", text=notice + other),
+                    nbformat.v4.new_output("stream", name="stdout", text="result\n")]
+    folded = book.fold_code(nbformat.v4.new_notebook(cells=[cell])).cells[0]
+    assert [o.text for o in folded.outputs] == [notice + other, "result\n"]
