@@ -188,6 +188,9 @@ def throughput(rows: list[dict]):
     for c in ax.containers:
         ax.bar_label(c, fmt="%.0f%%", fontsize=8)
     ax.set(xlabel="", ylabel="% of bf16 matmul TFLOP/s", title="Evaluation-loop efficiency (random weights)")
+    ax.set_ylim(0, 1.15 * df["percent of matmul"].max())  # room for the bar labels
+    ax.legend(title="", loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # beside the bars, off them
+    fig.tight_layout()
     return fig
 
 
@@ -403,7 +406,7 @@ def zero_shot_bars(rows: list[dict]):
     import pandas as pd
 
     df = pd.DataFrame(rows)
-    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    fig, ax = plt.subplots(figsize=(7.6, 3.4))
     splits = list(dict.fromkeys(df["split"]))
     models = list(dict.fromkeys(df["model"]))
     width = 0.8 / len(models)
@@ -416,7 +419,7 @@ def zero_shot_bars(rows: list[dict]):
     ax.set_xticks(range(len(splits)), [s.replace("test_", "") + " pairs" for s in splits])
     ax.set_ylabel("top-1 accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)  # beside the bars, off them
     fig.tight_layout()
     return fig
 
