@@ -4,9 +4,9 @@
 # book/executed/full and committed. The GPU machine has no Jupyter stack: papermill, ipykernel and their
 # needs travel as wheels in .whl_book (debugpy and the widget front-end packages are left out: never imported).
 # The data a chapter reads must travel too (models, results, data/lab/*-test.npz); the 64 MiB limit on what travels
-# means sending each command with a trimmed tree (data/jobs/trim_tree.sh): set C for "07" and set B for "08", the
-# chapters whose full profile runs a trained network on the GPU (the rest run on a CPU machine:
-# book.build.FULL_ON_CPU; 06's page shows its quick execution).
+# means sending each command with a trimmed tree (data/jobs/trim_tree.sh): set C for "07", the chapter whose full
+# profile runs a trained network on the GPU (the rest run on a CPU machine: book.build.FULL_ON_CPU; 06's page
+# shows its quick execution).
 # Usage: DCANALYSIS_COMMIT=<sha> bash data/jobs/book_full.sh OUTDIR TAG CHAPTER...
 set -u
 OUT=${1:?output dir}; TAG=${2:?tag}; shift 2

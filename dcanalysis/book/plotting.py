@@ -341,7 +341,8 @@ def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | 
     tags = ["all"] + sorted(t for t in df["tag"].unique() if t != "all")
     models = list(dict.fromkeys(df["model"]))
     colours = sns.color_palette(PALETTE, len(models))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), sharey=True, squeeze=False)
+    # drawn at the page's width (7.6 in), so its type is printed at the size it is set
+    fig, axes = plt.subplots(1, len(metrics), figsize=(7.6, 3.2), sharey=True, squeeze=False)
     width = 0.8 / len(models)
     for ax, metric in zip(axes[0], metrics):
         for m, (model, colour) in enumerate(zip(models, colours)):
@@ -351,14 +352,14 @@ def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | 
             ax.errorbar(xs, sub["score"], yerr=_yerr(sub["score"], sub["lo"], sub["hi"]), fmt="none",
                         ecolor="black", elinewidth=0.8, capsize=2)
         ax.axhline(chance[metric], color="gray", ls="--", lw=1)
-        ax.set_xticks(range(len(tags)), tags)
-        ax.set_title(f"{metric} score" + (f" ({split})" if split else ""))
+        ax.set_xticks(range(len(tags)), tags, fontsize=8, rotation=30)
+        ax.set_title(f"{metric} score" + (f"\n({split})" if split else ""), fontsize=10)
         ax.set_ylim(0, 100)
     axes[0, 0].set_ylabel("% of items")
     fig.tight_layout()
     # below the panels: bars near 100 % leave no free corner inside them
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(4, len(models)), fontsize=8,
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(2, len(models)), fontsize=9,
                frameon=False)
     return fig
 
