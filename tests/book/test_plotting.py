@@ -52,7 +52,10 @@ def test_training_curve_draws_the_run_and_the_reference_apart():
     fig = plotting.training_curve(rows, reference="shipped")
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["snapshots of one training run", "shipped"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["snapshots of one training run",
+                                                                   "shipped (3,000 steps)"]
+    # the ticks are the snapshots' steps; the reference's step, close to the last one, is in its label instead
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["125", "1,000"]
 
 
 def test_seed_spread_shows_every_seed_of_every_model():
