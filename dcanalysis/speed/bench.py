@@ -167,13 +167,14 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
                 profile: bool = False, seconds: float = 0.0) -> list[dict]:
     """One row per variant (names from ``VARIANTS``; compiled ones only when ``compile_model``) at one batch.
 
-    ``attention``: restrict SDPA to one backend (``gpu_profile.ATTENTION_BACKENDS``) while compiling and timing.
+    ``attention``: restrict SDPA to one backend (``attention.ATTENTION_BACKENDS``) while compiling and timing.
     ``profile``: add each variant's time per kernel group (``gpu_profile.breakdown``) to its row.
     ``seconds``: time each variant for at least this long (see ``time_calls``).
     """
     from torch._dynamo.utils import counters
 
     from . import gpu_profile
+    from .attention import attention_context
 
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -181,7 +182,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
     model = model.to(device=device, dtype=dtype).eval()
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last) if "unet" in name else model
-    with torch.no_grad(), gpu_profile.attention_context(attention):
+    with torch.no_grad(), attention_context(attention):
         one = make_inputs(1)
         flops = flops_per_call(lambda: model(**one))
         group_flops = gpu_profile.flops_by_group(lambda: model(**make_inputs(batch))) if profile else None
@@ -408,7 +409,7 @@ def capped_fp8_row(name, build, *, batch, device, dtype, cap_gib, seconds, ref_t
 def probe_attention(*, tiny, batch, device, dtype, ref) -> list[dict]:
     """Self-attention of the 512 px SD-2 UNet's three attention levels (64x64, 32x32, 16x16 latents; 64-wide
     heads) under each SDPA backend, alone."""
-    from .gpu_profile import attention_backends
+    from .attention import attention_backends
 
     shapes = [(2, 2, 16, 8)] if tiny else [(batch, 5, 4096, 64), (batch, 10, 1024, 64), (batch, 20, 256, 64)]
     rows = []

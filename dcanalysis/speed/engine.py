@@ -36,7 +36,8 @@ def repeated_blocks(model) -> list[torch.nn.Module]:
 
 
 def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x1_as_mm: bool = True,
-             freezing: bool = False, tune_pointwise: bool = False, fp8_linear: bool = False, regional: bool = False):
+             freezing: bool = False, tune_pointwise: bool = False, fp8_linear: bool = False, regional: bool = False,
+             attention: str | None = None):
     """torch.compile for one static shape, with the projections of each attention fused into one matmul.
 
     ``dynamic=False``: a second input shape (another resolution or batch) gets its own specialised graph instead
@@ -55,6 +56,9 @@ def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x
     compilation), in place, and returns the model itself: blocks of one class and one input shape share one graph
     (dynamo lifts their weights to inputs): the SD-2 UNet's sixteen transformer blocks come in four shapes. Faster to
     compile (``bench`` counts the graphs and times the first call); the code between the blocks stays eager.
+    ``attention``: one SDPA backend (``attention.ATTENTION_BACKENDS``) for this network's attention, traced into
+    its graph (``attention.WithAttentionBackend`` wraps the result) and compiled without inductor's graph cache,
+    which would hand back a graph traced under another backend; ``None`` leaves PyTorch's choice, cached.
     The defaults are the fastest measured on an H100 (chapter 10); the others are there to be measured.
     """
     set_fused_qkv(model, fuse_qkv)
@@ -65,15 +69,26 @@ def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x
     # per compile, not inductor's process-wide config: other compiles in the process stay as they were
     options = {"conv_1x1_as_mm": conv_1x1_as_mm, "triton.cudagraphs": cuda_graphs, "freezing": freezing,
                "coordinate_descent_tuning": tune_pointwise}
+    if attention is not None:
+        # inductor's graph caches do not key on the SDPA backend (pytorch/pytorch#185449, still so in torch 2.13):
+        # a graph compiled earlier under another backend, in this process or any other, would be reused silently
+        options["fx_graph_cache"] = False
     if not regional:
-        return torch.compile(model, dynamic=False, options=options)
+        return with_attention(torch.compile(model, dynamic=False, options=options), attention)
     blocks = repeated_blocks(model)
     if not blocks:
         raise ValueError(f"{type(model).__name__} names no repeated blocks (diffusers' _repeated_blocks) to compile "
                          "regionally; compile the whole model (regional=False).")
     for block in blocks:
         block.compile(dynamic=False, options=options)
-    return model
+    return with_attention(model, attention)
+
+
+def with_attention(network, backend: str | None):
+    """``network`` pinned to one SDPA backend (``attention.WithAttentionBackend``); ``None``: ``network`` itself."""
+    from .attention import WithAttentionBackend
+
+    return network if backend is None else WithAttentionBackend(network, backend)
 
 
 def uncompile_regions(model) -> None:

@@ -108,52 +108,6 @@ def breakdown(fn: Callable[[], object], *, device: torch.device, ref_tflops: flo
                                               for k, s in longest]}
 
 
-ATTENTION_BACKENDS = ("flash", "efficient", "cudnn", "math")
-
-
-def sdpa_backend(name: str):
-    """``torch.nn.attention.SDPBackend`` for a short name in ``ATTENTION_BACKENDS``."""
-    from torch.nn.attention import SDPBackend
-
-    table = {"flash": SDPBackend.FLASH_ATTENTION, "efficient": SDPBackend.EFFICIENT_ATTENTION,
-             "cudnn": SDPBackend.CUDNN_ATTENTION, "math": SDPBackend.MATH}
-    if name not in table:
-        raise ValueError(f"unknown attention backend {name!r}; choose from {ATTENTION_BACKENDS}.")
-    return table[name]
-
-
-def attention_context(name: str | None):
-    """A context that restricts ``scaled_dot_product_attention`` to one backend (``None``: PyTorch's choice)."""
-    from contextlib import nullcontext
-
-    from torch.nn.attention import sdpa_kernel
-
-    return nullcontext() if name is None else sdpa_kernel([sdpa_backend(name)])
-
-
-def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, device: torch.device, dtype,
-                       ref_tflops: float, iters: int = 10) -> list[dict]:
-    """TFLOP/s of self-attention at one shape under each SDPA backend (``None`` where it cannot run it).
-
-    FLOPs: 4 B H N^2 d (the two matrix products; the softmax is not counted, as flop_counter does not).
-    """
-
-    q, k, v = (torch.randn(batch, heads, tokens, head_dim, device=device, dtype=dtype) for _ in range(3))
-    flops = 4 * batch * heads * tokens**2 * head_dim
-    rows = []
-    for name in ATTENTION_BACKENDS:
-        try:
-            with attention_context(name):
-                s = time_calls(lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v), device=device,
-                               iters=iters)
-            tflops = flops / s / 1e12
-        except RuntimeError:  # this backend does not support the shape, dtype or device
-            tflops = None
-        rows.append({"backend": name, "shape": [batch, heads, tokens, head_dim], "tflops": tflops,
-                     "ratio_to_matmul": tflops / ref_tflops if tflops else None})
-    return rows
-
-
 def read_clock_log(path) -> "pandas.DataFrame":  # noqa: F821
     """An ``nvidia-smi --query-gpu=timestamp,clocks.sm,...,power.draw,... --format=csv`` log as a table.
 

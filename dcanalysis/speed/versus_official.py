@@ -39,6 +39,7 @@ from ..lab.registry import load_lab_diffusion
 from ..noise import NoisePlan, make_noise_plan
 from ..schedules import Schedule
 from ..sequential import SequentialTest
+from .attention import ATTENTION_BACKENDS
 from .engine import compile_adapter
 from .peer import official_grid, peer_classify, stage_timesteps
 from .timing import sync
@@ -166,51 +167,86 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
 CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
 
 
-def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float,
-                    variants=CLASSIFY_VARIANTS, per_calls=(32, 256)) -> list[dict]:
+def agreement(results, reference) -> dict:
+    """How far classify_batch results are from reference results of the same images, plans and classes: the
+    largest relative difference of a class's mean error, and the share of images with the same prediction."""
+    err = torch.stack([r.mean_errors.float() for r in results])
+    ref = torch.stack([r.mean_errors.float() for r in reference])
+    same = [r.prediction_index == q.prediction_index for r, q in zip(results, reference)]
+    return {"images": len(results), "max_rel_diff_mean_error": float(((err - ref).abs() / ref.abs()).max()),
+            "same_prediction": float(np.mean(same))}
+
+
+def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref: float,
+                    variants=CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32) -> list[dict]:
     """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model, at
     ``batch`` network rows per call; ``variants`` of the adapter (a subset of ``CLASSIFY_VARIANTS``), ``per_calls``
-    images per classify_batch call (the last one also profiled for its kernel time)."""
+    images per classify_batch call (the last one also profiled for its kernel time). Each compiled variant runs
+    under each of ``attentions`` (SDPA backends, ``speed.attention``; None: PyTorch's choice), and its results on
+    the first ``agree_images`` images are compared with eager classification's (``agreement``). ``ref``: the same-run matmul
+    TFLOP/s that every ratio is to."""
     from . import gpu_profile
-    from .bench import bench_model, matmul_tflops
+    from .bench import bench_model
 
-    ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=seconds)
     unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
-    rows = bench_model(f"{dataset}_unet", unet, lab_unet_inputs(unet, device), batch=batch, device=device,
-                       dtype=torch.bfloat16, ref_tflops=ref, compile_model=True, seconds=seconds)
+    rows, runnable = [], []
+    for attention in attentions:
+        try:
+            rows += bench_model(f"{dataset}_unet", unet, lab_unet_inputs(unet, device), batch=batch, device=device,
+                                dtype=torch.bfloat16, ref_tflops=ref, compile_model=True, seconds=seconds,
+                                variants=("eager", "compiled") if attention is None else ("compiled",),
+                                attention=attention)
+            runnable.append(attention)
+        except RuntimeError as e:  # the backend cannot run these shapes (dynamo's compile failures are RuntimeErrors)
+            print(f"attention {attention}: cannot run {dataset}_unet ({str(e).splitlines()[0][:200]}); left out")
     for r in rows:
         r["task"] = "bare forward"
+    if not rows:
+        raise SystemExit(f"no attention backend of {attentions} could run {dataset}_unet.")
+    gflop = rows[0]["gflop_per_eval"]
+
+    def classifier(adapter, compiled):
+        cfg = ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch, static_shapes=compiled)
+        return DiffusionClassifier(adapter, cfg)
+
+    eager_results, _ = classify_all(classifier(load_lab_diffusion(f"{dataset}_unet", device=device,
+                                                                  dtype=torch.bfloat16), False),
+                                    x[:agree_images], first_index=0, per_call=agree_images, desc="eager reference")
     # the adapter as it loads (NCHW), compiled, and compiled with the UNet in channels_last as the bare rows have it
     for variant in variants:
         compiled, channels_last = variant != "eager", variant.endswith("channels_last")
-        torch._dynamo.reset()
-        adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
-        if channels_last:
-            adapter.unet = adapter.unet.to(memory_format=torch.channels_last)
-        if compiled:
-            compile_adapter(adapter)
-        for per_call in per_calls:
-            cfg = ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch, static_shapes=compiled)
-            clf = DiffusionClassifier(adapter, cfg)
-            classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
-            n = 4 * per_call if per_call == 32 else per_call * 2
-            res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch")
-            evals = sum(r.n_evaluations for r in res)
-            row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
-                   "images_per_call": per_call, "batch": batch, "evals_per_s": evals / wall,
-                   "ratio_to_matmul": evals / wall * rows[0]["gflop_per_eval"] / 1e3 / ref}
-            if per_call == per_calls[-1]:
-                prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
-                                                                        image_indices=range(per_call)),
-                                             device=device, ref_tflops=ref, iters=1, flops={})
-                row["kernel_seconds_per_call"] = sum(g["seconds_per_call"] for g in prof["groups"])
-                row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
-                row["top_kernels"] = prof["top_kernels"][:8]
-            print(f"classify_batch {variant:24s} {per_call:4d} images per call, batch {batch}: "
-                  f"{row['evals_per_s']:9.0f} evals/s" + (
-                      f", kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s wall"
-                      if "kernel_seconds_per_call" in row else ""))
-            rows.append(row)
+        for attention in runnable if compiled else (None,):
+            torch._dynamo.reset()
+            adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
+            if channels_last:
+                adapter.unet = adapter.unet.to(memory_format=torch.channels_last)
+            if compiled:
+                compile_adapter(adapter, attention=attention)
+            for per_call in per_calls:
+                clf = classifier(adapter, compiled)
+                classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
+                n = 4 * per_call if per_call == 32 else per_call * 2
+                res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch")
+                evals = sum(r.n_evaluations for r in res)
+                row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
+                       "attention": attention or "default", "images_per_call": per_call, "batch": batch,
+                       "evals_per_s": evals / wall, "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
+                       "vs_eager": agreement(res[:agree_images], eager_results)}
+                if per_call == per_calls[-1]:
+                    prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
+                                                                            image_indices=range(per_call)),
+                                                 device=device, ref_tflops=ref, iters=1, flops={})
+                    row["kernel_seconds_per_call"] = sum(g["seconds_per_call"] for g in prof["groups"])
+                    row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
+                    row["groups"] = prof["groups"]
+                    row["top_kernels"] = prof["top_kernels"][:8]
+                print(f"classify_batch {variant:24s} attention {attention or 'default':9s} {per_call:4d} images per "
+                      f"call, batch {batch}: {row['evals_per_s']:9.0f} evals/s; against eager: mean errors within "
+                      f"{row['vs_eager']['max_rel_diff_mean_error']:.1e}, "
+                      f"{100 * row['vs_eager']['same_prediction']:.0f} % same predictions" + (
+                          f"; kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s "
+                          "wall" if "kernel_seconds_per_call" in row else ""))
+                rows.append(row)
     return rows
 
 
@@ -222,14 +258,13 @@ def lab_unet_inputs(unet, device):
                       "class_labels": torch.randint(0, 10, (b,), device=device)}
 
 
-def ceiling(dataset: str, *, device, batches, seconds: float) -> dict:
-    """How far the small model's ceiling goes (``speed.roofline``): the copy bandwidth and the matmul rate measured
-    in this run, and per batch the evaluations/s bound of its operators as run eagerly and perfectly fused."""
+def ceiling(dataset: str, *, device, batches, seconds: float, ref: float) -> dict:
+    """How far the small model's ceiling goes (``speed.roofline``): the copy bandwidth measured in this run and
+    ``ref``, the same-run matmul TFLOP/s, and per batch the evaluations/s bound of its operators as run eagerly and
+    perfectly fused."""
     from . import roofline
-    from .bench import matmul_tflops
 
     bw = roofline.copy_bandwidth(device, seconds=seconds)
-    ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=seconds)
     unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
     make = lab_unet_inputs(unet, device)
     out = {"copy_gb_per_s": bw / 1e9, "matmul_tflops": ref, "rows": []}
@@ -264,6 +299,9 @@ def main(argv=None):
     p.add_argument("--throughput-batches", type=int, nargs="+", default=[8000],
                    help="network rows per call for --throughput-only")
     p.add_argument("--throughput-variants", nargs="+", default=list(CLASSIFY_VARIANTS), choices=CLASSIFY_VARIANTS)
+    p.add_argument("--throughput-attention", nargs="+", default=["default"], choices=["default", *ATTENTION_BACKENDS],
+                   help="SDPA backends the compiled rows run under (default: PyTorch's choice)")
+    p.add_argument("--skip-ceiling", action="store_true", help="--throughput-only without the roofline ceiling")
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -280,21 +318,30 @@ def main(argv=None):
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(out, indent=1))
 
+    attentions = [None if b == "default" else b for b in a.throughput_attention]
+    if a.throughput or a.throughput_only:
+        from .bench import matmul_tflops
+
+        out["matmul_tflops"] = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=a.seconds)
     for name in a.datasets:
         ds = load_lab_dataset(name, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels.astype(np.int64)
         res = out["datasets"][name] = {}
         if a.throughput_only:
-            res["ceiling"] = ceiling(name, device=device, batches=a.throughput_batches, seconds=a.seconds)
-            save()
+            if not a.skip_ceiling:
+                res["ceiling"] = ceiling(name, device=device, batches=a.throughput_batches, seconds=a.seconds,
+                                         ref=out["matmul_tflops"])
+                save()
             res["throughput"] = []
             for b in a.throughput_batches:
                 res["throughput"] += throughput_rows(name, x, device=device, batch=b, seconds=a.seconds,
-                                                     variants=a.throughput_variants, per_calls=(256,))
+                                                     ref=out["matmul_tflops"], variants=a.throughput_variants,
+                                                     per_calls=(256,), attentions=attentions)
                 save()
             continue
         if a.throughput:
-            res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds)
+            res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds,
+                                                ref=out["matmul_tflops"], attentions=attentions)
             save()
         torch._dynamo.reset()
         adapter = load_lab_diffusion(f"{name}_unet", device=device, dtype=torch.bfloat16)
@@ -371,15 +418,18 @@ def summary_rows(results: dict) -> list[dict]:
 def ceiling_summary_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
     """One row per batch of a ``versus_official --throughput-only`` JSON: the roofline ceilings (eager and perfectly
     fused) beside the measured bare network (eager, compiled) and classify_batch, each as evaluations/s and as a
-    percentage of the perfectly fused ceiling."""
+    percentage of the perfectly fused ceiling (None where the run skipped the ceiling). A row run under one SDPA
+    backend names it."""
     r = results["datasets"][dataset]
+    ceilings = r.get("ceiling", {"rows": []})["rows"]
     rows = []
-    for batch in sorted({c["batch"] for c in r["ceiling"]["rows"]}):
-        ceil = {c["ceiling"]: c["evals_per_s"] for c in r["ceiling"]["rows"] if c["batch"] == batch}
-        fused = ceil["perfectly fused"]
-        measured = {("bare forward, " if t["task"] == "bare forward" else "classify_batch, ") + t["variant"]:
+    for batch in sorted({t["batch"] for t in r["throughput"]}):
+        ceil = {c["ceiling"]: c["evals_per_s"] for c in ceilings if c["batch"] == batch}
+        fused = ceil.get("perfectly fused")
+        measured = {("bare forward, " if t["task"] == "bare forward" else "classify_batch, ") + t["variant"] + (
+                        "" if t.get("attention", "default") == "default" else f", {t['attention']} attention"):
                     t["evals_per_s"] for t in r["throughput"] if t["batch"] == batch}
         for name, rate in [("ceiling: " + k, v) for k, v in ceil.items()] + list(measured.items()):
             rows.append({"batch": batch, "what": name, "evaluations/s": round(rate),
-                         "% of the fused ceiling": round(100 * rate / fused, 1)})
+                         "% of the fused ceiling": round(100 * rate / fused, 1) if fused else None})
     return rows

@@ -45,15 +45,6 @@ def test_breakdown_shares_and_longest_kernels_on_the_cpu():
     assert {k["group"] for k in out["top_kernels"]} >= {"matrix", "other"}
 
 
-def test_attention_backends_report_what_runs_and_what_cannot():
-    rows = gpu_profile.attention_backends(1, 2, 16, 8, device=torch.device("cpu"), dtype=torch.float32,
-                                          ref_tflops=1.0, iters=2)
-    by = {r["backend"]: r for r in rows}
-    assert by["math"]["tflops"] > 0 and by["cudnn"]["tflops"] is None  # no cuDNN attention on a CPU
-    with pytest.raises(ValueError, match="choose from"):
-        gpu_profile.sdpa_backend("fa3")
-
-
 CLOCK_LOG = """timestamp, clocks.current.sm [MHz], clocks.max.sm [MHz], power.draw [W], power.limit [W], temperature.gpu, clocks_event_reasons.active
 2026/11/23 19:40:57.000, 345 MHz, 1980 MHz, 75.30 W, 700.00 W, 41, 0x0000000000000001
 2026/11/23 19:40:58.000, 1980 MHz, 1980 MHz, 300.00 W, 700.00 W, 50, 0x0000000000000000
