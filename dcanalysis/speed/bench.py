@@ -107,8 +107,10 @@ VARIANTS = {
 }
 
 
-def run_variant(model, variant: str):
-    """The callable that runs ``model`` as ``VARIANTS[variant]`` says."""
+def run_variant(model, variant: str, attention: str | None = None):
+    """The callable that runs ``model`` as ``VARIANTS[variant]`` says; a compiled one with its SDPA backend pinned
+    to ``attention`` (``engine.optimise``), which a context around the first call would not do reliably: inductor's
+    graph cache would hand back a graph traced under another backend."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; choose from {list(VARIANTS)}.")
     opts = dict(VARIANTS[variant])
@@ -118,7 +120,7 @@ def run_variant(model, variant: str):
         return model
     if opts.get("fp8_linear") or opts.get("regional"):
         model = copy.deepcopy(model)  # both change the model in place; later variants need the original
-    fn = optimise(model, **opts)
+    fn = optimise(model, **opts, attention=attention)
     return with_shared_prefix(model, fn) if share else fn
 
 
@@ -196,7 +198,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
             if compiled:
                 torch._dynamo.reset()  # no compiled graph is reused across variants, backends or flags
                 counters.clear()
-            m = run_variant(model, variant)
+            m = run_variant(model, variant, attention)
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()

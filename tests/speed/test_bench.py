@@ -60,6 +60,9 @@ def test_variants_pass_their_options_and_unknown_variants_are_named(monkeypatch)
     bench.run_variant(torch.nn.Linear(2, 2), "compiled, tuned pointwise")
     assert [(kw["options"]["triton.cudagraphs"], kw["options"]["freezing"], kw["options"]["coordinate_descent_tuning"])
             for kw in seen] == [(True, False, False), (False, True, False), (False, False, True)]
+    pinned = bench.run_variant(torch.nn.Linear(2, 2), "compiled", attention="math")
+    assert pinned.backend == "math" and seen.pop()["options"]["fx_graph_cache"] is False  # see speed.attention
+    assert all("fx_graph_cache" not in kw["options"] for kw in seen)  # unpinned compiles keep the cache
     net = torch.nn.Sequential(torch.nn.Linear(16, 16))
     fast = bench.run_variant(net, "compiled, fp8 linear")  # converts a copy: the next variant gets the original
     assert type(net[0]) is torch.nn.Linear and net[0].weight.dtype == torch.float32
