@@ -59,6 +59,27 @@ class WithAttentionBackend(torch.nn.Module):
             return getattr(super().__getattr__("network"), name)
 
 
+def attention_shapes(fn) -> list[tuple[int, int, int]]:
+    """The distinct (heads, tokens, head width) of every ``scaled_dot_product_attention`` call ``fn()`` makes, in the
+    order first seen: the shapes to time the back ends at (``attention_backends``)."""
+    from torch.overrides import TorchFunctionMode
+
+    seen: list[tuple[int, int, int]] = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.nn.functional.scaled_dot_product_attention:
+                q = args[0] if args else kwargs["query"]
+                shape = tuple(int(v) for v in q.shape[-3:])  # (..., heads, tokens, width)
+                if shape not in seen:
+                    seen.append(shape)
+            return func(*args, **(kwargs or {}))
+
+    with Record():
+        fn()
+    return seen
+
+
 def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, device: torch.device, dtype,
                        ref_tflops: float, iters: int = 10) -> list[dict]:
     """TFLOP/s of self-attention at one shape under each SDPA backend (``None`` where it cannot run it).

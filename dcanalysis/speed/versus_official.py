@@ -433,3 +433,24 @@ def ceiling_summary_rows(results: dict, dataset: str = "fashion_mnist") -> list[
             rows.append({"batch": batch, "what": name, "evaluations/s": round(rate),
                          "% of the fused ceiling": round(100 * rate / fused, 1) if fused else None})
     return rows
+
+
+def backend_rows(runs: dict[str, dict], dataset: str = "fashion_mnist") -> list[dict]:
+    """One row per SDPA backend of ``versus_official --throughput-only --throughput-attention`` runs
+    (``{backend: JSON}``): classify_batch's evaluations/s, the attention kernels' seconds and share of the GPU
+    kernel time per call, and its agreement with eager classification."""
+    rows = []
+    for backend, results in runs.items():
+        for t in results["datasets"][dataset]["throughput"]:
+            if t["task"] == "bare forward" or "groups" not in t:
+                continue
+            kernel = {g["group"]: g["seconds_per_call"] for g in t["groups"]}
+            fused = [k["kernel"] for k in t["top_kernels"] if k["group"] == "attention"]
+            rows.append({"attention backend": backend, "its longest attention kernel": fused[0][:40] if fused else
+                         "none (matrix products and a softmax)", "images / call": t["images_per_call"], "batch": t["batch"],
+                         "evals/s": round(t["evals_per_s"]),
+                         "attention kernels: s / call": round(kernel["attention"], 3),
+                         "attention: % of kernel time": round(100 * kernel["attention"] / sum(kernel.values()), 1),
+                         "max rel. diff. of a mean error vs eager": float(f"{t['vs_eager']['max_rel_diff_mean_error']:.2g}"),
+                         "same predictions as eager (%)": round(100 * t["vs_eager"]["same_prediction"])})
+    return rows

@@ -91,3 +91,22 @@ def test_a_pinned_backend_survives_a_graph_compiled_earlier_under_another(monkey
         assert "aten::bmm" in ops and "aten::_scaled_dot_product_flash_attention_for_cpu" not in ops
         torch.testing.assert_close(pinned(x), net(x), rtol=1e-4, atol=1e-5)
     torch._dynamo.reset()
+
+
+def test_attention_shapes_are_read_off_a_forward_pass():
+    net = SelfAttention(channels=16, heads=2)
+    with torch.no_grad():
+        assert attention.attention_shapes(lambda: (net(torch.randn(3, 10, 16)), net(torch.randn(3, 5, 16)),
+                                                   net(torch.randn(1, 10, 16)))) == [(2, 10, 8), (2, 5, 8)]
+
+
+def test_the_lab_unet_attends_with_narrow_heads():
+    from dcanalysis.lab.registry import load_lab_diffusion
+
+    unet = load_lab_diffusion("fashion_mnist_unet").unet
+    s = unet.config.sample_size
+    with torch.no_grad():
+        shapes = attention.attention_shapes(lambda: unet(torch.randn(1, unet.config.in_channels, s, s), 10,
+                                                         class_labels=torch.tensor([3])))
+    assert shapes and all(width == unet.config.attention_head_dim for _, _, width in shapes)
+    assert {tokens for _, tokens, _ in shapes} == {(s // 2) ** 2, (s // 4) ** 2}  # its two attention resolutions

@@ -19,3 +19,24 @@ def test_the_sequential_test_is_tuned_on_its_own_images_and_the_cheapest_within_
                                candidates=[0, 1, 2])
     assert strict["chosen"]["accuracy"] >= strict["exhaustive_accuracy"] or \
         strict["chosen"]["accuracy"] == max(r["accuracy"] for r in strict["candidates"])
+
+
+def test_backend_rows_leave_out_the_bare_network_and_name_each_backend_kernel():
+    from dcanalysis.speed.versus_official import backend_rows
+
+    def run(attention_s, kernel):
+        row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "images_per_call": 256, "batch": 4096,
+               "evals_per_s": 1000.4, "vs_eager": {"max_rel_diff_mean_error": 0.00123456, "same_prediction": 31 / 32},
+               "groups": [{"group": "attention", "seconds_per_call": attention_s},
+                          {"group": "matrix", "seconds_per_call": 1.0}, {"group": "other", "seconds_per_call": 1.0}],
+               "top_kernels": [{"group": "matrix", "kernel": "gemm"}] + (
+                   [{"group": "attention", "kernel": kernel}] if kernel else [])}
+        return {"datasets": {"fashion_mnist": {"throughput": [{"task": "bare forward", "batch": 4096}, row]}}}
+
+    rows = backend_rows({"default": run(2.0, "cudnn_sdpa_flash_fprop" + "x" * 50), "math": run(0.0, None)})
+    assert [r["attention backend"] for r in rows] == ["default", "math"]
+    assert rows[0]["its longest attention kernel"] == ("cudnn_sdpa_flash_fprop" + "x" * 50)[:40]
+    assert rows[1]["its longest attention kernel"].startswith("none")
+    assert rows[0]["attention: % of kernel time"] == 50.0 and rows[1]["attention: % of kernel time"] == 0.0
+    assert rows[0]["evals/s"] == 1000 and rows[0]["same predictions as eager (%)"] == 97
+    assert rows[0]["max rel. diff. of a mean error vs eager"] == 0.0012
