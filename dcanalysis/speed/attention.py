@@ -109,7 +109,7 @@ def main(argv=None):
     import json
     from pathlib import Path
 
-    from .bench import matmul_tflops
+    from .timing import matmul_tflops
 
     p = argparse.ArgumentParser(description="Self-attention alone under each SDPA backend.")
     p.add_argument("--shapes", nargs="+", required=True, help="batch x heads x tokens x head width, e.g. 4096x16x256x8")

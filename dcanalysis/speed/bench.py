@@ -39,7 +39,7 @@ from PIL import Image
 from ..classifier import ClassifierConfig, DiffusionClassifier
 from .engine import compile_adapter, optimise, set_fused_qkv
 from ..schedules import PAPER_PETS, Schedule
-from .timing import sync, time_calls, warm_then_time
+from .timing import matmul_tflops, sync, time_calls, warm_then_time
 
 
 def sd2_base_unet(tiny: bool):
@@ -146,14 +146,6 @@ def with_shared_prefix(model, fn):
 def output_tensor(out) -> torch.Tensor:
     """The tensor a diffusers model returns (``.sample``), or ``out`` itself."""
     return out.sample if hasattr(out, "sample") else out
-
-
-def matmul_tflops(device, dtype, n: int, min_seconds: float = 0.0) -> float:
-    """TFLOP/s of an n x n x n matrix product, back to back for at least ``min_seconds`` (0: ten products)."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    s = time_calls(lambda: a @ b, device=device, warmup=3, iters=10, min_seconds=min_seconds)
-    return 2 * n**3 / s / 1e12
 
 
 def flops_per_call(fn) -> float:

@@ -1,5 +1,6 @@
 """Timing GPU work honestly: wait for the device before reading the clock, warm up before timing, and time for
-long enough that a power-capped GPU settles at its sustained clock. Used by ``bench`` and ``gpu_profile``."""
+long enough that a power-capped GPU settles at its sustained clock. Used by ``bench``, ``gpu_profile`` and
+``attention``; ``matmul_tflops`` is the same-run ceiling every rate is set against."""
 from __future__ import annotations
 
 import time
@@ -42,3 +43,11 @@ def warm_then_time(call, *, device) -> tuple[object, float]:
     out = call(1)
     sync(device)
     return out, time.perf_counter() - t0
+
+
+def matmul_tflops(device, dtype, n: int, min_seconds: float = 0.0) -> float:
+    """TFLOP/s of an n x n x n matrix product, back to back for at least ``min_seconds`` (0: ten products)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    s = time_calls(lambda: a @ b, device=device, warmup=3, iters=10, min_seconds=min_seconds)
+    return 2 * n**3 / s / 1e12

@@ -320,7 +320,7 @@ def main(argv=None):
 
     attentions = [None if b == "default" else b for b in a.throughput_attention]
     if a.throughput or a.throughput_only:
-        from .bench import matmul_tflops
+        from .timing import matmul_tflops
 
         out["matmul_tflops"] = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=a.seconds)
     for name in a.datasets:
