@@ -250,6 +250,27 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     return rows
 
 
+def head_width_rows(dataset: str, *, device, batch: int, seconds: float, ref: float, widths) -> list[dict]:
+    """The bare forward, compiled, of the lab UNet's architecture with each attention head width in ``widths``
+    (channels / width heads), **random weights**: speed only. The FLOPs are the same at every width; what changes
+    is how full the fused attention kernel's tiles are."""
+    from diffusers import UNet2DModel
+
+    from .bench import bench_model
+
+    config = dict(load_lab_diffusion(f"{dataset}_unet").unet.config)
+    rows = []
+    for width in widths:
+        torch.manual_seed(0)
+        unet = UNet2DModel.from_config({**config, "attention_head_dim": width})
+        for r in bench_model(f"{dataset}_unet_heads{width}", unet, lab_unet_inputs(unet, device), batch=batch,
+                             device=device, dtype=torch.bfloat16, ref_tflops=ref, compile_model=True,
+                             seconds=seconds, variants=("compiled",)):
+            rows.append({**r, "task": "bare forward, random weights", "head_width": width})
+        del unet
+    return rows
+
+
 def lab_unet_inputs(unet, device):
     """make_inputs(batch) for a lab UNet: random bf16 noisy images, timesteps and class labels."""
     s, c = unet.config.sample_size, unet.config.in_channels
@@ -298,10 +319,14 @@ def main(argv=None):
                    help="only --throughput, at each of --throughput-batches, with its roofline ceiling")
     p.add_argument("--throughput-batches", type=int, nargs="+", default=[8000],
                    help="network rows per call for --throughput-only")
-    p.add_argument("--throughput-variants", nargs="+", default=list(CLASSIFY_VARIANTS), choices=CLASSIFY_VARIANTS)
+    p.add_argument("--throughput-variants", nargs="*", default=list(CLASSIFY_VARIANTS), choices=CLASSIFY_VARIANTS,
+                   help="none: --throughput-only measures only the ceiling and --head-widths")
     p.add_argument("--throughput-attention", nargs="+", default=["default"], choices=["default", *ATTENTION_BACKENDS],
                    help="SDPA backends the compiled rows run under (default: PyTorch's choice)")
     p.add_argument("--skip-ceiling", action="store_true", help="--throughput-only without the roofline ceiling")
+    p.add_argument("--head-widths", type=int, nargs="+", default=[],
+                   help="--throughput-only: also the bare compiled forward of the UNet's architecture with these "
+                        "attention head widths, random weights (speed only)")
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -332,8 +357,12 @@ def main(argv=None):
                 res["ceiling"] = ceiling(name, device=device, batches=a.throughput_batches, seconds=a.seconds,
                                          ref=out["matmul_tflops"])
                 save()
+            if a.head_widths:
+                res["head_widths"] = head_width_rows(name, device=device, batch=a.throughput_batches[0],
+                                                     seconds=a.seconds, ref=out["matmul_tflops"], widths=a.head_widths)
+                save()
             res["throughput"] = []
-            for b in a.throughput_batches:
+            for b in a.throughput_batches if a.throughput_variants else ():
                 res["throughput"] += throughput_rows(name, x, device=device, batch=b, seconds=a.seconds,
                                                      ref=out["matmul_tflops"], variants=a.throughput_variants,
                                                      per_calls=(256,), attentions=attentions)
