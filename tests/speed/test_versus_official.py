@@ -40,3 +40,18 @@ def test_backend_rows_leave_out_the_bare_network_and_name_each_backend_kernel():
     assert rows[0]["attention: % of kernel time"] == 50.0 and rows[1]["attention: % of kernel time"] == 0.0
     assert rows[0]["evals/s"] == 1000 and rows[0]["same predictions as eager (%)"] == 97
     assert rows[0]["max rel. diff. of a mean error vs eager"] == 0.0012
+
+
+def test_head_width_rows_keep_the_flops_and_change_the_heads(monkeypatch):
+    import torch
+
+    from dcanalysis.speed import versus_official
+
+    built = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: built.append(model) or model)  # CPU: no inductor
+    rows = versus_official.head_width_rows("fashion_mnist", device=torch.device("cpu"), batch=2, seconds=0.0,
+                                           ref=1.0, widths=[8, 32])
+    assert [r["head_width"] for r in rows] == [8, 32] and all(r["variant"] == "compiled" for r in rows)
+    assert rows[0]["gflop_per_eval"] == rows[1]["gflop_per_eval"] > 0  # the same work, cut into other heads
+    heads = [next(m.heads for m in unet.modules() if type(m).__name__ == "Attention") for unet in built]
+    assert heads == [16, 4]
