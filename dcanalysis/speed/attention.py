@@ -2,9 +2,11 @@
 
 ``scaled_dot_product_attention`` picks a backend (flash, memory-efficient, cuDNN or the plain math of two matrix
 products and a softmax) from global flags at the moment it runs, and ``torch.compile`` fixes that choice into the
-graph when it traces. The choice matters most where the heads are narrow: the lab UNets' 16 heads of width 8 fill a
-fused kernel's 64-wide tile an eighth full (chapter 10's profile). ``WithAttentionBackend`` pins one backend to one
-network, so it holds for every call and for the compile's trace, and not for other models in the process.
+graph when it traces. The choice matters most where the heads are narrow: the lab UNets' heads, 8 wide, only partly
+fill fused kernels built for much wider ones (chapter 10 measures each back end on them). ``WithAttentionBackend``
+pins one backend to one network, so it holds for every call and for the compile's trace, and not for other models
+in the process; ``engine.optimise(attention=...)`` compiles such a network without inductor's graph cache, whose
+key leaves the backend out.
 """
 from __future__ import annotations
 
