@@ -104,6 +104,17 @@ def attention_backends(batch: int, heads: int, tokens: int, head_dim: int, *, de
     return rows
 
 
+def time_shapes(shapes, *, device: torch.device, dtype, ref_tflops: float) -> list[dict]:
+    """``attention_backends`` at each (batch, heads, tokens, head width) of ``shapes``, one printed line a row."""
+    rows = []
+    for b, h, n, d in shapes:
+        for r in attention_backends(b, h, n, d, device=device, dtype=dtype, ref_tflops=ref_tflops):
+            rows.append(r)
+            rate = f"{r['tflops']:7.1f} TFLOP/s ({100 * r['ratio_to_matmul']:5.1f}% of matmul)" if r["tflops"] else "n/a"
+            print(f"SDPA {r['backend']:9s} {b}x{h}x{n}x{d}: {rate}")
+    return rows
+
+
 def main(argv=None):
     """``python -m dcanalysis.speed.attention --shapes 4096x16x256x8 --out F``: each backend at each shape, beside the
     same-run bf16 matmul."""
@@ -121,13 +132,8 @@ def main(argv=None):
         raise SystemExit("this times the GPU's attention kernels; run it on a machine with CUDA.")
     device = torch.device("cuda")
     ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=1.0)
-    rows = []
-    for shape in a.shapes:
-        b, h, n, d = (int(v) for v in shape.split("x"))
-        for r in attention_backends(b, h, n, d, device=device, dtype=torch.bfloat16, ref_tflops=ref):
-            rows.append(r)
-            rate = f"{r['tflops']:7.1f} TFLOP/s ({100 * r['ratio_to_matmul']:5.1f}% of matmul)" if r["tflops"] else "n/a"
-            print(f"SDPA {r['backend']:9s} {shape}: {rate}")
+    rows = time_shapes([tuple(int(v) for v in shape.split("x")) for shape in a.shapes], device=device,
+                       dtype=torch.bfloat16, ref_tflops=ref)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                                  "matmul_tflops": ref, "rows": rows}, indent=1))

@@ -403,16 +403,10 @@ def capped_fp8_row(name, build, *, batch, device, dtype, cap_gib, seconds, ref_t
 def probe_attention(*, tiny, batch, device, dtype, ref) -> list[dict]:
     """Self-attention of the 512 px SD-2 UNet's three attention levels (64x64, 32x32, 16x16 latents; 64-wide
     heads) under each SDPA backend, alone."""
-    from .attention import attention_backends
+    from .attention import time_shapes
 
     shapes = [(2, 2, 16, 8)] if tiny else [(batch, 5, 4096, 64), (batch, 10, 1024, 64), (batch, 20, 256, 64)]
-    rows = []
-    for b, h, n, d in shapes:
-        for r in attention_backends(b, h, n, d, device=device, dtype=dtype, ref_tflops=ref):
-            rows.append(r)
-            rate = f"{r['tflops']:7.1f} TFLOP/s ({100 * r['ratio_to_matmul']:5.1f}% of matmul)" if r["tflops"] else "n/a"
-            print(f"SDPA {r['backend']:9s} {b}x{h}x{n}x{d}: {rate}")
-    return rows
+    return time_shapes(shapes, device=device, dtype=dtype, ref_tflops=ref)
 
 
 def end_to_end_rows(results: dict, paper: dict) -> list[dict]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from .attention import WithAttentionBackend
+
 NETWORK_ATTRIBUTES = ("unet", "transformer")  # where adapters keep their denoising network
 
 
@@ -86,8 +88,6 @@ def optimise(model, *, fuse_qkv: bool = True, cuda_graphs: bool = False, conv_1x
 
 def with_attention(network, backend: str | None):
     """``network`` pinned to one SDPA backend (``attention.WithAttentionBackend``); ``None``: ``network`` itself."""
-    from .attention import WithAttentionBackend
-
     return network if backend is None else WithAttentionBackend(network, backend)
 
 

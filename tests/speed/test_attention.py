@@ -24,6 +24,15 @@ def test_attention_backends_report_what_runs_and_what_cannot():
     assert by["math"]["tflops"] > 0 and by["cudnn"]["tflops"] is None  # no cuDNN attention on a CPU
 
 
+def test_time_shapes_gives_every_backend_at_every_shape_and_prints_each(capsys):
+    rows = attention.time_shapes([(1, 2, 16, 8), (1, 2, 4, 8)], device=torch.device("cpu"), dtype=torch.float32,
+                                 ref_tflops=1.0)
+    assert [(r["backend"], r["shape"]) for r in rows] == [(b, s) for s in ([1, 2, 16, 8], [1, 2, 4, 8])
+                                                          for b in attention.ATTENTION_BACKENDS]
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == len(rows) and "SDPA cudnn     1x2x16x8: n/a" in printed
+
+
 def test_the_pinned_backend_is_the_one_that_runs():
     net, x = SelfAttention().eval(), torch.randn(3, 10, 16)
     with torch.no_grad():
