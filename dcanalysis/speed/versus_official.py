@@ -40,6 +40,7 @@ from ..noise import NoisePlan, make_noise_plan
 from ..schedules import Schedule
 from ..sequential import SequentialTest
 from .attention import ATTENTION_BACKENDS
+from .bench import VARIANTS as BARE_VARIANTS, bench_model
 from .engine import compile_adapter
 from .peer import official_grid, peer_classify, stage_timesteps
 from .timing import sync
@@ -164,7 +165,12 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
             "candidates": rows, "chosen": chosen, "tables_seconds": wall}
 
 
-CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
+# classify_batch's adapter: eager, compiled as it loads (NCHW), compiled with the UNet in channels_last as the bare
+# rows have it, and compiled with one more of engine.optimise's options (each measured alone in bench.VARIANTS)
+CLASSIFY_VARIANTS = {"eager": {}, "compiled": {}, "compiled, channels_last": {"channels_last": True},
+                     "compiled, frozen": {"freezing": True}, "compiled, tuned pointwise": {"tune_pointwise": True},
+                     "compiled+graphs": {"cuda_graphs": True}}
+DEFAULT_CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
 
 
 def agreement(results, reference) -> dict:
@@ -178,7 +184,7 @@ def agreement(results, reference) -> dict:
 
 
 def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref: float,
-                    variants=CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32) -> list[dict]:
+                    variants=DEFAULT_CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32) -> list[dict]:
     """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model, at
     ``batch`` network rows per call; ``variants`` of the adapter (a subset of ``CLASSIFY_VARIANTS``), ``per_calls``
     images per classify_batch call (the last one also profiled for its kernel time). Each compiled variant runs
@@ -186,7 +192,6 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     the first ``agree_images`` images are compared with eager classification's (``agreement``). ``ref``: the same-run matmul
     TFLOP/s that every ratio is to."""
     from . import gpu_profile
-    from .bench import bench_model
 
     unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
     rows, runnable = [], []
@@ -212,19 +217,23 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     eager_results, _ = classify_all(classifier(load_lab_diffusion(f"{dataset}_unet", device=device,
                                                                   dtype=torch.bfloat16), False),
                                     x[:agree_images], first_index=0, per_call=agree_images, desc="eager reference")
-    # the adapter as it loads (NCHW), compiled, and compiled with the UNet in channels_last as the bare rows have it
     for variant in variants:
-        compiled, channels_last = variant != "eager", variant.endswith("channels_last")
+        options, compiled = dict(CLASSIFY_VARIANTS[variant]), variant != "eager"
+        channels_last = options.pop("channels_last", False)
         for attention in runnable if compiled else (None,):
             torch._dynamo.reset()
             adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
             if channels_last:
                 adapter.unet = adapter.unet.to(memory_format=torch.channels_last)
             if compiled:
-                compile_adapter(adapter, attention=attention)
+                compile_adapter(adapter, attention=attention, **options)
             for per_call in per_calls:
                 clf = classifier(adapter, compiled)
-                classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
+                try:
+                    classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
+                except RuntimeError as e:  # an option inductor cannot apply to this graph: reported, not fatal
+                    print(f"classify_batch {variant}: cannot run ({str(e).splitlines()[0][:200]}); left out")
+                    break
                 n = 4 * per_call if per_call == 32 else per_call * 2
                 res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch")
                 evals = sum(r.n_evaluations for r in res)
@@ -250,13 +259,12 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     return rows
 
 
-def head_width_rows(dataset: str, *, device, batch: int, seconds: float, ref: float, widths) -> list[dict]:
-    """The bare forward, compiled, of the lab UNet's architecture with each attention head width in ``widths``
-    (channels / width heads), **random weights**: speed only. The FLOPs are the same at every width; what changes
-    is how full the fused attention kernel's tiles are."""
+def head_width_rows(dataset: str, *, device, batch: int, seconds: float, ref: float, widths,
+                    variants=("compiled",)) -> list[dict]:
+    """The bare forward of the lab UNet's architecture with each attention head width in ``widths`` (channels /
+    width heads), as each of ``variants`` (``bench.VARIANTS`` names) runs it, **random weights**: speed only. The
+    FLOPs are the same at every width; what changes is how full the fused attention kernel's tiles are."""
     from diffusers import UNet2DModel
-
-    from .bench import bench_model
 
     config = dict(load_lab_diffusion(f"{dataset}_unet").unet.config)
     rows = []
@@ -265,7 +273,7 @@ def head_width_rows(dataset: str, *, device, batch: int, seconds: float, ref: fl
         unet = UNet2DModel.from_config({**config, "attention_head_dim": width})
         for r in bench_model(f"{dataset}_unet_heads{width}", unet, lab_unet_inputs(unet, device), batch=batch,
                              device=device, dtype=torch.bfloat16, ref_tflops=ref, compile_model=True,
-                             seconds=seconds, variants=("compiled",)):
+                             seconds=seconds, variants=tuple(variants)):
             rows.append({**r, "task": "bare forward, random weights", "head_width": width})
         del unet
     return rows
@@ -319,7 +327,8 @@ def main(argv=None):
                    help="only --throughput, at each of --throughput-batches, with its roofline ceiling")
     p.add_argument("--throughput-batches", type=int, nargs="+", default=[8000],
                    help="network rows per call for --throughput-only")
-    p.add_argument("--throughput-variants", nargs="*", default=list(CLASSIFY_VARIANTS), choices=CLASSIFY_VARIANTS,
+    p.add_argument("--throughput-variants", nargs="*", default=list(DEFAULT_CLASSIFY_VARIANTS),
+                   choices=list(CLASSIFY_VARIANTS),
                    help="none: --throughput-only measures only the ceiling and --head-widths")
     p.add_argument("--throughput-attention", nargs="+", default=["default"], choices=["default", *ATTENTION_BACKENDS],
                    help="SDPA backends the compiled rows run under (default: PyTorch's choice)")
@@ -327,6 +336,8 @@ def main(argv=None):
     p.add_argument("--head-widths", type=int, nargs="+", default=[],
                    help="--throughput-only: also the bare compiled forward of the UNet's architecture with these "
                         "attention head widths, random weights (speed only)")
+    p.add_argument("--bare-variants", nargs="+", default=["compiled"], choices=list(BARE_VARIANTS),
+                   help="how --head-widths runs each network (bench.VARIANTS)")
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -359,7 +370,8 @@ def main(argv=None):
                 save()
             if a.head_widths:
                 res["head_widths"] = head_width_rows(name, device=device, batch=a.throughput_batches[0],
-                                                     seconds=a.seconds, ref=out["matmul_tflops"], widths=a.head_widths)
+                                                     seconds=a.seconds, ref=out["matmul_tflops"], widths=a.head_widths,
+                                                     variants=a.bare_variants)
                 save()
             res["throughput"] = []
             for b in a.throughput_batches if a.throughput_variants else ():

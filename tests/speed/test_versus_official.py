@@ -55,3 +55,26 @@ def test_head_width_rows_keep_the_flops_and_change_the_heads(monkeypatch):
     assert rows[0]["gflop_per_eval"] == rows[1]["gflop_per_eval"] > 0  # the same work, cut into other heads
     heads = [next(m.heads for m in unet.modules() if type(m).__name__ == "Attention") for unet in built]
     assert heads == [16, 4]
+
+
+def test_head_width_rows_run_every_width_under_every_engine_variant(monkeypatch):
+    from dcanalysis.speed import versus_official
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw["options"]) or model)
+    rows = versus_official.head_width_rows("fashion_mnist", device=torch.device("cpu"), batch=2, seconds=0.0,
+                                           ref=1.0, widths=[8, 16], variants=["compiled", "compiled, frozen"])
+    assert [(r["head_width"], r["variant"]) for r in rows] == [(8, "compiled"), (8, "compiled, frozen"),
+                                                               (16, "compiled"), (16, "compiled, frozen")]
+    assert [o["freezing"] for o in seen] == [False, True, False, True]  # each variant's option reaches inductor
+
+
+def test_every_classify_variant_names_options_the_engine_takes():
+    import inspect
+
+    from dcanalysis.speed.engine import optimise
+    from dcanalysis.speed.versus_official import CLASSIFY_VARIANTS, DEFAULT_CLASSIFY_VARIANTS
+
+    takes = set(inspect.signature(optimise).parameters) | {"channels_last"}
+    assert all(set(o) <= takes for o in CLASSIFY_VARIANTS.values())
+    assert set(DEFAULT_CLASSIFY_VARIANTS) <= set(CLASSIFY_VARIANTS)
