@@ -22,7 +22,6 @@ from .exceptions import NonFiniteError
 from .images import ImageSource
 from .losses import get_loss
 from .noise import NoisePlan, make_noise_plan
-from .plan_prefetch import PlanPrefetcher
 from .posterior import posterior
 from .pruning import Policy, prune, ranking
 from .schedules import Schedule
@@ -270,8 +269,6 @@ class DiffusionClassifier:
             adapter.process.coefficients(self.config.target, torch.zeros(1, dtype=torch.long))
         self._embedding_cache: dict[tuple, Conditioning] = {}
         self.batch_size = self.config.batch_size  # lowered for good when a batch runs out of memory
-        self._plans = PlanPrefetcher()
-        self._sample_shape: tuple[int, ...] | None = None  # the model's, known once one image has been prepared
 
     # -- conditions are embedded once per candidate list and reused for every image of a run
     def embed(self, candidates: Sequence) -> Conditioning:
@@ -299,22 +296,6 @@ class DiffusionClassifier:
             cfg.schedule.total_trials, sample_shape, seed=cfg.seed, image_index=image_index,
             strategy=cfg.timesteps, num_timesteps=self.adapter.process.num_timesteps,
         )
-
-    def _plan_key(self, sample_shape: tuple[int, ...], image_index: int) -> tuple:
-        cfg = self.config  # everything make_noise_plan reads, so a plan drawn ahead is the one drawn on time
-        return (cfg.seed, int(image_index), cfg.timesteps, cfg.schedule.total_trials, tuple(sample_shape),
-                self.adapter.process.num_timesteps)
-
-    def prefetch_plans(self, image_indices: Sequence[int]) -> None:
-        """Start drawing, on a host thread, the noise plans of images that a later ``classify_batch`` will classify
-        (``dcanalysis.plan_prefetch``): call it with the next chunk's indices before classifying this chunk, and
-        the GPU does not wait for the host to draw noise between calls. Results are unchanged. Does nothing until
-        this classifier has prepared one image (a plan's shape is the model's sample shape)."""
-        shape = self._sample_shape
-        if shape is None:
-            return
-        for i in image_indices:
-            self._plans.request(self._plan_key(shape, i), lambda i=i: self.noise_plan(shape, i))
 
     def classify(
         self,
@@ -352,10 +333,9 @@ class DiffusionClassifier:
             raise ValueError(f"{len(images)} images but {len(image_indices)} image indices.")
         x0 = torch.stack([self.prepare(im) for im in images])
         cond = self.embed(candidates)
-        shape = self._sample_shape = tuple(x0.shape[1:])
+        shape = tuple(x0.shape[1:])
         if plans is None:
-            plans = [self._plans.take(self._plan_key(shape, i), lambda i=i: self.noise_plan(shape, i))
-                     for i in image_indices]
+            plans = [self.noise_plan(shape, i) for i in image_indices]
         for plan in plans:
             if plan.sample_shape != shape or len(plan) < self.config.schedule.total_trials:
                 raise ValueError(

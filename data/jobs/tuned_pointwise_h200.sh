@@ -2,9 +2,8 @@
 # Issue 21 point 3, after head_width_h200.sh, where inductor's coordinate-descent tuning of its own kernels
 # (engine.optimise(tune_pointwise=True)) took the bare compiled forward past 50k evals/s: classify_batch on the
 # trained Fashion-MNIST UNet compiled so (exhaustive 100 trials x 10 classes, 256 images a call, batch 4,096),
-# with its next call's plans drawn ahead (plan_prefetch) and drawn in the call, each with its kernel profile and its
-# agreement with eager classification on 32 images, and the bare tuned forward of the same architecture (random
-# weights) in the same process. (Its first run, which also timed the default compile, was lost with its machine.)
+# (the default compile's classify_batch: plan_prefetch_h200.sh, 42,888 evals/s), with its kernel profile and its agreement with eager classification on 32 images,
+# and the bare tuned forward of the same architecture (random weights) in the same process.
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/tuned_pointwise_h200.sh OUTDIR
 set -u
@@ -14,7 +13,6 @@ F="should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call origi
 start_clock_log $OUT/gpu_clocks.csv
 timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
   --skip-ceiling --throughput-batches 4096 --throughput-variants "compiled, tuned pointwise" \
-  "compiled, tuned pointwise, plans drawn in the call" \
   --head-widths 8 --bare-variants "compiled, tuned pointwise" --out $OUT/tuned_pointwise.json 2>&1 \
   | grep -v "$F" | tee $OUT/run.log
 stop_clock_log

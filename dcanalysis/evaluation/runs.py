@@ -230,8 +230,6 @@ def run_dataset(
                 print(f"time limit reached; {len(todo) - seen} images left for the next run")
                 break
             chunk = todo[chunk_start:chunk_start + images_per_batch]
-            # the next chunk's noise is drawn on a host thread while this chunk's network calls run
-            classifier.prefetch_plans(todo[chunk_start + images_per_batch:chunk_start + 2 * images_per_batch])
             records = _classify_chunk(classifier, chunk, get_item, item_name, candidates, cand_index, seed)
             for i in chunk:
                 if "error" not in records[i]:

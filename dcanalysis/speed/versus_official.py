@@ -91,10 +91,9 @@ def run_peer(adapter, x, labels, *, seconds: float, seed: int, batch: int = 32) 
 
 
 def classify_all(clf: DiffusionClassifier, x, *, first_index: int, per_call: int, desc: str,
-                 candidates: list | None = None, plan=None, prefetch: bool = True):
+                 candidates: list | None = None, plan=None):
     """classify_batch over x (classes 0..9 unless ``candidates``) in calls of ``per_call`` images; (results, wall
-    seconds). ``plan(image_index) -> NoisePlan`` replaces the classifier's own plans; with ``prefetch`` the next
-    call's plans are drawn while this call's network work runs (``DiffusionClassifier.prefetch_plans``)."""
+    seconds). ``plan(image_index) -> NoisePlan`` replaces the classifier's own plans."""
     candidates = list(range(10)) if candidates is None else candidates
     results = []
     sync(clf.adapter.device)
@@ -102,8 +101,6 @@ def classify_all(clf: DiffusionClassifier, x, *, first_index: int, per_call: int
     for lo in tqdm(range(0, len(x), per_call), desc=desc, mininterval=5):
         chunk = x[lo:lo + per_call]
         indices = range(first_index + lo, first_index + lo + len(chunk))
-        if prefetch and plan is None and lo + per_call < len(x):
-            clf.prefetch_plans(range(first_index + lo + per_call, first_index + min(len(x), lo + 2 * per_call)))
         results += clf.classify_batch(list(chunk), candidates, image_indices=indices,
                                       plans=None if plan is None else [plan(i) for i in indices])
     sync(clf.adapter.device)
@@ -172,10 +169,7 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
 # rows have it, and compiled with one more of engine.optimise's options (each measured alone in bench.VARIANTS)
 CLASSIFY_VARIANTS = {"eager": {}, "compiled": {}, "compiled, channels_last": {"channels_last": True},
                      "compiled, frozen": {"freezing": True}, "compiled, tuned pointwise": {"tune_pointwise": True},
-                     "compiled+graphs": {"cuda_graphs": True},
-                     # the next call's noise drawn inside that call, as before plan_prefetch: what prefetching gains
-                     "compiled, plans drawn in the call": {"prefetch": False},
-                     "compiled, tuned pointwise, plans drawn in the call": {"tune_pointwise": True, "prefetch": False}}
+                     "compiled+graphs": {"cuda_graphs": True}}
 DEFAULT_CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
 
 
@@ -225,7 +219,7 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                                     x[:agree_images], first_index=0, per_call=agree_images, desc="eager reference")
     for variant in variants:
         options, compiled = dict(CLASSIFY_VARIANTS[variant]), variant != "eager"
-        channels_last, prefetch = options.pop("channels_last", False), options.pop("prefetch", True)
+        channels_last = options.pop("channels_last", False)
         for attention in runnable if compiled else (None,):
             torch._dynamo.reset()
             adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
@@ -240,12 +234,11 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                 except RuntimeError as e:  # an option inductor cannot apply to this graph: reported, not fatal
                     print(f"classify_batch {variant}: cannot run ({str(e).splitlines()[0][:200]}); left out")
                     break
-                n = 4 * per_call  # four calls: three of them with their plans drawn ahead (or not: ``prefetch``)
-                res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch",
-                                         prefetch=prefetch)
+                n = 4 * per_call if per_call == 32 else per_call * 2
+                res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch")
                 evals = sum(r.n_evaluations for r in res)
                 row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
-                       "attention": attention or "default", "images_per_call": per_call, "images": n, "batch": batch,
+                       "attention": attention or "default", "images_per_call": per_call, "batch": batch,
                        "evals_per_s": evals / wall, "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
                        "vs_eager": agreement(res[:agree_images], eager_results)}
                 if per_call == per_calls[-1]:

@@ -75,6 +75,6 @@ def test_every_classify_variant_names_options_the_engine_takes():
     from dcanalysis.speed.engine import optimise
     from dcanalysis.speed.versus_official import CLASSIFY_VARIANTS, DEFAULT_CLASSIFY_VARIANTS
 
-    takes = set(inspect.signature(optimise).parameters) | {"channels_last", "prefetch"}  # the last two: the run's
+    takes = set(inspect.signature(optimise).parameters) | {"channels_last"}
     assert all(set(o) <= takes for o in CLASSIFY_VARIANTS.values())
     assert set(DEFAULT_CLASSIFY_VARIANTS) <= set(CLASSIFY_VARIANTS)
