@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 21 point 3: the last few per cent between classify_batch and the bare network. The profile of
-# classify_batch left the GPU idle about 5 % of each call, the host drawing the next call's noise (CPU
-# generators, 100 trials per image). plan_prefetch draws it on a host thread while the GPU works; this times
+# classify_batch left the GPU idle about 5 % of each call, perhaps while the host drew the next call's noise (CPU
+# generators, 100 trials per image). plan_prefetch drew it on a host thread while the GPU works; this times
 # classify_batch compiled (exhaustive 100 trials x 10 classes, 256 images a call, four calls, batch 4,096) on the
 # trained Fashion-MNIST UNet with the plans drawn ahead and drawn in the call, beside the bare network, in one run.
 # Run at commit 9fee822 (data/results/speed/plan_prefetch_h200_*): 42,888 evals/s with the plans drawn ahead,

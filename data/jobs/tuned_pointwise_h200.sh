@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Issue 21 point 3, after head_width_h200.sh, where inductor's coordinate-descent tuning of its own kernels
 # (engine.optimise(tune_pointwise=True)) took the bare compiled forward past 50k evals/s: classify_batch on the
-# trained Fashion-MNIST UNet compiled so (exhaustive 100 trials x 10 classes, 256 images a call, batch 4,096),
-# (the default compile's classify_batch: plan_prefetch_h200.sh, 42,888 evals/s), with its kernel profile and its agreement with eager classification on 32 images,
-# and the bare tuned forward of the same architecture (random weights) in the same process.
+# trained Fashion-MNIST UNet compiled so (exhaustive 100 trials x 10 classes, 256 images a call, batch 4,096), with
+# its kernel profile and its agreement with eager classification on 32 images, and the bare tuned forward of the
+# same architecture (random weights) in the same process. The default compile's classify_batch is in
+# plan_prefetch_h200.sh's run. Not yet run to completion with its output kept (see issue 21's note).
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/tuned_pointwise_h200.sh OUTDIR
 set -u

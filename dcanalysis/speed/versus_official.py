@@ -166,10 +166,10 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
 
 
 # classify_batch's adapter: eager, compiled as it loads (NCHW), compiled with the UNet in channels_last as the bare
-# rows have it, and compiled with one more of engine.optimise's options (each measured alone in bench.VARIANTS)
+# rows have it, and compiled with one more of engine.optimise's options, as bench.VARIANTS names and sets them
 CLASSIFY_VARIANTS = {"eager": {}, "compiled": {}, "compiled, channels_last": {"channels_last": True},
-                     "compiled, frozen": {"freezing": True}, "compiled, tuned pointwise": {"tune_pointwise": True},
-                     "compiled+graphs": {"cuda_graphs": True}}
+                     **{name: {k: v for k, v in BARE_VARIANTS[name].items() if k != "compile"}
+                        for name in ("compiled, frozen", "compiled, tuned pointwise", "compiled+graphs")}}
 DEFAULT_CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
 
 
