@@ -12,7 +12,7 @@ import math
 import numbers
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -22,6 +22,7 @@ from .exceptions import NonFiniteError
 from .images import ImageSource
 from .losses import get_loss
 from .noise import NoisePlan, make_noise_plan
+from .overlap import overlapped
 from .posterior import posterior
 from .pruning import Policy, prune, ranking
 from .schedules import Schedule
@@ -208,7 +209,9 @@ def evaluate_triples(
     # either per batch would leave the GPU idle while the host prepares the next batch.
     n_trials = timesteps.shape[1]
     pairs, row_pair = torch.unique(img_idx * n_trials + trial_idx, return_inverse=True)
-    eps_all = noise.flatten(0, 1)[pairs].to(device)
+    flat = noise.flatten(0, 1)
+    # pairs are sorted and distinct, so when there are as many as plan rows they are all of them: no gather copy
+    eps_all = (flat if pairs.numel() == flat.shape[0] else flat[pairs]).to(device)
     t_all = timesteps.flatten()[pairs].to(device)
     rows, images, cands = row_pair.to(device), img_idx.to(device), cand_idx.to(device)
     tell_rows = getattr(adapter, "uses_row_groups", False)
@@ -268,6 +271,7 @@ class DiffusionClassifier:
         if self.config.target is not None:  # the process names the parameterisations it can compare in
             adapter.process.coefficients(self.config.target, torch.zeros(1, dtype=torch.long))
         self._embedding_cache: dict[tuple, Conditioning] = {}
+        self._sample_shapes: dict[tuple, tuple[int, ...]] = {}  # model-input shape -> diffusion-space shape
         self.batch_size = self.config.batch_size  # lowered for good when a batch runs out of memory
 
     # -- conditions are embedded once per candidate list and reused for every image of a run
@@ -289,6 +293,13 @@ class DiffusionClassifier:
         """Image file, PIL image or model-input tensor (C, H, W) -> x_0 in the diffusion space, on the device."""
         with torch.no_grad():
             return self.adapter.encode(self.pixels(image).unsqueeze(0).to(self.adapter.device))[0].float()
+
+    def sample_shape(self, pixels: torch.Tensor) -> tuple[int, ...]:
+        """The diffusion-space shape of x_0 for a model-input image (C, H, W): encoded once per input shape."""
+        key = tuple(pixels.shape)
+        if key not in self._sample_shapes:
+            self._sample_shapes[key] = tuple(self.prepare(pixels).shape)
+        return self._sample_shapes[key]
 
     def noise_plan(self, sample_shape: tuple[int, ...], image_index: int) -> NoisePlan:
         cfg = self.config
@@ -362,6 +373,41 @@ class DiffusionClassifier:
         decided = prune(self.config.schedule, errors, fill)
         return [self._result(candidates, errors[b], timesteps[b], decided.reached[b], shape, image_indices[b],
                              log_prior) for b in range(len(images))]
+
+    def host_inputs(self, images: Sequence[ImageSource | torch.Tensor], image_indices: Sequence[int]
+                    ) -> tuple[list[torch.Tensor], list[NoisePlan]]:
+        """The host's share of a ``classify_batch`` call, done ahead of it: the images read into model-input
+        tensors (C, H, W) and their noise plans drawn. Raises ``ImageLoadError`` for an unreadable file."""
+        pixels = [self.pixels(im) for im in images]
+        return pixels, [self.noise_plan(self.sample_shape(px), i) for px, i in zip(pixels, image_indices)]
+
+    def classify_stream(
+        self,
+        batches: Iterable[tuple[Sequence[ImageSource | torch.Tensor], Sequence[int]]],
+        candidates: Sequence,
+        *,
+        log_prior: torch.Tensor | None = None,
+        plan_for: Callable[[int], NoisePlan] | None = None,
+        overlap: bool = True,
+    ) -> Iterator[list[ClassificationResult]]:
+        """``classify_batch`` of each (images, image_indices) in ``batches``, yielded in order, with the host work
+        of the next call (reading images, drawing noise plans: ``host_inputs``) and the caller's handling of the
+        last results done while the GPU runs this call (``dcanalysis.overlap``). The results are those of calling
+        ``classify_batch`` in a loop; ``overlap=False`` is that loop. ``plan_for(image_index)`` replaces the
+        classifier's own noise plans (e.g. plans loaded from disk)."""
+        def staged():
+            for images, indices in batches:
+                indices = list(indices)
+                if plan_for is None:
+                    yield (*self.host_inputs(images, indices), indices)
+                else:
+                    yield [self.pixels(im) for im in images], [plan_for(i) for i in indices], indices
+
+        def run(item):
+            pixels, plans, indices = item
+            return self.classify_batch(pixels, candidates, image_indices=indices, plans=plans, log_prior=log_prior)
+
+        yield from overlapped(run, staged(), ahead=1 if overlap else 0)
 
     def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:
         means = torch.nanmean(errors, dim=1)

@@ -171,3 +171,25 @@ def test_an_out_of_memory_batch_halves_itself_and_gives_the_same_numbers(toy_ada
     ref = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.from_lists((10, 20), (2, 1)),
                                                             batch_size=8)).classify(x, [0, 1])
     assert torch.equal(big.errors, ref.errors) and max(small.sizes[2:]) <= 8 and small.sizes[:2] == [20, 16]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_classify_stream_equals_classify_batch_call_by_call(toy_adapter, overlap):
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.from_lists((4, 12), (2, 1)), batch_size=5))
+    points = torch.randn(7, 2, generator=torch.Generator().manual_seed(5))
+    calls = [(points[:3], range(20, 23)), (points[3:6], range(23, 26)), (points[6:], [26])]
+    streamed = [r for rs in clf.classify_stream(calls, [0, 1], overlap=overlap) for r in rs]
+    looped = [r for x, idx in calls for r in clf.classify_batch(list(x), [0, 1], image_indices=idx)]
+    assert [r.image_index for r in streamed] == list(range(20, 27))
+    for a, b in zip(streamed, looped):
+        assert torch.equal(a.errors.nan_to_num(-1), b.errors.nan_to_num(-1)) and a.ranking == b.ranking
+
+
+def test_classify_stream_uses_the_given_plans(toy_adapter):
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(6)))
+    x = torch.randn(2, 2, generator=torch.Generator().manual_seed(6))
+    other = lambda i: clf.noise_plan((2,), i + 100)  # noqa: E731
+    [streamed] = clf.classify_stream([(x, [0, 1])], [0, 1], plan_for=other)
+    direct = clf.classify_batch(list(x), [0, 1], image_indices=[0, 1], plans=[other(0), other(1)])
+    assert all(torch.equal(a.errors, b.errors) for a, b in zip(streamed, direct))
+    assert not torch.equal(streamed[0].errors, clf.classify(x[0], [0, 1], image_index=0).errors)

@@ -2,6 +2,8 @@
 # next to its own torch, and make the working tree importable.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+# What a job's log leaves out (grep -v "$LOG_NOISE"): library warnings repeated per call and tqdm's rate lines
+LOG_NOISE="should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|it/s\]\|s/it\]\|^$"
 python3 -c "import torch, diffusers, scipy; print('torch', torch.__version__, 'diffusers', diffusers.__version__, torch.cuda.get_device_name())"
 
 # The GPU's SM clock, power and clock-event reasons every 200 ms into $1, until stop_clock_log

@@ -9,13 +9,12 @@
 set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
-F="should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|it/s\]\|s/it\]\|^$"
 start_clock_log $OUT/gpu_clocks.csv
 timeout 270 python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only --skip-ceiling \
   --throughput-batches 4096 --throughput-variants --head-widths 8 16 32 64 --out $OUT/head_widths.json 2>&1 \
-  | grep -v "$F" | tee $OUT/run.log
+  | grep -v "$LOG_NOISE" | tee $OUT/run.log
 timeout $((580 - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
   --skip-ceiling --throughput-batches 4096 --throughput-variants --head-widths 8 \
   --bare-variants compiled+graphs "compiled, frozen" "compiled, tuned pointwise" --out $OUT/engine_options.json 2>&1 \
-  | grep -v "$F" | tee -a $OUT/run.log
+  | grep -v "$LOG_NOISE" | tee -a $OUT/run.log
 stop_clock_log

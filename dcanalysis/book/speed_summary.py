@@ -32,7 +32,9 @@ def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict,
         f"first run, whose official timing includes its warm-up image; {versus['device']})."]
     tp = throughput["datasets"]["fashion_mnist"]["throughput"]
     bare = _row(tp, task="bare forward", variant="compiled")
-    ours = _row(tp, variant="compiled", images_per_call=256)
+    # the profiled row (with the kernel time): the overlapped calls where a run timed both ways
+    ours = [r for r in tp if r.get("variant") == "compiled" and r.get("images_per_call") == 256
+            and "kernel_seconds_per_call" in r][0]
     lines.append(f"On that small model the classifier runs at {ours['evals_per_s']:,.0f} evaluations/s, "
                  f"{100 * ours['evals_per_s'] / bare['evals_per_s']:.0f} % of the bare compiled network's "
                  f"{bare['evals_per_s']:,.0f} (batch {bare['batch']:,}), with the GPU busy "

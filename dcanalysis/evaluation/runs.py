@@ -23,6 +23,7 @@ from ..classifier import DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..exceptions import ImageLoadError, ManifestMismatchError, NonFiniteError
 from ..noise import plan_timesteps
+from ..overlap import overlapped
 from ..processes import describe
 from .run_store import (RunStore, load_error_table, load_records, read_manifest, scan_records, settings_digest,
                         table_name, write_atomically)
@@ -225,17 +226,25 @@ def run_dataset(
         todo = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
         start, correct, seen = time.time(), 0, 0
         bar = tqdm(total=len(todo), desc=f"rank {rank}", disable=not progress, mininterval=2)
-        for chunk_start in range(0, len(todo), images_per_batch):
-            if time_limit_s and time.time() - start > time_limit_s:
-                print(f"time limit reached; {len(todo) - seen} images left for the next run")
-                break
-            chunk = todo[chunk_start:chunk_start + images_per_batch]
-            records = _classify_chunk(classifier, chunk, get_item, item_name, candidates, cand_index, seed)
+        chunks = [todo[c:c + images_per_batch] for c in range(0, len(todo), images_per_batch)]
+
+        def loaded():  # in this thread, while the worker classifies the chunk before
+            for k, chunk in enumerate(chunks):
+                if time_limit_s and time.time() - start > time_limit_s:
+                    print(f"time limit reached; {len(todo) - sum(map(len, chunks[:k]))} images left for the next run")
+                    return
+                yield chunk, *_load_chunk(classifier, chunk, get_item, item_name, seed)
+
+        def classified(item):  # on the worker thread: the GPU's share
+            chunk, records, group = item
+            return chunk, {**records, **_classify_group(classifier, group, candidates, cand_index, seed)}
+
+        for chunk, records in overlapped(classified, loaded()):
             for i in chunk:
                 if "error" not in records[i]:
                     store.save_table(i, records[i].pop("_table"))
                     correct += records[i]["prediction"] == records[i]["label"]
-            store.append([records[i] for i in chunk])  # in id order, on disk before the next chunk starts
+            store.append([records[i] for i in chunk])  # in id order, on disk before the next results come
             seen += len(chunk)
             bar.update(len(chunk))
             if progress:
@@ -276,35 +285,44 @@ def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_i
     return todo
 
 
-def _classify_chunk(classifier, chunk, get_item, item_name, candidates, cand_index, seed) -> dict:
-    """Records of a group of items classified together; an item that fails gets a failure record and the others
-    go on (a group that fails is retried item by item, so one bad item does not take its neighbours down)."""
+def _load_chunk(classifier, chunk, get_item, item_name, seed) -> tuple[dict, list]:
+    """The host's share of a group of items: each read, identified and given its noise plan, or, if that fails,
+    a failure record. Returns (failure records by id, [(id, model-input tensor, plan, label, identity)])."""
     records, loaded = {}, []
     for i in chunk:
         ident = {"name": item_name(i), "sha256": None}
         try:
             image, label = get_item(i)
             ident = item_identity(image, item_name(i))
-            loaded.append((i, classifier.pixels(image), int(label), ident))
+            pixels, plans = classifier.host_inputs([image], [i])
+            loaded.append((i, pixels[0], plans[0], int(label), ident))
         except Exception as e:  # noqa: BLE001 (recorded with its reason; the run goes on)
             records[i] = _failure(i, e, ident, seed)
+    return records, loaded
+
+
+def _classify_group(classifier, loaded, candidates, cand_index, seed) -> dict:
+    """Records of loaded items classified together; an item that fails gets a failure record and the others
+    go on (a group that fails is retried item by item, so one bad item does not take its neighbours down)."""
+    records = {}
     groups = [loaded] if loaded else []
     while groups:
         group = groups.pop(0)
         t0 = time.time()
         try:
-            results = classifier.classify_batch([x for _, x, _, _ in group], candidates,
-                                                image_indices=[i for i, _, _, _ in group])
+            results = classifier.classify_batch([x for _, x, _, _, _ in group], candidates,
+                                                image_indices=[i for i, *_ in group],
+                                                plans=[plan for _, _, plan, _, _ in group])
         except torch.cuda.OutOfMemoryError:
             raise  # not one image's fault: the batch size is too large for this GPU
         except Exception as e:  # noqa: BLE001
             if len(group) > 1:
                 groups = [[item] for item in group] + groups
             else:
-                records[group[0][0]] = _failure(group[0][0], e, group[0][3], seed)
+                records[group[0][0]] = _failure(group[0][0], e, group[0][4], seed)
             continue
         per_image = round((time.time() - t0) / len(group), 4)
-        for (i, _, label, ident), res in zip(group, results):
+        for (i, _, _, label, ident), res in zip(group, results):
             records[i] = {"id": i, "item": ident, "label": label, "prediction": cand_index[str(res.prediction)],
                           "mean_errors": res.mean_errors.tolist(), "evaluations": res.n_evaluations,
                           "seconds": per_image, "seed": seed, "_table": res.errors.float().numpy()}

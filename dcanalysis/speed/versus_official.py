@@ -91,18 +91,19 @@ def run_peer(adapter, x, labels, *, seconds: float, seed: int, batch: int = 32) 
 
 
 def classify_all(clf: DiffusionClassifier, x, *, first_index: int, per_call: int, desc: str,
-                 candidates: list | None = None, plan=None):
-    """classify_batch over x (classes 0..9 unless ``candidates``) in calls of ``per_call`` images; (results, wall
-    seconds). ``plan(image_index) -> NoisePlan`` replaces the classifier's own plans."""
+                 candidates: list | None = None, plan=None, overlap: bool = True):
+    """classify_batch over x (classes 0..9 unless ``candidates``) in calls of ``per_call`` images, each call's host
+    work done while the GPU runs the last one (``DiffusionClassifier.classify_stream``; ``overlap=False``: one call
+    after another); (results, wall seconds). ``plan(image_index) -> NoisePlan`` replaces the classifier's own plans."""
     candidates = list(range(10)) if candidates is None else candidates
+    calls = [(x[lo:lo + per_call], range(first_index + lo, first_index + min(lo + per_call, len(x))))
+             for lo in range(0, len(x), per_call)]
     results = []
     sync(clf.adapter.device)
     start = time.perf_counter()
-    for lo in tqdm(range(0, len(x), per_call), desc=desc, mininterval=5):
-        chunk = x[lo:lo + per_call]
-        indices = range(first_index + lo, first_index + lo + len(chunk))
-        results += clf.classify_batch(list(chunk), candidates, image_indices=indices,
-                                      plans=None if plan is None else [plan(i) for i in indices])
+    for res in tqdm(clf.classify_stream(calls, candidates, plan_for=plan, overlap=overlap), total=len(calls),
+                    desc=desc, mininterval=5):
+        results += res
     sync(clf.adapter.device)
     return results, time.perf_counter() - start
 
@@ -184,10 +185,13 @@ def agreement(results, reference) -> dict:
 
 
 def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref: float,
-                    variants=DEFAULT_CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32) -> list[dict]:
+                    variants=DEFAULT_CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32,
+                    calls: int = 4) -> list[dict]:
     """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model, at
     ``batch`` network rows per call; ``variants`` of the adapter (a subset of ``CLASSIFY_VARIANTS``), ``per_calls``
-    images per classify_batch call (the last one also profiled for its kernel time). Each compiled variant runs
+    images per classify_batch call, ``calls`` calls of each timed (the last size both one after another and with
+    each call's host work overlapped with the GPU's work on the one before, ``classify_stream``; the other sizes
+    overlapped only), the last size also profiled for its kernel time. Each compiled variant runs
     under each of ``attentions`` (SDPA backends, ``speed.attention``; None: PyTorch's choice), and its results on
     the first ``agree_images`` images are compared with eager classification's (``agreement``). ``ref``: the same-run matmul
     TFLOP/s that every ratio is to."""
@@ -234,13 +238,20 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                 except RuntimeError as e:  # an option inductor cannot apply to this graph: reported, not fatal
                     print(f"classify_batch {variant}: cannot run ({str(e).splitlines()[0][:200]}); left out")
                     break
-                n = 4 * per_call if per_call == 32 else per_call * 2
-                res, wall = classify_all(clf, x[:n], first_index=0, per_call=per_call, desc="classify_batch")
-                evals = sum(r.n_evaluations for r in res)
-                row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
-                       "attention": attention or "default", "images_per_call": per_call, "batch": batch,
-                       "evals_per_s": evals / wall, "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
-                       "vs_eager": agreement(res[:agree_images], eager_results)}
+                # the largest calls are timed both ways: one after another, and with each call's host work done
+                # while the GPU runs the one before (classify_stream); four calls, so one pipeline fill in four
+                for overlap in (False, True) if per_call == per_calls[-1] else (True,):
+                    res, wall = classify_all(clf, x[:calls * per_call], first_index=0, per_call=per_call,
+                                             desc="classify_batch", overlap=overlap)
+                    evals = sum(r.n_evaluations for r in res)
+                    row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
+                           "attention": attention or "default", "images_per_call": per_call, "calls": calls,
+                           "overlap": overlap, "batch": batch, "evals_per_s": evals / wall,
+                           "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
+                           "vs_eager": agreement(res[:agree_images], eager_results)}
+                    if not overlap:
+                        print_row(row)
+                        rows.append(row)
                 if per_call == per_calls[-1]:
                     prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
                                                                             image_indices=range(per_call)),
@@ -249,14 +260,19 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                     row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
                     row["groups"] = prof["groups"]
                     row["top_kernels"] = prof["top_kernels"][:8]
-                print(f"classify_batch {variant:24s} attention {attention or 'default':9s} {per_call:4d} images per "
-                      f"call, batch {batch}: {row['evals_per_s']:9.0f} evals/s; against eager: mean errors within "
-                      f"{row['vs_eager']['max_rel_diff_mean_error']:.1e}, "
-                      f"{100 * row['vs_eager']['same_prediction']:.0f} % same predictions" + (
-                          f"; kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s "
-                          "wall" if "kernel_seconds_per_call" in row else ""))
+                print_row(row)
                 rows.append(row)
     return rows
+
+
+def print_row(row: dict) -> None:
+    """One line for a ``throughput_rows`` classify_batch row."""
+    print(f"classify_batch {row['variant']:24s} attention {row['attention']:9s} {row['images_per_call']:4d} images "
+          f"per call{', overlapped' if row['overlap'] else ', one by one'}, batch {row['batch']}: "
+          f"{row['evals_per_s']:9.0f} evals/s; against eager: mean errors within "
+          f"{row['vs_eager']['max_rel_diff_mean_error']:.1e}, {100 * row['vs_eager']['same_prediction']:.0f} % same "
+          "predictions" + (f"; kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s "
+                           "wall" if "kernel_seconds_per_call" in row else ""))
 
 
 def head_width_rows(dataset: str, *, device, batch: int, seconds: float, ref: float, widths,

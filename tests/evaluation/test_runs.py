@@ -28,8 +28,8 @@ def test_resume_skips_finished_images_and_matches_an_uninterrupted_run(toy_adapt
     calls = []
     clf = classifier(toy_adapter)
     classify_batch = clf.classify_batch
-    clf.classify_batch = lambda xs, c, image_indices: calls.extend(image_indices) or classify_batch(
-        xs, c, image_indices=image_indices)
+    clf.classify_batch = lambda xs, c, image_indices, **kw: calls.extend(image_indices) or classify_batch(
+        xs, c, image_indices=image_indices, **kw)
     resumed = run_dataset(clf, items(), 6, [0, 1], b, settings={"m": "toy"}, progress=False)
     assert calls == [3, 4, 5]  # the finished images' identities are checked, never recomputed
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731

@@ -1,0 +1,57 @@
+import threading
+import time
+
+import pytest
+
+from dcanalysis.overlap import overlapped
+
+
+def test_outputs_come_in_order_and_the_work_runs_on_one_other_thread():
+    threads = set()
+
+    def work(i):
+        threads.add(threading.get_ident())
+        time.sleep(0.01 * (3 - i % 3))  # later items finish faster: order must not follow completion
+        return i * i
+
+    assert list(overlapped(work, range(7))) == [i * i for i in range(7)]
+    assert len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_the_next_item_is_made_while_the_current_one_runs():
+    log = []
+
+    def items():
+        for i in range(3):
+            log.append(f"made {i}")
+            yield i
+
+    def work(i):
+        time.sleep(0.05)  # long enough for the caller to make the next item meanwhile
+        log.append(f"done {i}")
+        return i
+
+    assert list(overlapped(work, items())) == [0, 1, 2]
+    assert log.index("made 1") < log.index("done 0") and log.index("made 2") < log.index("done 1")
+    log.clear()
+    assert list(overlapped(work, items(), ahead=0)) == [0, 1, 2]
+    assert log == ["made 0", "done 0", "made 1", "done 1", "made 2", "done 2"]
+
+
+def test_a_failure_is_raised_at_its_item_and_later_items_do_not_run():
+    ran = []
+
+    def work(i):
+        ran.append(i)
+        if i == 1:
+            raise ValueError("item 1 is bad")
+        time.sleep(0.02)
+        return i
+
+    out = overlapped(work, range(10), ahead=1)
+    assert next(out) == 0
+    with pytest.raises(ValueError, match="item 1 is bad"):
+        next(out)
+    assert max(ran) <= 2  # item 2 may have been queued (and run) behind item 1, nothing after it
+    with pytest.raises(ValueError, match="ahead=-1"):
+        list(overlapped(work, [], ahead=-1))
