@@ -511,3 +511,23 @@ def backend_rows(runs: dict[str, dict], dataset: str = "fashion_mnist") -> list[
                          "error vs eager (max rel.)": float(f"{t['vs_eager']['max_rel_diff_mean_error']:.2g}"),
                          "same as eager (%)": round(100 * t["vs_eager"]["same_prediction"])})
     return rows
+
+
+def overlap_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
+    """One row per compiled variant of a ``versus_official --throughput-only`` JSON whose largest calls were timed
+    both one after another and overlapped (``classify_stream``): the bare network's evaluations/s beside both."""
+    tp = results["datasets"][dataset]["throughput"]
+    rows = []
+    for bare in (t for t in tp if t["task"] == "bare forward" and t["variant"] != "eager"):
+        timed = {t["overlap"]: t for t in tp if t["task"] != "bare forward" and "overlap" in t
+                 and t["variant"] == bare["variant"] and t["batch"] == bare["batch"]
+                 and t["images_per_call"] == max(u["images_per_call"] for u in tp if "overlap" in u)}
+        if set(timed) != {False, True}:
+            continue
+        one, both = timed[False], timed[True]
+        rows.append({"variant": bare["variant"], "batch": bare["batch"], "images / call": one["images_per_call"],
+                     "calls": one["calls"], "bare network, evals/s": round(bare["evals_per_s"]),
+                     "one call after another": round(one["evals_per_s"]), "overlapped": round(both["evals_per_s"]),
+                     "overlapped, % of bare": round(100 * both["evals_per_s"] / bare["evals_per_s"], 1),
+                     "same as eager (%)": round(100 * both["vs_eager"]["same_prediction"])})
+    return rows

@@ -78,3 +78,20 @@ def test_every_classify_variant_names_options_the_engine_takes():
     takes = set(inspect.signature(optimise).parameters) | {"channels_last"}
     assert all(set(o) <= takes for o in CLASSIFY_VARIANTS.values())
     assert set(DEFAULT_CLASSIFY_VARIANTS) <= set(CLASSIFY_VARIANTS)
+
+
+def test_overlap_rows_set_both_timings_beside_the_bare_network_of_the_same_variant():
+    from dcanalysis.speed.versus_official import overlap_rows
+
+    agree = {"same_prediction": 1.0, "max_rel_diff_mean_error": 1e-3}
+    tp = [{"task": "bare forward", "variant": "eager", "batch": 64, "evals_per_s": 10.0},
+          {"task": "bare forward", "variant": "compiled", "batch": 64, "evals_per_s": 100.0},
+          *({"task": "classify_batch", "variant": "compiled", "batch": 64, "images_per_call": n, "calls": 4,
+             "overlap": o, "evals_per_s": e, "vs_eager": agree}
+            for n, o, e in ((32, True, 50.0), (256, False, 90.0), (256, True, 97.0)))]
+    [row] = overlap_rows({"datasets": {"fashion_mnist": {"throughput": tp}}})
+    assert (row["variant"], row["images / call"], row["one call after another"], row["overlapped"]) == ("compiled", 256, 90, 97)
+    assert row["overlapped, % of bare"] == 97.0
+    # a run from before classify_stream (no 'overlap' key) has no such rows
+    old = [{k: v for k, v in t.items() if k != "overlap"} for t in tp]
+    assert overlap_rows({"datasets": {"fashion_mnist": {"throughput": old}}}) == []
