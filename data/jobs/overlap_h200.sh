@@ -4,6 +4,8 @@
 # dcanalysis.overlap). Times classify_batch compiled on the trained Fashion-MNIST UNet (exhaustive 100 trials x 10
 # classes, 256 images a call, four calls, batch 4,096) one call after another and overlapped, beside the bare
 # compiled network, in one run, with its kernel profile and its agreement with eager classification.
+# Run at 8c23cff (data/results/speed/overlap_h200_*, 197 s): bare compiled 45,608 evals/s (timed 2.4 s), classify_batch
+# 42,643 one by one and 42,412 overlapped (24 s each, the clock log shows the power cap): overlapping gains nothing.
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/overlap_h200.sh OUTDIR
 set -u

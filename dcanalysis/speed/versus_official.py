@@ -186,7 +186,8 @@ def agreement(results, reference) -> dict:
 
 def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref: float,
                     variants=DEFAULT_CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32,
-                    calls: int = 4) -> list[dict]:
+                    calls: int = 4, bare_variants=("eager", "compiled"), one_by_one: bool = True,
+                    rows: list | None = None, on_row=None) -> list[dict]:
     """The bare network against classify_batch (exhaustive, 100 trials x 10 classes) on this small model, at
     ``batch`` network rows per call; ``variants`` of the adapter (a subset of ``CLASSIFY_VARIANTS``), ``per_calls``
     images per classify_batch call, ``calls`` calls of each timed (the last size both one after another and with
@@ -194,25 +195,31 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     overlapped only), the last size also profiled for its kernel time. Each compiled variant runs
     under each of ``attentions`` (SDPA backends, ``speed.attention``; None: PyTorch's choice), and its results on
     the first ``agree_images`` images are compared with eager classification's (``agreement``). ``ref``: the same-run matmul
-    TFLOP/s that every ratio is to."""
+    TFLOP/s that every ratio is to. The bare network runs as each of ``bare_variants`` (``bench.VARIANTS``) for
+    ``seconds``; ``one_by_one=False`` leaves out the one-after-another timing. Rows go into ``rows`` (a new list
+    unless given) as they are measured, and ``on_row()`` hears of each (to save a long run as it goes)."""
     from . import gpu_profile
 
     unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
-    rows, runnable = [], []
+    rows = [] if rows is None else rows
+    first, runnable = len(rows), []
     for attention in attentions:
         try:
             rows += bench_model(f"{dataset}_unet", unet, lab_unet_inputs(unet, device), batch=batch, device=device,
                                 dtype=torch.bfloat16, ref_tflops=ref, compile_model=True, seconds=seconds,
-                                variants=("eager", "compiled") if attention is None else ("compiled",),
+                                variants=bare_variants if attention is None else [v for v in bare_variants
+                                                                                 if v != "eager"],
                                 attention=attention)
             runnable.append(attention)
         except RuntimeError as e:  # the backend cannot run these shapes (dynamo's compile failures are RuntimeErrors)
             print(f"attention {attention}: cannot run {dataset}_unet ({str(e).splitlines()[0][:200]}); left out")
-    for r in rows:
+    for r in rows[first:]:
         r["task"] = "bare forward"
-    if not rows:
+    if on_row is not None:
+        on_row()
+    if len(rows) == first:
         raise SystemExit(f"no attention backend of {attentions} could run {dataset}_unet.")
-    gflop = rows[0]["gflop_per_eval"]
+    gflop = rows[first]["gflop_per_eval"]
 
     def classifier(adapter, compiled):
         cfg = ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch, static_shapes=compiled)
@@ -240,18 +247,22 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                     break
                 # the largest calls are timed both ways: one after another, and with each call's host work done
                 # while the GPU runs the one before (classify_stream); four calls, so one pipeline fill in four
-                for overlap in (False, True) if per_call == per_calls[-1] else (True,):
+                for overlap in (False, True) if per_call == per_calls[-1] and one_by_one else (True,):
+                    timed_from = time.time()  # wall clock, to line up with the GPU's clock log
                     res, wall = classify_all(clf, x[:calls * per_call], first_index=0, per_call=per_call,
                                              desc="classify_batch", overlap=overlap)
                     evals = sum(r.n_evaluations for r in res)
                     row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "variant": variant,
                            "attention": attention or "default", "images_per_call": per_call, "calls": calls,
                            "overlap": overlap, "batch": batch, "evals_per_s": evals / wall,
+                           "timed_from": timed_from, "timed_to": time.time(),
                            "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
                            "vs_eager": agreement(res[:agree_images], eager_results)}
                     if not overlap:
                         print_row(row)
                         rows.append(row)
+                        if on_row is not None:
+                            on_row()
                 if per_call == per_calls[-1]:
                     prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
                                                                             image_indices=range(per_call)),
@@ -262,6 +273,8 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                     row["top_kernels"] = prof["top_kernels"][:8]
                 print_row(row)
                 rows.append(row)
+                if on_row is not None:
+                    on_row()
     return rows
 
 
@@ -353,7 +366,10 @@ def main(argv=None):
                    help="--throughput-only: also the bare compiled forward of the UNet's architecture with these "
                         "attention head widths, random weights (speed only)")
     p.add_argument("--bare-variants", nargs="+", default=["compiled"], choices=list(BARE_VARIANTS),
-                   help="how --head-widths runs each network (bench.VARIANTS)")
+                   help="how --head-widths and --throughput-only's bare trained network run (bench.VARIANTS; "
+                        "the trained one also eager)")
+    p.add_argument("--overlapped-only", action="store_true",
+                   help="--throughput-only: time classify_batch's calls overlapped only, not also one by one")
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -391,10 +407,10 @@ def main(argv=None):
                 save()
             res["throughput"] = []
             for b in a.throughput_batches if a.throughput_variants else ():
-                res["throughput"] += throughput_rows(name, x, device=device, batch=b, seconds=a.seconds,
-                                                     ref=out["matmul_tflops"], variants=a.throughput_variants,
-                                                     per_calls=(256,), attentions=attentions)
-                save()
+                throughput_rows(name, x, device=device, batch=b, seconds=a.seconds, ref=out["matmul_tflops"],
+                                variants=a.throughput_variants, per_calls=(256,), attentions=attentions,
+                                bare_variants=("eager", *a.bare_variants), one_by_one=not a.overlapped_only,
+                                rows=res["throughput"], on_row=save)
             continue
         if a.throughput:
             res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds,
@@ -515,19 +531,21 @@ def backend_rows(runs: dict[str, dict], dataset: str = "fashion_mnist") -> list[
 
 def overlap_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
     """One row per compiled variant of a ``versus_official --throughput-only`` JSON whose largest calls were timed
-    both one after another and overlapped (``classify_stream``): the bare network's evaluations/s beside both."""
+    overlapped (``classify_stream``): the bare network's evaluations/s beside them, and beside the calls one after
+    another where those were timed too (None where not)."""
     tp = results["datasets"][dataset]["throughput"]
     rows = []
     for bare in (t for t in tp if t["task"] == "bare forward" and t["variant"] != "eager"):
         timed = {t["overlap"]: t for t in tp if t["task"] != "bare forward" and "overlap" in t
                  and t["variant"] == bare["variant"] and t["batch"] == bare["batch"]
                  and t["images_per_call"] == max(u["images_per_call"] for u in tp if "overlap" in u)}
-        if set(timed) != {False, True}:
+        if True not in timed:
             continue
-        one, both = timed[False], timed[True]
-        rows.append({"variant": bare["variant"], "batch": bare["batch"], "images / call": one["images_per_call"],
-                     "calls": one["calls"], "bare network, evals/s": round(bare["evals_per_s"]),
-                     "one call after another": round(one["evals_per_s"]), "overlapped": round(both["evals_per_s"]),
+        one, both = timed.get(False), timed[True]
+        rows.append({"variant": bare["variant"], "batch": bare["batch"], "images / call": both["images_per_call"],
+                     "calls": both["calls"], "bare network, evals/s": round(bare["evals_per_s"]),
+                     "one call after another": round(one["evals_per_s"]) if one else None,
+                     "overlapped": round(both["evals_per_s"]),
                      "overlapped, % of bare": round(100 * both["evals_per_s"] / bare["evals_per_s"], 1),
                      "same as eager (%)": round(100 * both["vs_eager"]["same_prediction"])})
     return rows

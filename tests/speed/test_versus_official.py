@@ -95,3 +95,31 @@ def test_overlap_rows_set_both_timings_beside_the_bare_network_of_the_same_varia
     # a run from before classify_stream (no 'overlap' key) has no such rows
     old = [{k: v for k, v in t.items() if k != "overlap"} for t in tp]
     assert overlap_rows({"datasets": {"fashion_mnist": {"throughput": old}}}) == []
+
+
+def test_throughput_rows_time_the_bare_variants_and_save_each_row_as_it_comes(monkeypatch):
+    from dcanalysis.lab.data import load_lab_dataset, to_model_input
+    from dcanalysis.schedules import Schedule
+    from dcanalysis.speed import versus_official
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # CPU: no inductor
+    # two trials instead of the benchmark's 100, so the real lab UNet runs in seconds on the CPU
+    monkeypatch.setattr(versus_official, "Schedule", type("Few", (), {"exhaustive": staticmethod(
+        lambda n: Schedule.exhaustive(2))}))
+    x = to_model_input(load_lab_dataset("fashion_mnist", test_only=True).test_images[:4])
+    saved, rows = [], []
+    versus_official.throughput_rows("fashion_mnist", x, device=torch.device("cpu"), batch=8, seconds=0.0, ref=1.0,
+                                    variants=["compiled"], per_calls=(2,), calls=2, agree_images=2,
+                                    bare_variants=("eager", "compiled, frozen"), rows=rows,
+                                    on_row=lambda: saved.append(len(rows)))
+    bare = [r["variant"] for r in rows if r["task"] == "bare forward"]
+    timed = [(r["images_per_call"], r["overlap"]) for r in rows if r["task"] != "bare forward"]
+    assert bare == ["eager", "compiled, frozen"] and timed == [(2, False), (2, True)]
+    assert saved == [2, 3, 4]  # after the bare rows, then after each classify row
+    assert all(r["timed_from"] < r["timed_to"] for r in rows) and "kernel_seconds_per_call" in rows[-1]
+    assert rows[-1]["vs_eager"]["same_prediction"] == 1.0  # torch.compile replaced: the same numbers as eager
+    rows.clear()
+    versus_official.throughput_rows("fashion_mnist", x, device=torch.device("cpu"), batch=8, seconds=0.0, ref=1.0,
+                                    variants=["compiled"], per_calls=(2,), calls=2, agree_images=2, rows=rows,
+                                    one_by_one=False)
+    assert [r.get("overlap") for r in rows if r["task"] != "bare forward"] == [True]
