@@ -7,6 +7,10 @@
 # (eager, compiled, compiled with tuned pointwise kernels) and classify_batch compiled both ways (exhaustive 100
 # trials x 10 classes, 256 images a call, four calls overlapped, batch 4,096), each with its kernel profile and its
 # agreement with eager classification, and the GPU's clock log to line each row up with. Rows are saved as they come.
+# Run at 265dd13 (data/results/speed/tuned_pointwise_h200_*, 585 s, cut by the 10-minute limit): bare eager 17,112,
+# compiled 46,636, compiled with tuned pointwise kernels 51,544 evals/s (first call 187.6 s); classify_batch compiled
+# 44,075 (94.5 % of the bare network, kernels 5.51 s of 5.81 s wall per call), SM clock 1,962 and 1,963 MHz in the two
+# windows. classify_batch with tuned kernels did not run: its own compilation met the time limit.
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/tuned_pointwise_h200.sh OUTDIR
 set -u
