@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Issue 21 point 3: where the last ~5 % of a classify_batch call goes. overlap_h200.sh and tuned_pointwise_h200.sh
+# found the GPU idle about 5 % of each call whether or not the host work between calls overlaps the GPU, at the
+# bare network's clock; this profiles two 256-image calls (compiled Fashion-MNIST UNet, batch 4,096) and names the
+# host operation running in each idle gap of the device timeline (dcanalysis.speed.idle_gaps).
+# Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
+# Usage: bash data/jobs/idle_gaps_h200.sh OUTDIR
+set -u
+OUT=${1:?output dir}
+source data/jobs/gpu_env.sh
+timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.idle_gaps --out $OUT/idle_gaps.json 2>&1 \
+  | grep -v "$LOG_NOISE" | tee $OUT/run.log
