@@ -143,7 +143,7 @@ def clocks_during(log, rows: list[dict]) -> list[dict]:
         w = log[(log.time >= r["timed_from"]) & (log.time <= r["timed_to"])]
         capped = float(((w.throttle & 0x4) > 0).mean()) if len(w) and "throttle" in w else None
         power = float(w.power_w.median()) if len(w) else None
-        out.append({"model": r["model"], "variant": r["variant"], "samples": len(w),
+        out.append({"model": r.get("model", r.get("task")), "variant": r["variant"], "samples": len(w),
                     "sm_mhz": float(w.sm_mhz.median()) if len(w) else None, "power_w": power, "power_capped": capped,
                     "joules_per_eval": power / r["evals_per_s"] if power and r.get("evals_per_s") else None,
                     "pj_per_flop": power / r["tflops"] if power and r.get("tflops") else None})
