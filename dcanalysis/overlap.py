@@ -2,7 +2,9 @@
 
 A ``classify_batch`` call keeps the GPU busy from its first network batch to the read-back of its errors, and then
 the GPU waits while the host reads the next images, draws their noise plans and writes the last results. On a small
-model that host work is a few per cent of every call (issue 21). ``overlapped`` hides it: the calls run one after
+model that host work was thought to be the few per cent by which the classifier trails the bare network (issue 21);
+on that benchmark hiding it gained nothing measurable (README, Speed), but a run over image files (``run_dataset``)
+has more host work per call. ``overlapped`` hides it: the calls run one after
 another on a worker thread, in order, while the caller's thread makes the next call's inputs (by pulling the next
 item from its iterable) and handles the finished call's outputs (between the yields). Nothing about a call changes,
 so its results are those of running the calls in a plain loop.
