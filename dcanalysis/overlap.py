@@ -10,16 +10,35 @@ item from its iterable) and handles the finished call's outputs (between the yie
 so its results are those of running the calls in a plain loop.
 
 PyTorch releases the interpreter lock inside its operators, so a worker thread waiting for the GPU does not stop the
-caller's thread. Grad mode is per thread: the work must set what it needs itself (``classify_batch`` does).
+caller's thread. Grad mode is per thread: the work must set what it needs itself (``classify_batch`` does). The
+objects PyTorch keeps per thread for the threads it spawns itself (inductor's CUDA-graph trees) are handed to the
+worker (``torch_thread_state``): without them a network compiled with CUDA graphs fails there (torch 2.11).
 """
 from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+# what PyTorch stashes per thread and copies into the threads it spawns (autograd's), but not into a plain thread:
+# the CUDA-graph tree managers of torch.compile's cudagraphs, which the worker must share with the caller's thread
+TORCH_THREAD_OBJECTS = ("tree_manager_containers", "tree_manager_locks")
+
+
+def torch_thread_state() -> dict[str, Any]:
+    """The calling thread's ``TORCH_THREAD_OBJECTS`` that are set, by name."""
+    return {k: torch._C._get_obj_in_tls(k) for k in TORCH_THREAD_OBJECTS if torch._C._is_key_in_tls(k)}
+
+
+def adopt_torch_thread_state(state: dict[str, Any]) -> None:
+    """Make ``state`` (from ``torch_thread_state`` in another thread) this thread's own."""
+    for name, obj in state.items():
+        torch._C._stash_obj_in_tls(name, obj)
 
 
 def overlapped(work: Callable[[T], R], items: Iterable[T], *, ahead: int = 1) -> Iterator[R]:
@@ -36,7 +55,8 @@ def overlapped(work: Callable[[T], R], items: Iterable[T], *, ahead: int = 1) ->
         for item in items:
             yield work(item)
         return
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcanalysis-gpu")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dcanalysis-gpu",
+                              initializer=adopt_torch_thread_state, initargs=(torch_thread_state(),))
     pending: deque[Future] = deque()
     try:
         for item in items:

@@ -55,3 +55,17 @@ def test_a_failure_is_raised_at_its_item_and_later_items_do_not_run():
     assert max(ran) <= 2  # item 2 may have been queued (and run) behind item 1, nothing after it
     with pytest.raises(ValueError, match="ahead=-1"):
         list(overlapped(work, [], ahead=-1))
+
+
+def test_the_worker_shares_the_callers_cuda_graph_trees():
+    # inductor's CUDA-graph trees live in per-thread objects a plain thread lacks; a network compiled with CUDA
+    # graphs and called on the worker failed on them (torch 2.11) until the worker adopted the caller's
+    import torch
+    import torch._inductor.cudagraph_trees  # noqa: F401  (stashes the objects in this thread)
+
+    from dcanalysis.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
+
+    mine = torch_thread_state()
+    assert set(mine) == set(TORCH_THREAD_OBJECTS)
+    seen = list(overlapped(lambda _: torch_thread_state(), range(2)))
+    assert all(s.keys() == mine.keys() and all(s[k] is mine[k] for k in mine) for s in seen)

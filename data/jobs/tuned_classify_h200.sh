@@ -4,6 +4,10 @@
 # with tuned pointwise kernels, and the bare network only eager and compiled (the rows the ratios are to), every row
 # timed at least 15 s (exhaustive 100 trials x 10 classes, 256 images a call, four calls overlapped, batch 4,096,
 # the trained Fashion-MNIST UNet), with the GPU's clock log. Rows are saved as they come.
+# Run a, at 9d1cbd9 after idle_gaps_h200.sh in one command (data/results/speed/tuned_classify_h200_a_*): bare eager
+# 17,258, compiled 46,210 evals/s; then classify_batch with CUDA graphs failed on its first call (an AssertionError in
+# inductor's cudagraph_trees: the worker thread of classify_stream lacked the per-thread CUDA-graph tree managers;
+# overlap.py now hands them over) and the tuned variant, queued after it, never ran. Now the tuned variant runs first.
 # LIMIT: the seconds this script may use (default 585; less when it follows another job in one command).
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/tuned_classify_h200.sh OUTDIR
@@ -14,6 +18,6 @@ source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
 timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist \
   --throughput-only --skip-ceiling --seconds 15 --throughput-batches 4096 --overlapped-only \
-  --throughput-variants compiled+graphs "compiled, tuned pointwise" --bare-variants compiled \
+  --throughput-variants "compiled, tuned pointwise" compiled+graphs --bare-variants compiled \
   --out $OUT/tuned_classify.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log
 stop_clock_log
