@@ -3,7 +3,7 @@
 # found the GPU idle about 5 % of each call whether or not the host work between calls overlaps the GPU, at the
 # bare network's clock; this profiles two 256-image calls (compiled Fashion-MNIST UNet, batch 4,096) and names the
 # host operation running in each idle gap of the device timeline (dcanalysis.speed.idle_gaps).
-# Run at 9d1cbd9 with tuned_classify_h200.sh in one command (data/results/speed/idle_gaps_h200_*): two calls 11.56 s
+# Run at ceee004 with tuned_classify_h200.sh in one command (data/results/speed/idle_gaps_h200_*): two calls 11.56 s
 # unprofiled; profiled, the device timeline spans 11.41 s with 0.240 s idle (2.1 %) in 962 gaps of 20 us or more:
 # 143.8 ms in 541 gaps while no host operation ran, 92.8 ms in 374 gaps during aten::normal_ (the caller's thread
 # drawing the next call's noise plans), the rest under 2 ms.

@@ -4,7 +4,7 @@
 # with tuned pointwise kernels, and the bare network only eager and compiled (the rows the ratios are to), every row
 # timed at least 15 s (exhaustive 100 trials x 10 classes, 256 images a call, four calls overlapped, batch 4,096,
 # the trained Fashion-MNIST UNet), with the GPU's clock log. Rows are saved as they come.
-# Run a, at 9d1cbd9 after idle_gaps_h200.sh in one command (data/results/speed/tuned_classify_h200_a_*): bare eager
+# Run a, at ceee004 after idle_gaps_h200.sh in one command (data/results/speed/tuned_classify_h200_a_*): bare eager
 # 17,258, compiled 46,210 evals/s; then classify_batch with CUDA graphs failed on its first call (an AssertionError in
 # inductor's cudagraph_trees: the worker thread of classify_stream lacked the per-thread CUDA-graph tree managers;
 # overlap.py now hands them over) and the tuned variant, queued after it, never ran. Now the tuned variant runs first.
