@@ -157,6 +157,32 @@ def check_candidates(candidates: Sequence) -> list:
     return candidates
 
 
+@dataclass
+class BatchErrors:
+    """A ``classify_batch`` call's errors before they become results: what its GPU work hands to the host."""
+
+    candidates: list
+    errors: torch.Tensor  # (B, K, N) float64, NaN where a candidate did not get a trial
+    timesteps: torch.Tensor  # (B, N) the trials' timesteps
+    reached: torch.Tensor  # (B, K) bool, the candidates that reached the policy's last stage
+    shape: tuple[int, ...]  # the diffusion-space sample shape
+    image_indices: list[int]
+
+
+def stack_plans(plans: Sequence[NoisePlan], shape: tuple[int, ...], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` trials of each image's plan, stacked: timesteps (B, n) and noise (B, n, *shape). Raises
+    ValueError for a plan of another sample shape or with fewer than ``n`` trials."""
+    for plan in plans:
+        if plan.sample_shape != shape or len(plan) < n:
+            raise ValueError(
+                f"the noise plan has {len(plan)} trials of shape {plan.sample_shape}; this run needs "
+                f"{n} of shape {shape}."
+            )
+    if not plans:
+        return torch.empty(0, n, dtype=torch.long), torch.empty(0, n, *shape)
+    return torch.stack([p.timesteps[:n] for p in plans]), torch.stack([p.noise[:n] for p in plans])
+
+
 def to_device_async(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Copy a small host tensor to ``device`` without waiting for the GPU's queue (through pinned memory)."""
     if device.type != "cuda":
@@ -340,23 +366,25 @@ class DiffusionClassifier:
         large batches; every image's decisions depend on its own errors only.
         """
         candidates = check_candidates(candidates)
-        if len(images) != len(image_indices):
-            raise ValueError(f"{len(images)} images but {len(image_indices)} image indices.")
-        x0 = torch.stack([self.prepare(im) for im in images])
-        cond = self.embed(candidates)
+        x0 = self._x0(images, image_indices)
         shape = tuple(x0.shape[1:])
         if plans is None:
             plans = [self.noise_plan(shape, i) for i in image_indices]
-        for plan in plans:
-            if plan.sample_shape != shape or len(plan) < self.config.schedule.total_trials:
-                raise ValueError(
-                    f"the noise plan has {len(plan)} trials of shape {plan.sample_shape}; this run needs "
-                    f"{self.config.schedule.total_trials} of shape {shape}."
-                )
-        n = self.config.schedule.total_trials
-        timesteps = torch.stack([p.timesteps[:n] for p in plans])
-        noise = torch.stack([p.noise[:n] for p in plans])
-        errors = torch.full((len(images), len(candidates), n), float("nan"), dtype=torch.float64)
+        timesteps, noise = stack_plans(plans, shape, self.config.schedule.total_trials)
+        return self._results(self._errors(x0, candidates, list(image_indices), timesteps, noise), log_prior)
+
+    def _x0(self, images, image_indices) -> torch.Tensor:
+        """(B, *sample_shape) x_0 of the images, on the device."""
+        if len(images) != len(image_indices):
+            raise ValueError(f"{len(images)} images but {len(image_indices)} image indices.")
+        return torch.stack([self.prepare(im) for im in images])
+
+    def _errors(self, x0: torch.Tensor, candidates: list, image_indices: list[int], timesteps: torch.Tensor,
+                noise: torch.Tensor) -> BatchErrors:
+        """The pruning policy's errors of B images (x0 on the device; timesteps (B, N), noise (B, N, ...) on the
+        CPU): the GPU's share of ``classify_batch``."""
+        cond = self.embed(candidates)
+        errors = torch.full((len(x0), len(candidates), timesteps.shape[1]), float("nan"), dtype=torch.float64)
 
         def fill(alive: torch.Tensor, lo: int, hi: int) -> None:
             """errors[b, k, lo:hi] wherever alive[b, k] (B, K), in batches shared between the images."""
@@ -371,14 +399,22 @@ class DiffusionClassifier:
                                                   on_smaller_batch=lambda n: setattr(self, "batch_size", n))
 
         decided = prune(self.config.schedule, errors, fill)
-        return [self._result(candidates, errors[b], timesteps[b], decided.reached[b], shape, image_indices[b],
-                             log_prior) for b in range(len(images))]
+        return BatchErrors(candidates, errors, timesteps, decided.reached, tuple(x0.shape[1:]), image_indices)
 
-    def host_inputs(self, images: Sequence[ImageSource | torch.Tensor], image_indices: Sequence[int]
+    def _results(self, batch: BatchErrors, log_prior: torch.Tensor | None) -> list[ClassificationResult]:
+        """The host's share of ``classify_batch`` after the GPU's: one result per image."""
+        return [self._result(batch.candidates, batch.errors[b], batch.timesteps[b], batch.reached[b], batch.shape,
+                             batch.image_indices[b], log_prior) for b in range(len(batch.image_indices))]
+
+    def host_inputs(self, images: Sequence[ImageSource | torch.Tensor], image_indices: Sequence[int], *,
+                    plan_for: Callable[[int], NoisePlan] | None = None
                     ) -> tuple[list[torch.Tensor], list[NoisePlan]]:
         """The host's share of a ``classify_batch`` call, done ahead of it: the images read into model-input
-        tensors (C, H, W) and their noise plans drawn. Raises ``ImageLoadError`` for an unreadable file."""
+        tensors (C, H, W) and their noise plans drawn (or ``plan_for(image_index)``, e.g. plans loaded from disk).
+        Raises ``ImageLoadError`` for an unreadable file."""
         pixels = [self.pixels(im) for im in images]
+        if plan_for is not None:
+            return pixels, [plan_for(i) for i in image_indices]
         return pixels, [self.noise_plan(self.sample_shape(px), i) for px, i in zip(pixels, image_indices)]
 
     def classify_stream(
@@ -390,24 +426,27 @@ class DiffusionClassifier:
         plan_for: Callable[[int], NoisePlan] | None = None,
         overlap: bool = True,
     ) -> Iterator[list[ClassificationResult]]:
-        """``classify_batch`` of each (images, image_indices) in ``batches``, yielded in order, with the host work
-        of the next call (reading images, drawing noise plans: ``host_inputs``) and the caller's handling of the
-        last results done while the GPU runs this call (``dcanalysis.overlap``). The results are those of calling
-        ``classify_batch`` in a loop; ``overlap=False`` is that loop. ``plan_for(image_index)`` replaces the
-        classifier's own noise plans (e.g. plans loaded from disk)."""
+        """``classify_batch`` of each (images, image_indices) in ``batches``, yielded in order. Only the GPU's
+        share of each call (``_errors``) runs in turn on a worker thread; the caller's thread does the host work
+        of the next call (reading images, drawing and stacking noise plans: ``host_inputs``), turns the last
+        call's errors into results and handles them, all while the GPU runs (``dcanalysis.overlap``). The results
+        are those of calling ``classify_batch`` in a loop; ``overlap=False`` is that loop. ``plan_for(image_index)``
+        replaces the classifier's own noise plans (e.g. plans loaded from disk)."""
+        candidates = check_candidates(candidates)
+
         def staged():
             for images, indices in batches:
                 indices = list(indices)
-                if plan_for is None:
-                    yield (*self.host_inputs(images, indices), indices)
-                else:
-                    yield [self.pixels(im) for im in images], [plan_for(i) for i in indices], indices
+                pixels, plans = self.host_inputs(images, indices, plan_for=plan_for)
+                shape = self.sample_shape(pixels[0]) if pixels else ()
+                yield pixels, indices, *stack_plans(plans, shape, self.config.schedule.total_trials)
 
         def run(item):
-            pixels, plans, indices = item
-            return self.classify_batch(pixels, candidates, image_indices=indices, plans=plans, log_prior=log_prior)
+            pixels, indices, timesteps, noise = item
+            return self._errors(self._x0(pixels, indices), candidates, indices, timesteps, noise)
 
-        yield from overlapped(run, staged(), ahead=1 if overlap else 0)
+        for batch in overlapped(run, staged(), ahead=1 if overlap else 0):
+            yield self._results(batch, log_prior)
 
     def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:
         means = torch.nanmean(errors, dim=1)

@@ -3,6 +3,7 @@ import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, NonFiniteError, Schedule, SequentialTest
 from dcanalysis.classifier import padded_size
+from dcanalysis.noise import NoisePlan
 from dcanalysis.adapters.toy import exact_log_likelihood
 from dcanalysis.processes import DDPM
 
@@ -193,3 +194,16 @@ def test_classify_stream_uses_the_given_plans(toy_adapter):
     direct = clf.classify_batch(list(x), [0, 1], image_indices=[0, 1], plans=[other(0), other(1)])
     assert all(torch.equal(a.errors, b.errors) for a, b in zip(streamed, direct))
     assert not torch.equal(streamed[0].errors, clf.classify(x[0], [0, 1], image_index=0).errors)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+def test_a_plan_too_short_or_of_another_shape_is_refused_with_what_the_run_needs(toy_adapter, streamed):
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(6)))
+    x = torch.randn(2, 2, generator=torch.Generator().manual_seed(7))
+    full = clf.noise_plan((2,), 0)
+    for bad in (NoisePlan(full.timesteps[:5], full.noise[:5]), clf.noise_plan((3,), 0)):
+        with pytest.raises(ValueError, match=r"this run needs 6 of shape \(2,\)"):
+            if streamed:
+                list(clf.classify_stream([(x, [0, 1])], [0, 1], plan_for=lambda i: bad))
+            else:
+                clf.classify_batch(list(x), [0, 1], image_indices=[0, 1], plans=[bad, bad])

@@ -7,7 +7,9 @@
 # Run a, at ceee004 after idle_gaps_h200.sh in one command (data/results/speed/tuned_classify_h200_a_*): bare eager
 # 17,258, compiled 46,210 evals/s; then classify_batch with CUDA graphs failed on its first call (an AssertionError in
 # inductor's cudagraph_trees: the worker thread of classify_stream lacked the per-thread CUDA-graph tree managers;
-# overlap.py now hands them over) and the tuned variant, queued after it, never ran. Now the tuned variant runs first.
+# overlap.py now hands them over) and the tuned variant, queued after it, never ran. Run b: after classify_stream moved
+# the stacking of noise plans and the building of results to the caller's thread, the default compiled variant first,
+# then tuned pointwise kernels, then CUDA graphs.
 # LIMIT: the seconds this script may use (default 585; less when it follows another job in one command).
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/tuned_classify_h200.sh OUTDIR
@@ -18,6 +20,6 @@ source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
 timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist \
   --throughput-only --skip-ceiling --seconds 15 --throughput-batches 4096 --overlapped-only \
-  --throughput-variants "compiled, tuned pointwise" compiled+graphs --bare-variants compiled \
+  --throughput-variants compiled "compiled, tuned pointwise" compiled+graphs --bare-variants compiled \
   --out $OUT/tuned_classify.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log
 stop_clock_log
