@@ -13,5 +13,5 @@ set -u
 OUT=${1:?output dir}
 mkdir -p $OUT
 source data/jobs/gpu_env.sh
-timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.idle_gaps --out $OUT/idle_gaps.json 2>&1 \
+timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.idle_gaps --out $OUT/idle_gaps.json 2>&1 \
   | grep -v "$LOG_NOISE" | tee $OUT/run.log
