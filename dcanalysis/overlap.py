@@ -11,34 +11,55 @@ so its results are those of running the calls in a plain loop.
 
 PyTorch releases the interpreter lock inside its operators, so a worker thread waiting for the GPU does not stop the
 caller's thread. Grad mode is per thread: the work must set what it needs itself (``classify_batch`` does). The
-objects PyTorch keeps per thread for the threads it spawns itself (inductor's CUDA-graph trees) are handed to the
-worker (``torch_thread_state``): without them a network compiled with CUDA graphs fails there (torch 2.11).
+objects inductor keeps per thread (its CUDA-graph trees) are handed to the worker (``torch_thread_state``): without
+them a network compiled with CUDA graphs fails there (torch 2.11).
 """
 from __future__ import annotations
 
+import sys
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-# what PyTorch stashes per thread and copies into the threads it spawns (autograd's), but not into a plain thread:
-# the CUDA-graph tree managers of torch.compile's cudagraphs, which the worker must share with the caller's thread
+# inductor's CUDA-graph tree managers (torch.compile's cudagraphs), one set per thread: a plain worker thread has
+# none, and torch 2.11 then fails on its first graph call; the worker must use the caller's
 TORCH_THREAD_OBJECTS = ("tree_manager_containers", "tree_manager_locks")
 
 
+def _cudagraph_trees():
+    """inductor's cudagraph_trees module where torch.compile is in use in this process, else None."""
+    if "torch._dynamo" not in sys.modules:
+        return None
+    import torch._inductor.cudagraph_trees as trees
+
+    return trees
+
+
 def torch_thread_state() -> dict[str, Any]:
-    """The calling thread's ``TORCH_THREAD_OBJECTS`` that are set, by name."""
-    return {k: torch._C._get_obj_in_tls(k) for k in TORCH_THREAD_OBJECTS if torch._C._is_key_in_tls(k)}
+    """The calling thread's ``TORCH_THREAD_OBJECTS`` (empty where torch.compile is not in use)."""
+    trees = _cudagraph_trees()
+    if trees is None:
+        return {}
+    if not all(hasattr(trees.local, k) for k in TORCH_THREAD_OBJECTS):
+        import torch
+
+        if all(torch._C._is_key_in_tls(k) for k in TORCH_THREAD_OBJECTS):  # a thread PyTorch started
+            return {k: torch._C._get_obj_in_tls(k) for k in TORCH_THREAD_OBJECTS}
+        trees._initialize_tls(trees.local)  # inductor was first used on another thread: this one gets its own
+    return {k: getattr(trees.local, k) for k in TORCH_THREAD_OBJECTS}
 
 
 def adopt_torch_thread_state(state: dict[str, Any]) -> None:
-    """Make ``state`` (from ``torch_thread_state`` in another thread) this thread's own."""
+    """Make ``state`` (from ``torch_thread_state`` in another thread) this thread's own. They are set as the
+    module's thread-local Python attributes, which its lookup reads first; stashing them in PyTorch's C++
+    thread-local store from a thread PyTorch did not start killed the process on an H200 (torch 2.11)."""
+    trees = _cudagraph_trees() if state else None
     for name, obj in state.items():
-        torch._C._stash_obj_in_tls(name, obj)
+        setattr(trees.local, name, obj)
 
 
 def overlapped(work: Callable[[T], R], items: Iterable[T], *, ahead: int = 1) -> Iterator[R]:

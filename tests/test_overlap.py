@@ -59,13 +59,34 @@ def test_a_failure_is_raised_at_its_item_and_later_items_do_not_run():
 
 def test_the_worker_shares_the_callers_cuda_graph_trees():
     # inductor's CUDA-graph trees live in per-thread objects a plain thread lacks; a network compiled with CUDA
-    # graphs and called on the worker failed on them (torch 2.11) until the worker adopted the caller's
-    import torch
-    import torch._inductor.cudagraph_trees  # noqa: F401  (stashes the objects in this thread)
+    # graphs and called on the worker failed on them (torch 2.11) until the worker used the caller's
+    import torch._dynamo  # noqa: F401  (the state is looked up only where torch.compile is in use)
+    import torch._inductor.cudagraph_trees as trees
 
     from dcanalysis.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
 
     mine = torch_thread_state()
     assert set(mine) == set(TORCH_THREAD_OBJECTS)
-    seen = list(overlapped(lambda _: torch_thread_state(), range(2)))
-    assert all(s.keys() == mine.keys() and all(s[k] is mine[k] for k in mine) for s in seen)
+    seen = list(overlapped(lambda _: {k: trees.get_obj(trees.local, k) for k in TORCH_THREAD_OBJECTS}, range(2)))
+    assert all(all(s[k] is mine[k] for k in mine) for s in seen)
+
+
+def test_a_caller_thread_that_never_used_inductor_gets_trees_to_share():
+    import threading
+
+    import torch._dynamo  # noqa: F401
+    import torch._inductor.cudagraph_trees as trees
+
+    from dcanalysis.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
+
+    got = {}
+
+    def caller():  # a fresh thread: inductor's module was imported on another one
+        mine = torch_thread_state()
+        seen = list(overlapped(lambda _: {k: trees.get_obj(trees.local, k) for k in TORCH_THREAD_OBJECTS}, [0]))
+        got["ok"] = set(mine) == set(TORCH_THREAD_OBJECTS) and all(seen[0][k] is mine[k] for k in mine)
+
+    t = threading.Thread(target=caller)
+    t.start()
+    t.join()
+    assert got["ok"]

@@ -6,7 +6,10 @@
 # Run at ceee004 with tuned_classify_h200.sh in one command (data/results/speed/idle_gaps_h200_*): two calls 11.56 s
 # unprofiled; profiled, the device timeline spans 11.41 s with 0.240 s idle (2.1 %) in 962 gaps of 20 us or more:
 # 143.8 ms in 541 gaps while no host operation ran, 92.8 ms in 374 gaps during aten::normal_ (the caller's thread
-# drawing the next call's noise plans), the rest under 2 ms.
+# drawing the next call's noise plans), the rest under 2 ms. Run b, at 945f4cc after tuned_classify_h200.sh
+# (data/results/speed/idle_gaps_h200_b_*; classify_stream stacks plans and builds results on the caller's thread):
+# two calls 11.64 s unprofiled; 0.228 s idle of 11.47 s (2.0 %), 119.5 ms with no host operation running, 62.9 ms in
+# 3 gaps during aten::randn, 31.6 ms during aten::normal_.
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/idle_gaps_h200.sh OUTDIR
 set -u

@@ -9,7 +9,11 @@
 # inductor's cudagraph_trees: the worker thread of classify_stream lacked the per-thread CUDA-graph tree managers;
 # overlap.py now hands them over) and the tuned variant, queued after it, never ran. Run b: after classify_stream moved
 # the stacking of noise plans and the building of results to the caller's thread, the default compiled variant first,
-# then tuned pointwise kernels, then CUDA graphs.
+# then tuned pointwise kernels, then CUDA graphs. Run b, at 945f4cc before idle_gaps_h200.sh in one command
+# (data/results/speed/tuned_classify_h200_b_*): bare eager 17,255, compiled 45,811 evals/s; then the process died
+# without a traceback during the eager reference classification, the first classify_stream call after inductor had
+# been used on the main thread: its worker had stashed the caller's CUDA-graph trees in PyTorch's C++ thread-local
+# store. overlap.py now sets them as inductor's thread-local Python attributes instead. Run c: as run b.
 # LIMIT: the seconds this script may use (default 585; less when it follows another job in one command).
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/tuned_classify_h200.sh OUTDIR
