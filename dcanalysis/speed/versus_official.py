@@ -170,7 +170,8 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
 # rows have it, and compiled with one more of engine.optimise's options, as bench.VARIANTS names and sets them
 CLASSIFY_VARIANTS = {"eager": {}, "compiled": {}, "compiled, channels_last": {"channels_last": True},
                      **{name: {k: v for k, v in BARE_VARIANTS[name].items() if k != "compile"}
-                        for name in ("compiled, frozen", "compiled, tuned pointwise", "compiled+graphs")}}
+                        for name in ("compiled, frozen", "compiled, tuned pointwise", "compiled+graphs",
+                                  "compiled+graphs, tuned pointwise")}}
 DEFAULT_CLASSIFY_VARIANTS = ("eager", "compiled", "compiled, channels_last")
 
 

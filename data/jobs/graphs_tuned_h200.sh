@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Issue 21 point 3, after tuned_classify_h200.sh run c (classify_batch at 43,795 evals/s compiled, 45,291 with CUDA
+# graphs, 47,990 with tuned pointwise kernels; bare compiled 46,132): classify_batch with both (exhaustive 100 trials
+# x 10 classes, 256 images a call, four calls overlapped, batch 4,096, the trained Fashion-MNIST UNet), the bare
+# network eager and compiled timed 5 s each for the ratios (the session's last device time), with the clock log.
+# Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
+# Usage: bash data/jobs/graphs_tuned_h200.sh OUTDIR
+set -u
+OUT=${1:?output dir}
+mkdir -p $OUT
+source data/jobs/gpu_env.sh
+start_clock_log $OUT/gpu_clocks.csv
+timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist \
+  --throughput-only --skip-ceiling --seconds 5 --throughput-batches 4096 --overlapped-only \
+  --throughput-variants "compiled+graphs, tuned pointwise" --bare-variants compiled \
+  --out $OUT/graphs_tuned.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log
+stop_clock_log
