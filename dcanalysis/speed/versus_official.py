@@ -531,6 +531,22 @@ def backend_rows(runs: dict[str, dict], dataset: str = "fashion_mnist") -> list[
     return rows
 
 
+def classify_variant_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
+    """One row per classify_batch row of a ``versus_official --throughput-only`` JSON: its variant and rate, as a
+    per cent of the same run's bare network compiled by default, the GPU's kernel share of a call where it was
+    profiled (None for CUDA-graph variants, whose kernels the profiler does not see) and the agreement with eager."""
+    tp = results["datasets"][dataset]["throughput"]
+    bare = next(t for t in tp if t["task"] == "bare forward" and t["variant"] == "compiled")
+    return [{"variant": t["variant"], "batch": t["batch"], "images / call": t["images_per_call"],
+             "classify_batch, evals/s": round(t["evals_per_s"]),
+             "bare compiled, evals/s": round(bare["evals_per_s"]),
+             "% of bare compiled": round(100 * t["evals_per_s"] / bare["evals_per_s"], 1),
+             "kernels, % of the call": (round(100 * t["kernel_seconds_per_call"] / t["wall_seconds_per_call"], 1)
+                                        if "kernel_seconds_per_call" in t else None),
+             "same as eager (%)": round(100 * t["vs_eager"]["same_prediction"])}
+            for t in tp if t["task"] != "bare forward"]
+
+
 def overlap_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
     """One row per compiled variant of a ``versus_official --throughput-only`` JSON whose largest calls were timed
     overlapped (``classify_stream``): the bare network's evaluations/s beside them, and beside the calls one after

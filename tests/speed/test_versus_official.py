@@ -97,6 +97,21 @@ def test_overlap_rows_set_both_timings_beside_the_bare_network_of_the_same_varia
     assert overlap_rows({"datasets": {"fashion_mnist": {"throughput": old}}}) == []
 
 
+def test_classify_variant_rows_set_each_variant_against_the_runs_default_compiled_network():
+    from dcanalysis.speed.versus_official import classify_variant_rows
+
+    agree = {"same_prediction": 0.5, "max_rel_diff_mean_error": 1e-3}
+    tp = [{"task": "bare forward", "variant": "compiled, tuned pointwise", "batch": 64, "evals_per_s": 300.0},
+          {"task": "bare forward", "variant": "compiled", "batch": 64, "evals_per_s": 200.0},
+          {"task": "classify_batch", "variant": "compiled+graphs", "batch": 64, "images_per_call": 8,
+           "evals_per_s": 210.0, "vs_eager": agree},
+          {"task": "classify_batch", "variant": "compiled", "batch": 64, "images_per_call": 8, "evals_per_s": 190.0,
+           "vs_eager": agree, "kernel_seconds_per_call": 0.9, "wall_seconds_per_call": 1.0}]
+    graphs, plain = classify_variant_rows({"datasets": {"fashion_mnist": {"throughput": tp}}})
+    assert (graphs["% of bare compiled"], graphs["kernels, % of the call"], graphs["same as eager (%)"]) == (105.0, None, 50)
+    assert (plain["% of bare compiled"], plain["kernels, % of the call"]) == (95.0, 90.0)
+
+
 def test_throughput_rows_time_the_bare_variants_and_save_each_row_as_it_comes(monkeypatch):
     from dcanalysis.lab.data import load_lab_dataset, to_model_input
     from dcanalysis.schedules import Schedule
