@@ -5,16 +5,8 @@
 # network eager and compiled timed 5 s each for the ratios (the session's last device time), with the clock log.
 # Run at 02dc4a0 (data/results/speed/graphs_tuned_h200_*, 267 s): bare eager 17,154, compiled 46,515 evals/s;
 # classify_batch with CUDA graphs and tuned pointwise kernels 50,800 evals/s (109 % of the bare compiled network),
-# the same predictions as eager on the 32 images compared.
+# the same predictions as eager on the 32 images compared. It ran as its own copy of tuned_classify_h200.sh's
+# command; it is now that script with these settings.
 # Sent with `trim_tree.sh hide A`, carrying .whl and data/lab/fashion_mnist-test.npz.
 # Usage: bash data/jobs/graphs_tuned_h200.sh OUTDIR
-set -u
-OUT=${1:?output dir}
-mkdir -p $OUT
-source data/jobs/gpu_env.sh
-start_clock_log $OUT/gpu_clocks.csv
-timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist \
-  --throughput-only --skip-ceiling --seconds 5 --throughput-batches 4096 --overlapped-only \
-  --throughput-variants "compiled+graphs, tuned pointwise" --bare-variants compiled \
-  --out $OUT/graphs_tuned.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log
-stop_clock_log
+VARIANTS="compiled+graphs, tuned pointwise" ROW_SECONDS=5 NAME=graphs_tuned exec bash data/jobs/tuned_classify_h200.sh "$@"

@@ -89,9 +89,7 @@ def main(argv=None):
     from ..lab.data import load_lab_dataset, to_model_input
     from ..lab.registry import load_lab_diffusion
     from .engine import compile_adapter
-    from .versus_official import classify_all
-    from ..classifier import ClassifierConfig, DiffusionClassifier
-    from ..schedules import Schedule
+    from .versus_official import classify_all, throughput_classifier
 
     p = argparse.ArgumentParser(description=main.__doc__)
     p.add_argument("--batch", type=int, default=4096)
@@ -103,8 +101,7 @@ def main(argv=None):
     x = to_model_input(load_lab_dataset("fashion_mnist", test_only=True).test_images[:2 * a.per_call])
     adapter = load_lab_diffusion("fashion_mnist_unet", device=device, dtype=torch.bfloat16)
     compile_adapter(adapter)
-    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=a.batch,
-                                                        static_shapes=True))
+    clf = throughput_classifier(adapter, a.batch, compiled=True)
     classify_all(clf, x[:a.per_call], first_index=50_000, per_call=a.per_call, desc="warm-up")
     _, wall = classify_all(clf, x, first_index=0, per_call=a.per_call, desc="timed, not profiled")
     out = profile_idle(lambda: classify_all(clf, x, first_index=0, per_call=a.per_call, desc="profiled"),

@@ -185,6 +185,24 @@ def agreement(results, reference) -> dict:
             "same_prediction": float(np.mean(same))}
 
 
+def throughput_classifier(adapter, batch: int, compiled: bool) -> DiffusionClassifier:
+    """The classifier the throughput benchmark times: exhaustive, 100 trials x every class, ``batch`` network rows
+    per call, padded to that one shape when the network is ``compiled``."""
+    return DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch,
+                                                         static_shapes=compiled))
+
+
+def kernel_profile(clf: DiffusionClassifier, x, *, device, ref: float) -> dict:
+    """One profiled ``classify_batch`` call of the images ``x`` over the 10 lab classes: the GPU's kernel seconds,
+    its kernel groups and its eight longest kernels (``gpu_profile.breakdown``)."""
+    from . import gpu_profile
+
+    prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x), list(range(10)), image_indices=range(len(x))),
+                                 device=device, ref_tflops=ref, iters=1, flops={})
+    return {"kernel_seconds_per_call": sum(g["seconds_per_call"] for g in prof["groups"]),
+            "groups": prof["groups"], "top_kernels": prof["top_kernels"][:8]}
+
+
 def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref: float,
                     variants=DEFAULT_CLASSIFY_VARIANTS, per_calls=(32, 256), attentions=(None,), agree_images: int = 32,
                     calls: int = 4, bare_variants=("eager", "compiled"), one_by_one: bool = True,
@@ -199,8 +217,6 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     TFLOP/s that every ratio is to. The bare network runs as each of ``bare_variants`` (``bench.VARIANTS``) for
     ``seconds``; ``one_by_one=False`` leaves out the one-after-another timing. Rows go into ``rows`` (a new list
     unless given) as they are measured, and ``on_row()`` hears of each (to save a long run as it goes)."""
-    from . import gpu_profile
-
     unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
     rows = [] if rows is None else rows
     first, runnable = len(rows), []
@@ -222,12 +238,8 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
         raise SystemExit(f"no attention backend of {attentions} could run {dataset}_unet.")
     gflop = rows[first]["gflop_per_eval"]
 
-    def classifier(adapter, compiled):
-        cfg = ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch, static_shapes=compiled)
-        return DiffusionClassifier(adapter, cfg)
-
-    eager_results, _ = classify_all(classifier(load_lab_diffusion(f"{dataset}_unet", device=device,
-                                                                  dtype=torch.bfloat16), False),
+    eager_results, _ = classify_all(throughput_classifier(load_lab_diffusion(f"{dataset}_unet", device=device,
+                                                                             dtype=torch.bfloat16), batch, False),
                                     x[:agree_images], first_index=0, per_call=agree_images, desc="eager reference")
     for variant in variants:
         options, compiled = dict(CLASSIFY_VARIANTS[variant]), variant != "eager"
@@ -240,7 +252,7 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
             if compiled:
                 compile_adapter(adapter, attention=attention, **options)
             for per_call in per_calls:
-                clf = classifier(adapter, compiled)
+                clf = throughput_classifier(adapter, batch, compiled)
                 try:
                     classify_all(clf, x[:per_call], first_index=50_000, per_call=per_call, desc="warm-up")
                 except RuntimeError as e:  # an option inductor cannot apply to this graph: reported, not fatal
@@ -259,24 +271,15 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                            "timed_from": timed_from, "timed_to": time.time(),
                            "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
                            "vs_eager": agreement(res[:agree_images], eager_results)}
-                    if not overlap:
-                        print_row(row)
-                        rows.append(row)
-                        if on_row is not None:
-                            on_row()
-                # the profiler sees a CUDA graph's launch, not its kernels: no kernel time for graph variants
-                if per_call == per_calls[-1] and not options.get("cuda_graphs"):
-                    prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x[:per_call]), list(range(10)),
-                                                                            image_indices=range(per_call)),
-                                                 device=device, ref_tflops=ref, iters=1, flops={})
-                    row["kernel_seconds_per_call"] = sum(g["seconds_per_call"] for g in prof["groups"])
-                    row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
-                    row["groups"] = prof["groups"]
-                    row["top_kernels"] = prof["top_kernels"][:8]
-                print_row(row)
-                rows.append(row)
-                if on_row is not None:
-                    on_row()
+                    # the largest overlapped calls are profiled for their kernel time, except under CUDA graphs,
+                    # whose kernels the profiler does not see (only each graph's launch)
+                    if overlap and per_call == per_calls[-1] and not options.get("cuda_graphs"):
+                        row.update(kernel_profile(clf, x[:per_call], device=device, ref=ref))
+                        row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
+                    print_row(row)
+                    rows.append(row)
+                    if on_row is not None:
+                        on_row()
     return rows
 
 
