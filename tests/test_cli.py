@@ -154,3 +154,28 @@ def test_report_prints_calibration_with_a_temperature_from_another_run(tmp_path,
     assert "NLL" in out and "log K = 2.303" in out and "fitted on 4 images" in out
     with pytest.raises(SystemExit, match="names this run itself"):
         main(["report", str(tmp_path / "a"), "--calibrate-on", str(tmp_path / "a")])
+
+
+def test_cuda_graphs_and_tuned_kernels_compile_with_those_options_and_enter_the_run_identity(tmp_path, monkeypatch):
+    import torch
+
+    from dcanalysis import cli
+    from dcanalysis.adapters.registry import model_identity
+
+    seen = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)  # eager stand-in
+    parser = cli.build_parser()
+    a = parser.parse_args(["classify", "x.png", "--model", "mnist_unet", "--device", "cpu", "--cuda-graphs",
+                           "--tune-kernels"])
+    clf = cli.build_classifier(a)
+    assert a.compile and clf.config.static_shapes
+    [kw] = seen
+    assert kw["options"]["triton.cudagraphs"] and kw["options"]["coordinate_descent_tuning"]
+    with pytest.raises(SystemExit, match="drop --no-compile"):
+        cli.build_classifier(parser.parse_args(["classify", "x.png", "--model", "mnist_unet", "--device", "cpu",
+                                                "--no-compile", "--tune-kernels"]))
+    ident = dict(dtype=torch.float32, device="cpu", compiled=True, share_prefix=False)
+    plain = model_identity("mnist_unet", **ident)
+    assert "cuda_graphs" not in plain and "tuned_kernels" not in plain  # earlier runs' manifests still match
+    assert model_identity("mnist_unet", **ident, cuda_graphs=True) != plain
+    assert model_identity("mnist_unet", **ident, tuned_kernels=True) != plain

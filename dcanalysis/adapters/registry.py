@@ -106,14 +106,17 @@ def model_folder(model: str) -> Path:
 
 
 def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: bool, share_prefix: bool,
-                   fp8_linears: bool = False) -> dict:
+                   fp8_linears: bool = False, cuda_graphs: bool = False, tuned_kernels: bool = False) -> dict:
     """Everything about the model that decides a run's numbers besides the classifier's settings: its weights
     (``weights_fingerprint``), the dtype, the kind of device, and whether it is compiled (which reorders bf16
-    arithmetic), shares its prefix or runs its linear layers in 8 bits. Recorded in a run's manifest; a resume
+    arithmetic; CUDA graphs and inductor's tuned kernels are recorded too), shares its prefix or runs its linear
+    layers in 8 bits. Recorded in a run's manifest; a resume
     with any other is refused."""
     kind = torch.device(device).type
     if kind == "cuda":
         kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"
     return {"weights": weights_fingerprint(model_folder(model)), "dtype": str(dtype).removeprefix("torch."),
             "device": kind, "compile": compiled, "share_prefix": share_prefix,
-            **({"fp8_linears": True} if fp8_linears else {})}  # absent when off: earlier runs' manifests still match
+            # each absent when off: earlier runs' manifests still match
+            **({"fp8_linears": True} if fp8_linears else {}), **({"cuda_graphs": True} if cuda_graphs else {}),
+            **({"tuned_kernels": True} if tuned_kernels else {})}

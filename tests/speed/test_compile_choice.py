@@ -46,11 +46,12 @@ def test_the_cli_default_resolves_compile_once_from_the_arguments(monkeypatch, c
     fake = CompileCost("fashion_mnist_unet", 100.0, 200.0, 10.0, "x.json")  # break-even: 2,000 evaluations
     monkeypatch.setattr(compile_choice, "measured_cost", lambda network: fake)
     compiled = []
-    monkeypatch.setattr(cli, "compile_adapter", lambda adapter: compiled.append(adapter))
+    monkeypatch.setattr(cli, "compile_adapter", lambda adapter, **options: compiled.append(adapter))
     for n_images, expect in ((1, False), (10, True)):  # 1 or 10 images x (100 trials x 10 classes)
         a = argparse.Namespace(model="fashion_mnist_unet", schedule="exhaustive_100", timesteps="even", error="l2",
                                batch_size=8, seed=0, device="cuda", fp32=True, compile=None, share_prefix=False,
-                               fp8_linears=False, text_device=None, dataset="fashion_mnist")
+                               fp8_linears=False, text_device=None, dataset="fashion_mnist",
+                               cuda_graphs=False, tune_kernels=False)
         monkeypatch.setattr(cli, "load_adapter", lambda *args, **kw: type("A", (), {"unet": torch.nn.Linear(1, 1),
                                                                                      "dtype": torch.float32})())
         monkeypatch.setattr(cli, "DiffusionClassifier", lambda adapter, cfg: cfg)
