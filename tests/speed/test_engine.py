@@ -102,3 +102,46 @@ def test_sd35_dual_attention_stays_unfused_and_runs():
         set_fused_qkv(model, True)
         after = model(**x).sample
     assert torch.equal(before, after)
+
+
+def _lab_classification(device, dtype, n_images, trials, **compile_options):
+    """classify_batch of the first Fashion-MNIST test images by the lab UNet, eager (no options given: None) or
+    compiled with ``compile_options``, through classify_stream's worker thread as the runs use it."""
+    from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
+    from dcanalysis.lab.data import load_lab_dataset, to_model_input
+    from dcanalysis.lab.registry import load_lab_diffusion
+
+    x = to_model_input(load_lab_dataset("fashion_mnist", test_only=True).test_images[:n_images])
+    adapter = load_lab_diffusion("fashion_mnist_unet", device=device, dtype=dtype)
+    compiled = compile_options.pop("compiled", True)
+    if compiled:
+        torch._dynamo.reset()
+        engine.compile_adapter(adapter, **compile_options)
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), batch_size=64,
+                                                        static_shapes=compiled))
+    [results] = clf.classify_stream([(x, range(n_images))], list(range(10)))
+    return torch.stack([r.mean_errors for r in results]), [r.prediction_index for r in results]
+
+
+@pytest.mark.slow
+def test_compiled_lab_classification_equals_eager_on_the_cpu():
+    # real inductor (generated C++): the same numbers up to float32 reordering, the same predictions
+    cpu = torch.device("cpu")
+    eager, eager_pred = _lab_classification(cpu, torch.float32, 4, 6, compiled=False)
+    fast, fast_pred = _lab_classification(cpu, torch.float32, 4, 6)
+    assert float(((fast - eager).abs() / eager.abs()).max()) < 1e-4 and fast_pred == eager_pred
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("options", [{}, {"cuda_graphs": True}, {"cuda_graphs": True, "tune_pointwise": True}],
+                         ids=["default", "cuda graphs", "cuda graphs, tuned kernels"])
+def test_compiled_lab_classification_on_cuda_equals_eager_within_bf16_tolerance(options):
+    # the options the benchmark found fastest (README, Speed): bf16 in another order, not other numbers; CUDA
+    # graphs also through classify_stream's worker thread, which once lacked inductor's per-thread graph trees
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cuda = torch.device("cuda")
+    eager, eager_pred = _lab_classification(cuda, torch.bfloat16, 16, 20, compiled=False)
+    fast, fast_pred = _lab_classification(cuda, torch.bfloat16, 16, 20, **options)
+    assert float(((fast - eager).abs() / eager.abs()).max()) < 1e-2
+    assert sum(a == b for a, b in zip(fast_pred, eager_pred)) >= 15
