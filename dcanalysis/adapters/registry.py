@@ -110,8 +110,7 @@ def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: boo
     """Everything about the model that decides a run's numbers besides the classifier's settings: its weights
     (``weights_fingerprint``), the dtype, the kind of device, and whether it is compiled (which reorders bf16
     arithmetic; CUDA graphs and inductor's tuned kernels are recorded too), shares its prefix or runs its linear
-    layers in 8 bits. Recorded in a run's manifest; a resume
-    with any other is refused."""
+    layers in 8 bits. Recorded in a run's manifest; a resume with any other is refused."""
     kind = torch.device(device).type
     if kind == "cuda":
         kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"

@@ -104,8 +104,8 @@ def test_sd35_dual_attention_stays_unfused_and_runs():
     assert torch.equal(before, after)
 
 
-def _lab_classification(device, dtype, n_images, trials, **compile_options):
-    """classify_batch of the first Fashion-MNIST test images by the lab UNet, eager (no options given: None) or
+def _lab_classification(device, dtype, n_images, trials, *, compiled=True, **compile_options):
+    """classify_batch of the first Fashion-MNIST test images by the lab UNet, eager (``compiled=False``) or
     compiled with ``compile_options``, through classify_stream's worker thread as the runs use it."""
     from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
     from dcanalysis.lab.data import load_lab_dataset, to_model_input
@@ -113,7 +113,6 @@ def _lab_classification(device, dtype, n_images, trials, **compile_options):
 
     x = to_model_input(load_lab_dataset("fashion_mnist", test_only=True).test_images[:n_images])
     adapter = load_lab_diffusion("fashion_mnist_unet", device=device, dtype=dtype)
-    compiled = compile_options.pop("compiled", True)
     if compiled:
         torch._dynamo.reset()
         engine.compile_adapter(adapter, **compile_options)
