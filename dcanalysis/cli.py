@@ -62,16 +62,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--fp32", action="store_true", help="float32 on the GPU (default bfloat16)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the network for the batch size (dcanalysis.engine). Default: compile exactly "
-                        "where the committed benchmark says it pays for the run's size (speed.compile_choice: on a "
-                        "GPU, a measured network, past its break-even; SD-2 at 512 px: about 48,000 evaluations)")
-    p.add_argument("--cuda-graphs", action="store_true",
-                   help="with --compile (implied): replay each compiled graph as one CUDA graph (the lab UNet on an "
-                        "H200: classify_batch 3 %% faster; README, Speed)")
-    p.add_argument("--tune-kernels", action="store_true",
-                   help="with --compile (implied): let inductor tune its generated kernels (the lab UNet on an H200: "
-                        "10 %% faster, 50,800 evaluations/s with --cuda-graphs, for about 150 s more compilation)")
+    add_engine_args(p)
     p.add_argument("--share-prefix", action="store_true",
                    help="Stable Diffusion: run the layers before the first cross-attention once per noisy sample, not "
                         "once per prompt (dcanalysis.prefix_sharing; same result, about 4 %% faster for the Pets "
@@ -82,6 +73,21 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-device", default=None,
                    help="SDXL / SD 3 / Flux / PixArt: run the text encoders here (e.g. cpu) to leave the GPU to the "
                         "denoiser; they run once per candidate list")
+
+
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """--compile / --no-compile, --cuda-graphs and --tune-kernels (read by ``resolve_compile``), shared by every
+    command that runs a network over many images."""
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the network for the batch size (dcanalysis.engine). Default: compile exactly "
+                        "where the committed benchmark says it pays for the run's size (speed.compile_choice: on a "
+                        "GPU, a measured network, past its break-even; SD-2 at 512 px: about 48,000 evaluations)")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="with --compile (implied): replay each compiled graph as one CUDA graph (the lab UNet on an "
+                        "H200: classify_batch 3 %% faster; README, Speed)")
+    p.add_argument("--tune-kernels", action="store_true",
+                   help="with --compile (implied): let inductor tune its generated kernels (the lab UNet on an H200: "
+                        "10 %% faster, 50,800 evaluations/s with --cuda-graphs, for about 150 s more compilation)")
 
 
 def resolve_compile(a, adapter, n_evaluations: int) -> bool:

@@ -17,12 +17,14 @@ import numpy as np
 import torch
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
+from ..cli import add_engine_args, resolve_compile
 from ..estimators import accuracy_interval
 from ..images import pad_to
 from ..noise import make_noise_plan
 from ..evaluation.analysis import auroc, diffusion_ood_score
 from ..evaluation.runs import load_records, run_dataset, summarize
 from ..schedules import Schedule
+from ..speed.engine import compile_adapter
 from .data import load_lab_dataset, sklearn_digits_28, to_model_input
 from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion
 from .shifts import CORRUPTIONS, corrupt
@@ -67,17 +69,27 @@ def baseline_ood_scores(model: torch.nn.Module, images: np.ndarray, *, device, b
 
 
 def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, set_name: str, trials: int,
-                  strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1) -> dict:
-    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), timesteps=strategy,
-                                                        batch_size=10 * trials * images_per_batch, seed=seed))
+                  strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1,
+                  batch_size: int = 0, engine: dict | None = None) -> dict:
+    """One set through ``run_dataset`` (resumable) with the exhaustive schedule of ``trials`` even trials per class.
+
+    ``batch_size`` 0 means one network call per group of images (10 x trials x images_per_batch); ``engine``
+    (``{"compile": True, ...}`` when the network is compiled, None when eager) joins the run's settings, so a resume
+    with another engine is refused (compiled bf16 sums in another order). ``wall_s`` is this call's time, compilation
+    included."""
+    clf = DiffusionClassifier(adapter, ClassifierConfig(
+        schedule=Schedule.exhaustive(trials), timesteps=strategy, batch_size=batch_size or 10 * trials * images_per_batch,
+        seed=seed, static_shapes=bool(engine)))
     x = to_model_input(images)
     plan_t = make_noise_plan(trials, (1,), seed=seed, strategy=strategy).timesteps.tolist()
-    settings = {"model": model_name, "set": set_name, "timesteps": plan_t}
+    settings = {"model": model_name, "set": set_name, "timesteps": plan_t, **({"engine": engine} if engine else {})}
+    t0 = time.perf_counter()
     records = run_dataset(clf, lambda i: (x[i], int(labels[i])), len(x), list(range(10)), run_dir,
                           settings=settings, time_limit_s=time_limit_s, images_per_batch=images_per_batch)
     s = summarize(records)
     return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
-            "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}
+            "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x),
+            "wall_s": round(time.perf_counter() - t0, 2)}
 
 
 def main(argv=None):
@@ -92,44 +104,55 @@ def main(argv=None):
     p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
     p.add_argument("--phases", nargs="*", default=["test", "strategies", "shifted", "far_ood"],
                    help="which diffusion phases to run (finished images are never recomputed)")
-    p.add_argument("--images-per-batch", type=int, default=1, help="images sharing each network call")
+    p.add_argument("--images-per-batch", type=int, default=1, help="images sharing each classify_batch call")
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="network batch (default 0: the whole call, 10 x trials x images per batch, in one batch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_engine_args(p)
     a = p.parse_args(argv)
     torch.backends.cudnn.benchmark = True
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
     adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
+    n_sets = len(CORRUPTIONS) + (a.dataset == "mnist")
+    n_images = {"test": a.n_images, "strategies": len(a.strategies) * a.n_strategy, "shifted": n_sets * a.n_shifted,
+                "far_ood": a.n_shifted}
+    engine = None
+    if resolve_compile(a, adapter, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images)):
+        compile_adapter(adapter, cuda_graphs=a.cuda_graphs, tune_pointwise=a.tune_kernels)
+        engine = {"compile": True, **({"cuda_graphs": True} if a.cuda_graphs else {}),
+                  **({"tuned_kernels": True} if a.tune_kernels else {})}
+    run = dict(model_name=f"{a.dataset}_unet", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
+               batch_size=a.batch_size, engine=engine)
     start = time.time()
     left = lambda share: max(1.0, share * a.budget - (time.time() - start)) if a.budget else 0.0  # noqa: E731
     ds = load_lab_dataset(a.dataset, test_only=True)
-    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "command": "python -m dcanalysis.lab.evaluate "
+    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "engine": engine or {"compile": False},
+               "command": "python -m dcanalysis.lab.evaluate "
                + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "diffusion": {}, "baselines": {}}
     # 1. in distribution: the head of the official test split
     x, y = ds.test_images[:a.n_images], ds.test_labels[:a.n_images]
     budget = lambda phase, share: left(share) if phase in a.phases else 1e-9  # noqa: E731  (skip: summarise only)
-    summary["diffusion"]["test"] = diffusion_run(adapter, x, y, a.out / f"{a.dataset}_test", model_name=f"{a.dataset}_unet",
-                                                 set_name="test", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
-                                                 time_limit_s=budget("test", 0.55))
+
+    def diffuse(key, phase, share, images, labels, run_dir, **kw):  # a phase left out is only summarised, if it ran
+        if phase in a.phases or load_records(run_dir):
+            summary["diffusion"][key] = diffusion_run(adapter, images, labels, run_dir, time_limit_s=budget(phase, share),
+                                                      **run, **kw)
+
+    diffuse("test", "test", 0.55, x, y, a.out / f"{a.dataset}_test", set_name="test")
     # 2. timestep strategies (chapter 4)
     for strat in a.strategies:
-        summary["diffusion"][f"strategy_{strat}"] = diffusion_run(
-            adapter, x[:a.n_strategy], y[:a.n_strategy], a.out / f"{a.dataset}_strategy_{strat}",
-            model_name=f"{a.dataset}_unet", set_name="test", trials=a.trials, strategy=strat, seed=a.seed, images_per_batch=a.images_per_batch,
-            time_limit_s=budget("strategies", 0.7))
+        diffuse(f"strategy_{strat}", "strategies", 0.7, x[:a.n_strategy], y[:a.n_strategy],
+                a.out / f"{a.dataset}_strategy_{strat}", set_name="test", strategy=strat)
     # 3. shifted sets (chapter 9)
     sets = shifted_sets(a.dataset, a.n_shifted, seed=a.seed)
     for name, (sx, sy) in sets.items():
-        summary["diffusion"][name] = diffusion_run(adapter, sx, sy, a.out / f"{a.dataset}_{name}",
-                                                   model_name=f"{a.dataset}_unet", set_name=name, trials=a.trials,
-                                                   seed=a.seed, images_per_batch=a.images_per_batch, time_limit_s=budget("shifted", 1.0))
+        diffuse(name, "shifted", 1.0, sx, sy, a.out / f"{a.dataset}_{name}", set_name=name)
     # 4. far OOD (the other dataset's test split): is an image like anything the model was trained on?
     other = "mnist" if a.dataset == "fashion_mnist" else "fashion_mnist"
     ox = load_lab_dataset(other, test_only=True).test_images[:a.n_shifted]
     far_dir = a.out / f"{a.dataset}_far_ood_{other}"
-    summary["diffusion"]["far_ood"] = diffusion_run(adapter, ox, np.zeros(len(ox), int), far_dir,
-                                                    model_name=f"{a.dataset}_unet", set_name=f"far_ood_{other}",
-                                                    trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
-                                                    time_limit_s=budget("far_ood", 1.0))
+    diffuse("far_ood", "far_ood", 1.0, ox, np.zeros(len(ox), int), far_dir, set_name=f"far_ood_{other}")
     far = {"ood_set": f"{other} test split", "score": "diffusion: lowest mean error over classes; baselines: 1 - max softmax"}
     id_recs, ood_recs = load_records(a.out / f"{a.dataset}_test"), load_records(far_dir)
     if id_recs and ood_recs:
