@@ -367,6 +367,8 @@ class DiffusionClassifier:
         """
         candidates = check_candidates(candidates)
         x0 = self._x0(images, image_indices)
+        if not len(x0):
+            return []
         shape = tuple(x0.shape[1:])
         if plans is None:
             plans = [self.noise_plan(shape, i) for i in image_indices]
@@ -377,6 +379,8 @@ class DiffusionClassifier:
         """(B, *sample_shape) x_0 of the images, on the device."""
         if len(images) != len(image_indices):
             raise ValueError(f"{len(images)} images but {len(image_indices)} image indices.")
+        if not len(images):  # nothing to stack: an empty call has empty results
+            return torch.empty(0)
         return torch.stack([self.prepare(im) for im in images])
 
     def _errors(self, x0: torch.Tensor, candidates: list, image_indices: list[int], timesteps: torch.Tensor,
@@ -443,10 +447,12 @@ class DiffusionClassifier:
 
         def run(item):
             pixels, indices, timesteps, noise = item
+            if not indices:
+                return None  # an empty call: no network call, no results
             return self._errors(self._x0(pixels, indices), candidates, indices, timesteps, noise)
 
         for batch in overlapped(run, staged(), ahead=1 if overlap else 0):
-            yield self._results(batch, log_prior)
+            yield [] if batch is None else self._results(batch, log_prior)
 
     def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:
         means = torch.nanmean(errors, dim=1)

@@ -207,3 +207,13 @@ def test_a_plan_too_short_or_of_another_shape_is_refused_with_what_the_run_needs
                 list(clf.classify_stream([(x, [0, 1])], [0, 1], plan_for=lambda i: bad))
             else:
                 clf.classify_batch(list(x), [0, 1], image_indices=[0, 1], plans=[bad, bad])
+
+
+def test_an_empty_call_has_empty_results_in_the_stream_and_alone(toy_adapter):
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(6)))
+    x = torch.randn(2, 2, generator=torch.Generator().manual_seed(8))
+    assert clf.classify_batch([], [0, 1], image_indices=[]) == []
+    empty, full = clf.classify_stream([(x[:0], []), (x, [0, 1])], [0, 1])
+    assert empty == [] and [r.image_index for r in full] == [0, 1]
+    with pytest.raises(ValueError, match="2 images but 1 image indices"):
+        clf.classify_batch(list(x), [0, 1], image_indices=[0])

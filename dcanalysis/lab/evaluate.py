@@ -42,6 +42,14 @@ def shifted_sets(dataset: str, n: int, severity: int = 3, seed: int = 0) -> dict
     return sets
 
 
+def phase_images(dataset: str, *, n_images: int, n_shifted: int, n_strategies: int, n_strategy: int) -> dict[str, int]:
+    """Images each phase of the job classifies: the test head, each timestep strategy's share of it, every shifted
+    set (the corruptions, and for MNIST scikit-learn's digits) and the other dataset's far-OOD images."""
+    n_sets = len(CORRUPTIONS) + (dataset == "mnist")
+    return {"test": n_images, "strategies": n_strategies * n_strategy, "shifted": n_sets * n_shifted,
+            "far_ood": n_shifted}
+
+
 def accuracy_entry(pred: np.ndarray, labels: np.ndarray) -> dict:
     """{n, accuracy, ci95 (Wilson)} of predictions (N,) against labels (N,)."""
     k, n = int((pred == labels).sum()), len(labels)
@@ -114,9 +122,8 @@ def main(argv=None):
     torch.backends.cudnn.benchmark = True
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
     adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
-    n_sets = len(CORRUPTIONS) + (a.dataset == "mnist")
-    n_images = {"test": a.n_images, "strategies": len(a.strategies) * a.n_strategy, "shifted": n_sets * a.n_shifted,
-                "far_ood": a.n_shifted}
+    n_images = phase_images(a.dataset, n_images=a.n_images, n_shifted=a.n_shifted, n_strategies=len(a.strategies),
+                            n_strategy=a.n_strategy)
     engine = None
     if resolve_compile(a, adapter, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images)):
         compile_adapter(adapter, cuda_graphs=a.cuda_graphs, tune_pointwise=a.tune_kernels)

@@ -216,7 +216,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
                   f"({100 * tflops / ref_tflops:5.1f}% of matmul), first call {first_call:.1f} s "
                   f"({row['graphs_compiled']} graphs), "
                   f"|out - eager| / |eager| {rel_err:.1e}")
-            if profile and not VARIANTS[variant].get("cuda_graphs"):  # the profiler sees one graph launch, not its kernels
+            if profile and gpu_profile.sees_kernels(VARIANTS[variant]):
                 row.update(gpu_profile.breakdown(lambda m=m: m(**inputs), device=device, ref_tflops=ref_tflops,
                                                  flops=group_flops))
                 for g in row["groups"]:

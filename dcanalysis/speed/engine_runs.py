@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tarfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -85,6 +86,59 @@ def compare_runs(records_a: Sequence[dict], records_b: Sequence[dict]) -> RunCom
                          max_relative_error_difference=float((np.abs(ea - eb) / np.abs(eb)).max()),
                          accuracy_a=correct_a / len(ids), ci95_a=accuracy_interval(correct_a, len(ids)),
                          accuracy_b=correct_b / len(ids), ci95_b=accuracy_interval(correct_b, len(ids)))
+
+
+def records_from_archive(archive: Path, run_name: str) -> list[dict]:
+    """The records of run directory ``run_name`` inside a .tgz of run directories (what a GPU job sends back)."""
+    with tarfile.open(archive) as tar:
+        members = [m for m in tar.getmembers()
+                   if m.isfile() and m.name.removeprefix("./").startswith(f"{run_name}/records-rank")]
+        if not members:
+            raise FileNotFoundError(f"{archive} holds no records of run {run_name!r}.")
+        lines = [line for m in members for line in tar.extractfile(m).read().decode().splitlines()]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@dataclass(frozen=True)
+class EngineRun:
+    """One timed run: its dataset, the engine's name, the .tgz its run directory came back in, and the images it
+    classified per call."""
+
+    dataset: str
+    engine: str
+    archive: Path
+    images_per_call: int
+
+
+def engine_rows(runs: Sequence[EngineRun], references: dict[str, Sequence[dict]], job_images: dict[str, int],
+                baseline: str = "eager") -> list[dict]:
+    """One row per run: its first call and steady rate, the time projected for ``job_images[dataset]`` images
+    and as a share of the ``baseline`` engine's projection for the same dataset, and its agreement with the
+    reference records of the same images (``references[dataset]``)."""
+    timed = [(r, records_from_archive(r.archive, f"{r.dataset}_test")) for r in runs]
+    projected = {(r.dataset, r.engine): run_timing(rec, r.images_per_call).projected_s(job_images[r.dataset])
+                 for r, rec in timed}
+    rows = []
+    for r, rec in timed:
+        t = run_timing(rec, r.images_per_call)
+        c = compare_runs(rec, references[r.dataset])
+        evals = float(np.mean([x["evaluations"] for x in rec if "error" not in x]))
+        base = projected.get((r.dataset, baseline))
+        rows.append({"dataset": r.dataset, "engine": r.engine, "images / call": r.images_per_call,
+                     "images timed": t.n, "first call (s)": round(t.first_call_s, 1),
+                     "steady s / image": round(t.steady_s_per_image, 4),
+                     "steady evals/s": round(evals / t.steady_s_per_image),
+                     "projected s, lab job": round(projected[(r.dataset, r.engine)]),
+                     "lab job images": job_images[r.dataset],
+                     f"share of {baseline}": round(projected[(r.dataset, r.engine)] / base, 2) if base else None,
+                     "same predictions": f"{c.same_predictions:,} of {c.n:,}",
+                     "accuracy (95 % CI)": _percent(c.accuracy_a, c.ci95_a),
+                     "reference accuracy": _percent(c.accuracy_b, c.ci95_b)})
+    return rows
+
+
+def _percent(p: float, ci: tuple[float, float]) -> str:
+    return f"{100 * p:.1f} % ({100 * ci[0]:.1f}-{100 * ci[1]:.1f})"
 
 
 def main(argv=None) -> None:

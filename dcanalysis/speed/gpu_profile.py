@@ -82,6 +82,12 @@ def kernel_times(fn: Callable[[], object], *, device: torch.device, iters: int =
     return seconds
 
 
+def sees_kernels(options: dict) -> bool:
+    """Whether the profiler can split a variant's time by kernel: not under CUDA graphs (``options["cuda_graphs"]``),
+    where it sees each graph's launch, not the kernels replayed inside it."""
+    return not options.get("cuda_graphs")
+
+
 def breakdown(fn: Callable[[], object], *, device: torch.device, ref_tflops: float, iters: int = 3,
               flops: dict[str, float] | None = None, top: int = 15) -> dict[str, list[dict]]:
     """Where one call's kernel time goes.

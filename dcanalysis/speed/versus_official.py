@@ -41,6 +41,7 @@ from ..schedules import Schedule
 from ..sequential import SequentialTest
 from .attention import ATTENTION_BACKENDS
 from .bench import VARIANTS as BARE_VARIANTS, bench_model
+from . import gpu_profile
 from .engine import compile_adapter
 from .peer import official_grid, peer_classify, stage_timesteps
 from .timing import sync
@@ -195,8 +196,6 @@ def throughput_classifier(adapter, batch: int, compiled: bool) -> DiffusionClass
 def kernel_profile(clf: DiffusionClassifier, x, *, device, ref: float) -> dict:
     """One profiled ``classify_batch`` call of the images ``x`` over the 10 lab classes: the GPU's kernel seconds,
     its kernel groups and its eight longest kernels (``gpu_profile.breakdown``)."""
-    from . import gpu_profile
-
     prof = gpu_profile.breakdown(lambda: clf.classify_batch(list(x), list(range(10)), image_indices=range(len(x))),
                                  device=device, ref_tflops=ref, iters=1, flops={})
     return {"kernel_seconds_per_call": sum(g["seconds_per_call"] for g in prof["groups"]),
@@ -271,9 +270,8 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
                            "timed_from": timed_from, "timed_to": time.time(),
                            "ratio_to_matmul": evals / wall * gflop / 1e3 / ref,
                            "vs_eager": agreement(res[:agree_images], eager_results)}
-                    # the largest overlapped calls are profiled for their kernel time, except under CUDA graphs,
-                    # whose kernels the profiler does not see (only each graph's launch)
-                    if overlap and per_call == per_calls[-1] and not options.get("cuda_graphs"):
+                    # the largest overlapped calls are profiled for their kernel time where the profiler sees them
+                    if overlap and per_call == per_calls[-1] and gpu_profile.sees_kernels(options):
                         row.update(kernel_profile(clf, x[:per_call], device=device, ref=ref))
                         row["wall_seconds_per_call"] = per_call * 1000 / row["evals_per_s"]
                     print_row(row)

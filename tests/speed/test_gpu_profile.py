@@ -126,3 +126,10 @@ def test_group_rows_give_each_variants_groups_per_evaluation():
     rows = gpu_profile.group_rows(probe)
     assert [(r["variant"], r["group"], r["ms/eval"], r["% of matmul"]) for r in rows] == [
         ("compiled", "matrix", 2.0, 98.0), ("compiled", "other", 0.5, None)]
+
+
+def test_kernels_are_profiled_except_under_cuda_graphs():
+    from dcanalysis.speed.bench import VARIANTS
+
+    assert [name for name, options in VARIANTS.items() if not gpu_profile.sees_kernels(options)] == [
+        name for name in VARIANTS if "graphs" in name]
