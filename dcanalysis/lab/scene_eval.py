@@ -186,9 +186,16 @@ def add_contrastive_scores(records: list[dict], work: list[tuple], name: str, *,
             records[i].setdefault("contrastive", {})[name] = phrases[best]
 
 
-def _encode_in_chunks(encode, xs: list, size: int = 512) -> torch.Tensor:
-    """encode(xs) in slices of ``size``, concatenated: (len(xs), D); xs must not be empty."""
-    return torch.cat([encode(xs[i:i + size]) for i in range(0, len(xs), size)])
+def _encode_in_chunks(encode, xs: list, size: int = 256) -> torch.Tensor:
+    """encode(xs) in slices of exactly ``size`` (the last one padded by repeating its last element), concatenated:
+    (len(xs), D); xs must not be empty. One batch shape for every call keeps each element's embedding bit for bit
+    the same whatever else shares its batch (a CPU's matrix kernels sum in another order at another batch size),
+    so a run extended with more items gives its earlier items the same scores."""
+    out = []
+    for i in range(0, len(xs), size):
+        chunk = xs[i:i + size]
+        out.append(encode(chunk + [chunk[-1]] * (size - len(chunk)))[:len(chunk)])
+    return torch.cat(out)
 
 
 def _models(records: list[dict]) -> list[tuple]:
