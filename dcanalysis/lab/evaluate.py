@@ -142,7 +142,7 @@ def main(argv=None):
         if phase in a.phases or load_records(run_dir):
             t0 = time.perf_counter()
             result = diffusion_run(adapter, images, labels, run_dir, time_limit_s=budget(phase, share), **run, **kw)
-            # this command's time on the set, a first compilation included (0 when it only summarised)
+            # this command's time on the set, a first compilation included (next to none when it only summarised)
             summary["diffusion"][key] = {**result, "wall_s": round(time.perf_counter() - t0, 2)}
 
     diffuse("test", "test", 0.55, x, y, a.out / f"{a.dataset}_test", set_name="test")
