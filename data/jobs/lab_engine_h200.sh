@@ -6,8 +6,8 @@
 #          each dataset: the rate to compare against.
 #   fast:  the same test phase (logs with tqdm's lines, as they came) on all 10,000 test images with the fast engine (CUDA graphs, tuned kernels, 256
 #          images a call in batches of 4,000: one compiled shape), Fashion-MNIST first, MNIST in the time left.
-# Both leave logs, summaries and the runs' records under OUTDIR; lab_engine_report.py compares them with the
-# committed runs (data/results/lab/*_test: the same noise per image, eager, on an H100).
+# Both leave logs, summaries and the runs' records under OUTDIR; python -m dcanalysis.speed.engine_runs compares
+# them with the committed runs (data/results/lab/*_test: the same noise per image, eager, on an H100).
 # Sent with `trim_tree.sh hide D`, carrying .whl and data/lab/{fashion_mnist,mnist}-test.npz.
 # Usage: bash data/jobs/lab_engine_h200.sh OUTDIR check|fast
 # Run on one H200 (data/results/speed/lab_engine_h200_*): 'check' at 8ead9db (395 s: 3 gpu tests passed in 259 s; eager

@@ -115,7 +115,14 @@ def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: boo
     if kind == "cuda":
         kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"
     return {"weights": weights_fingerprint(model_folder(model)), "dtype": str(dtype).removeprefix("torch."),
-            "device": kind, "compile": compiled, "share_prefix": share_prefix,
-            # each absent when off: earlier runs' manifests still match
-            **({"fp8_linears": True} if fp8_linears else {}), **({"cuda_graphs": True} if cuda_graphs else {}),
+            "device": kind, "share_prefix": share_prefix,
+            # absent when off: earlier runs' manifests still match
+            **({"fp8_linears": True} if fp8_linears else {}),
+            **engine_identity(compiled, cuda_graphs=cuda_graphs, tuned_kernels=tuned_kernels)}
+
+
+def engine_identity(compiled: bool, *, cuda_graphs: bool = False, tuned_kernels: bool = False) -> dict:
+    """How the network runs, as a run's settings record it: ``compile``, and CUDA graphs and inductor's tuned
+    kernels each only when on (so manifests written before they existed still match)."""
+    return {"compile": compiled, **({"cuda_graphs": True} if cuda_graphs else {}),
             **({"tuned_kernels": True} if tuned_kernels else {})}

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..adapters.registry import engine_identity
 from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..cli import add_engine_args, resolve_compile
 from ..estimators import accuracy_interval
@@ -124,14 +125,13 @@ def main(argv=None):
     engine = None
     if resolve_compile(a, adapter, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images)):
         compile_adapter(adapter, cuda_graphs=a.cuda_graphs, tune_pointwise=a.tune_kernels)
-        engine = {"compile": True, **({"cuda_graphs": True} if a.cuda_graphs else {}),
-                  **({"tuned_kernels": True} if a.tune_kernels else {})}
+        engine = engine_identity(True, cuda_graphs=a.cuda_graphs, tuned_kernels=a.tune_kernels)
     run = dict(model_name=f"{a.dataset}_unet", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
                batch_size=a.batch_size, engine=engine)
     start = time.time()
     left = lambda share: max(1.0, share * a.budget - (time.time() - start)) if a.budget else 0.0  # noqa: E731
     ds = load_lab_dataset(a.dataset, test_only=True)
-    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "engine": engine or {"compile": False},
+    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "engine": engine or engine_identity(False),
                "command": "python -m dcanalysis.lab.evaluate "
                + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "diffusion": {}, "baselines": {}}
     # 1. in distribution: the head of the official test split

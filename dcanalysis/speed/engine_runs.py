@@ -115,12 +115,11 @@ def engine_rows(runs: Sequence[EngineRun], references: dict[str, Sequence[dict]]
     """One row per run: its first call and steady rate, the time projected for ``job_images[dataset]`` images
     and as a share of the ``baseline`` engine's projection for the same dataset, and its agreement with the
     reference records of the same images (``references[dataset]``)."""
-    timed = [(r, records_from_archive(r.archive, f"{r.dataset}_test")) for r in runs]
-    projected = {(r.dataset, r.engine): run_timing(rec, r.images_per_call).projected_s(job_images[r.dataset])
-                 for r, rec in timed}
+    records = [records_from_archive(r.archive, f"{r.dataset}_test") for r in runs]
+    timings = [run_timing(rec, r.images_per_call) for r, rec in zip(runs, records)]
+    projected = {(r.dataset, r.engine): t.projected_s(job_images[r.dataset]) for r, t in zip(runs, timings)}
     rows = []
-    for r, rec in timed:
-        t = run_timing(rec, r.images_per_call)
+    for r, rec, t in zip(runs, records, timings):
         c = compare_runs(rec, references[r.dataset])
         evals = float(np.mean([x["evaluations"] for x in rec if "error" not in x]))
         base = projected.get((r.dataset, baseline))
@@ -148,9 +147,10 @@ def main(argv=None) -> None:
     p.add_argument("--images-per-call", type=int, required=True, help="the run's --images-per-batch")
     p.add_argument("--project", type=int, nargs="*", default=[], help="image counts to project the run's time to")
     a = p.parse_args(argv)
-    timing = run_timing(load_records(a.run), a.images_per_call)
+    records = load_records(a.run)
+    timing = run_timing(records, a.images_per_call)
     out = {"timing": asdict(timing), "projected_s": {n: round(timing.projected_s(n), 1) for n in a.project},
-           "comparison": asdict(compare_runs(load_records(a.run), load_records(a.reference)))}
+           "comparison": asdict(compare_runs(records, load_records(a.reference)))}
     print(json.dumps(out, indent=1))
 
 
