@@ -23,7 +23,7 @@ book: $(VENV)/.installed
 	  $(if $(RUN),--run $(RUN)) $(if $(DEVICE),--device $(DEVICE))
 
 data: $(VENV)/.installed
-	$(BIN)/python -m dcanalysis.lab.data
+	$(BIN)/python -m dcanalysis.evaluation.lab_datasets
 
 clean:
 	rm -rf book/_build

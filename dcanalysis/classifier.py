@@ -16,13 +16,12 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
 
-from .adapters.base import Conditioning, DiffusionAdapter, RowGroups, conditioning_to, index_conditioning, row_groups
+from .denoiser import Conditioning, DiffusionAdapter, RowGroups, conditioning_to, index_conditioning, row_groups
 from .denoising_error import denoising_error, noisy_sample
 from .exceptions import NonFiniteError
 from .images import ImageSource
 from .losses import get_loss
 from .noise import NoisePlan, make_noise_plan
-from .overlap import overlapped
 from .posterior import posterior
 from .pruning import Policy, prune, ranking
 from .schedules import Schedule
@@ -428,14 +427,15 @@ class DiffusionClassifier:
         *,
         log_prior: torch.Tensor | None = None,
         plan_for: Callable[[int], NoisePlan] | None = None,
-        overlap: bool = True,
+        run_ahead: Callable[[Callable, Iterable], Iterable] | None = None,
     ) -> Iterator[list[ClassificationResult]]:
-        """``classify_batch`` of each (images, image_indices) in ``batches``, yielded in order. Only the GPU's
-        share of each call (``_errors``) runs in turn on a worker thread; the caller's thread does the host work
-        of the next call (reading images, drawing and stacking noise plans: ``host_inputs``), turns the last
-        call's errors into results and handles them, all while the GPU runs (``dcanalysis.overlap``). The results
-        are those of calling ``classify_batch`` in a loop; ``overlap=False`` is that loop. ``plan_for(image_index)``
-        replaces the classifier's own noise plans (e.g. plans loaded from disk)."""
+        """``classify_batch`` of each (images, image_indices) in ``batches``, yielded in order: the results of
+        calling ``classify_batch`` in a loop. Each call is split into its host work (reading images, drawing and
+        stacking noise plans: ``host_inputs``; turning errors into results) and its GPU work (``_errors``).
+        ``run_ahead(work, items)`` runs the GPU work of each item in order and yields its outputs; None: a plain
+        loop. ``dcanalysis.engine.overlap.overlapped`` runs it on a worker thread while this thread does the host
+        work of the next call (opt-in: on the benchmarks it gained nothing measurable, README Speed).
+        ``plan_for(image_index)`` replaces the classifier's own noise plans (e.g. plans loaded from disk)."""
         candidates = check_candidates(candidates)
 
         def staged():
@@ -451,7 +451,7 @@ class DiffusionClassifier:
                 return None  # an empty call: no network call, no results
             return self._errors(self._x0(pixels, indices), candidates, indices, timesteps, noise)
 
-        for batch in overlapped(run, staged(), ahead=1 if overlap else 0):
+        for batch in (map if run_ahead is None else run_ahead)(run, staged()):
             yield [] if batch is None else self._results(batch, log_prior)
 
     def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:

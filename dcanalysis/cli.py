@@ -21,13 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .adapters.registry import load_adapter, model_identity
-from .classifier import ClassifierConfig, DiffusionClassifier
-from .evaluation.datasets import ImageFolder, available_datasets, dataset_candidates
-from .speed.engine import compile_adapter, network_attribute
+from .classifier import ClassifierConfig
+from .engine.config import add_engine_arguments, engine_from_arguments
+from .evaluation.datasets import available_datasets, dataset_candidates
+from .jobs import ClassifyJob, EvalJob, classify, evaluate
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
-from .evaluation.runs import consolidate_tables, load_records, run_dataset, run_logits, summarize, verify_run
+from .evaluation.runs import consolidate_tables, load_records, run_logits, summarize, verify_run
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
 
@@ -54,146 +54,50 @@ def parse_schedule(text: str) -> Schedule:
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="lab model name (mnist_unet, fashion_mnist_unet) or SD/DiT folder")
+    p.add_argument("--model", required=True,
+                   help="lab model name (mnist_unet, fashion_mnist_unet) or the folder / cached hub id of a diffusers "
+                        "pipeline (SD 1/2, SDXL, SD 3, Flux, PixArt, DiT)")
     p.add_argument("--schedule", default="exhaustive_100", help=f"{sorted(SCHEDULES)} or stages like '25:5,250:1'")
-    p.add_argument("--timesteps", default="even", choices=sorted(TIMESTEP_STRATEGIES))
-    p.add_argument("--error", default="l2", choices=sorted(LOSSES))
-    p.add_argument("--batch-size", type=int, default=250)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timesteps", default="even", choices=sorted(TIMESTEP_STRATEGIES),
+                   help="which timesteps the trials use (default: evenly spaced, as in the paper)")
+    p.add_argument("--error", default="l2", choices=sorted(LOSSES), help="the denoising error (default: l2)")
+    p.add_argument("--batch-size", type=int, default=250, help="(trial, class) pairs per network call")
+    p.add_argument("--seed", type=int, default=0, help="seed of every image's noise plan")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--fp32", action="store_true", help="float32 on the GPU (default bfloat16)")
-    add_engine_args(p)
-    p.add_argument("--share-prefix", action="store_true",
-                   help="Stable Diffusion: run the layers before the first cross-attention once per noisy sample, not "
-                        "once per prompt (dcanalysis.prefix_sharing; same result, about 4 %% faster for the Pets "
-                        "schedule at 512 px)")
-    p.add_argument("--fp8-linears", action="store_true",
-                   help="SDXL / SD 3 / Flux / PixArt: the denoiser's linear weights in 8 bits (e4m3), placed layer by "
-                        "layer (Flux.1: 12 GB instead of 24; needs an Ada or Hopper GPU; changes the numbers)")
-    p.add_argument("--text-device", default=None,
-                   help="SDXL / SD 3 / Flux / PixArt: run the text encoders here (e.g. cpu) to leave the GPU to the "
-                        "denoiser; they run once per candidate list")
+    add_engine_arguments(p)
 
 
-def add_engine_args(p: argparse.ArgumentParser) -> None:
-    """--compile / --no-compile, --cuda-graphs and --tune-kernels (read by ``resolve_compile``), shared by every
-    command that runs a network over many images."""
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="torch.compile the network for the batch size (dcanalysis.engine). Default: compile exactly "
-                        "where the committed benchmark says it pays for the run's size (speed.compile_choice: on a "
-                        "GPU, a measured network, past its break-even; SD-2 at 512 px: about 48,000 evaluations)")
-    p.add_argument("--cuda-graphs", action="store_true",
-                   help="with --compile (implied): replay each compiled graph as one CUDA graph (the lab UNet on an "
-                        "H200: classify_batch 3 %% faster; README, Speed)")
-    p.add_argument("--tune-kernels", action="store_true",
-                   help="with --compile (implied): let inductor tune its generated kernels (the lab UNet on an H200: "
-                        "10 %% faster, 50,800 evaluations/s with --cuda-graphs, for about 150 s more compilation)")
+def classifier_config(a: argparse.Namespace) -> ClassifierConfig:
+    """The method's settings given on the command line."""
+    return ClassifierConfig(schedule=parse_schedule(a.schedule), timesteps=a.timesteps, error=a.error,
+                            batch_size=a.batch_size, seed=a.seed)
 
 
-def resolve_compile(a, adapter, n_evaluations: int) -> bool:
-    """``--compile`` / ``--no-compile`` as given; neither: ``compile_choice.choose_compile`` for a run of at most
-    ``n_evaluations`` network evaluations, its reason printed. The answer is stored in ``a.compile`` (the run's
-    model identity records it) and depends only on the arguments, so a resumed run decides the same way."""
-    if a.compile is False and (a.cuda_graphs or a.tune_kernels):
-        raise SystemExit("--cuda-graphs and --tune-kernels are options of the compiled network: drop --no-compile.")
-    if a.cuda_graphs or a.tune_kernels:
-        a.compile = True
-    if a.compile is None:
-        from .speed.compile_choice import choose_compile, measured_cost
-
-        name = network_attribute(adapter)
-        a.compile, why = choose_compile(n_evaluations, measured_cost(getattr(adapter, name)) if name else None,
-                                        a.device)
-        print(f"--compile not given: {why}")
-    return a.compile
+def classify_job(a: argparse.Namespace) -> ClassifyJob:
+    return ClassifyJob(model=a.model, image=a.image, dataset=a.dataset, device=a.device, fp32=a.fp32,
+                       classifier=classifier_config(a), engine=engine_from_arguments(a))
 
 
-def build_classifier(a, n_images: int = 1) -> DiffusionClassifier:
-    """The classifier the arguments describe, for a run over ``n_images`` images (which decides the compile
-    default)."""
-    dtype = torch.float32 if a.fp32 or a.device == "cpu" else torch.bfloat16
-    adapter = load_adapter(a.model, device=a.device, dtype=dtype, share_prefix=a.share_prefix,
-                           fp8_linears=a.fp8_linears, text_device=a.text_device)
-    schedule = parse_schedule(a.schedule)
-    n_candidates = len(dataset_candidates(a.dataset, adapter)[0])
-    if resolve_compile(a, adapter, n_images * schedule.evaluations(n_candidates)):
-        compile_adapter(adapter, cuda_graphs=a.cuda_graphs, tune_pointwise=a.tune_kernels)
-    # a compiled network sees one batch shape: the last batch of each call is padded to it
-    cfg = ClassifierConfig(schedule=schedule, timesteps=a.timesteps, error=a.error,
-                           batch_size=a.batch_size, seed=a.seed, static_shapes=a.compile)
-    return DiffusionClassifier(adapter, cfg)
+def eval_job(a: argparse.Namespace) -> EvalJob:
+    return EvalJob(model=a.model, dataset=a.dataset, out=a.out, images=a.images, n_images=a.n_images,
+                   images_per_batch=a.images_per_batch, rank=a.rank, world_size=a.world_size,
+                   retry_failed=a.retry_failed, device=a.device, fp32=a.fp32, classifier=classifier_config(a),
+                   engine=engine_from_arguments(a))
 
 
 def cmd_classify(a) -> None:
-    clf = build_classifier(a)
-    cands, names = dataset_candidates(a.dataset, clf.adapter)
-    r = clf.classify(a.image, cands)
-    top = sorted(range(len(cands)), key=lambda k: -r.posterior[k].item())[: a.top]
-    print(f"prediction: {names[r.prediction_index]}   ({r.n_evaluations} network evaluations, seed {a.seed})")
+    r, names = classify(a.job)
+    top = sorted(range(len(names)), key=lambda k: -r.posterior[k].item())[: a.top]
+    print(f"prediction: {names[r.prediction_index]}   ({r.n_evaluations} network evaluations, seed {r.seed})")
     for k in top:
         print(f"  {names[k]:30s} p={r.posterior[k].item():.3f}  mean error {r.mean_errors[k].item():.5f}")
 
 
-def distributed_setup(a) -> bool:
-    """Under torchrun (RANK / WORLD_SIZE set), join the process group and take this process's shard.
-
-    Each rank classifies images ``rank, rank + world_size, ...`` and writes its own records file; the report
-    merges them. gloo on CPU, NCCL with one GPU per rank.
-    """
-    import os
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return False
-    import torch.distributed as dist
-
-    use_cuda = torch.cuda.is_available() and a.device.startswith("cuda")
-    dist.init_process_group("nccl" if use_cuda else "gloo")
-    a.rank, a.world_size = dist.get_rank(), dist.get_world_size()
-    if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        a.device = f"cuda:{local}"
-    return True
-
-
 def cmd_eval(a) -> None:
-    from .lab.data import CLASSES, load_lab_dataset, to_model_input
-
-    distributed = distributed_setup(a)
-    names = dataset_candidates(a.dataset, None)[1]  # the class names alone: no model needed yet
-    if a.dataset in CLASSES:
-        ds = load_lab_dataset(a.dataset, test_only=True)
-        x, y = to_model_input(ds.test_images), ds.test_labels
-        n = min(a.n_images or len(x), len(x))
-        get = lambda i: (x[i], int(y[i]))  # noqa: E731
-        name_of = lambda i: f"{a.dataset}/test/{i}"  # noqa: E731
-    else:
-        if a.images is None:
-            raise SystemExit(f"--images is required for {a.dataset!r}: a folder laid out as root/<class>/<image>.")
-        folder = ImageFolder(a.images, classes=names)
-        n = min(a.n_images or len(folder), len(folder))
-        get = folder.__getitem__
-        name_of = folder.relative_name
-    clf = build_classifier(a, n_images=-(-n // a.world_size))  # this process's share of the images
-    cands, names = dataset_candidates(a.dataset, clf.adapter)
-    if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
-        clf.embed(cands)
-        clf.adapter.release_text_encoders()
-    settings = {"model": a.model, "dataset": a.dataset, "images": str(a.images) if a.images else None,
-                "model_identity": model_identity(a.model, dtype=clf.adapter.dtype, device=a.device,
-                                                 compiled=a.compile, share_prefix=a.share_prefix,
-                                                 fp8_linears=a.fp8_linears, cuda_graphs=a.cuda_graphs,
-                                                 tuned_kernels=a.tune_kernels)}
-    run_dataset(clf, get, n, cands, a.out, settings=settings, rank=a.rank, world_size=a.world_size,
-                images_per_batch=a.images_per_batch, item_name=name_of, retry_failed=a.retry_failed)
-    if distributed:
-        import torch.distributed as dist
-
-        dist.barrier()  # every rank's records are on disk before rank 0 reports the merged run
-        dist.destroy_process_group()
-    if a.rank == 0:
-        print(summarize(load_records(a.out), names))
+    job, _ = evaluate(a.job)
+    if job.rank == 0:
+        print(summarize(load_records(job.out), dataset_candidates(job.dataset, None)[1]))
 
 
 def cmd_report(a) -> None:
@@ -259,21 +163,21 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("classify", help="classify one image and print the posterior")
     c.add_argument("image", help="image file (any PIL-readable format)")
     c.add_argument("--dataset", default="mnist", help=f"label set: mnist, fashion_mnist or one of {available_datasets()}")
-    c.add_argument("--top", type=int, default=5)
+    c.add_argument("--top", type=int, default=5, help="how many classes to print, most probable first")
     add_common(c)
-    c.set_defaults(func=cmd_classify)
+    c.set_defaults(func=cmd_classify, make_job=classify_job)
     e = sub.add_parser("eval", help="classify a dataset into a resumable run directory")
-    e.add_argument("--dataset", required=True)
+    e.add_argument("--dataset", required=True, help=f"mnist, fashion_mnist or one of {available_datasets()}")
     e.add_argument("--images", type=Path, help="root/<class>/<image> folder (not needed for mnist, fashion_mnist)")
     e.add_argument("--out", required=True, type=Path, help="run directory; rerun the same command to resume")
     e.add_argument("--n-images", type=int, default=0, help="first N images only (0: all)")
     e.add_argument("--images-per-batch", type=int, default=1, help="images sharing each network call (small models)")
-    e.add_argument("--rank", type=int, default=0)
-    e.add_argument("--world-size", type=int, default=1)
+    e.add_argument("--rank", type=int, default=0, help="this process's share without torchrun (e.g. a Slurm array)")
+    e.add_argument("--world-size", type=int, default=1, help="how many processes share the images")
     e.add_argument("--retry-failed", action="store_true", help="recompute images recorded as failed (a failed "
                                                                  "image whose file changed is retried anyway)")
     add_common(e)
-    e.set_defaults(func=cmd_eval)
+    e.set_defaults(func=cmd_eval, make_job=eval_job)
     r = sub.add_parser("report", help="accuracy with a 95%% interval and per-class accuracy of a run")
     r.add_argument("run_dir", type=Path)
     r.add_argument("--calibrate-on", type=Path, default=None,
@@ -296,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     a = build_parser().parse_args(argv)
     try:
+        if hasattr(a, "make_job"):  # flags are checked here, before any model is loaded
+            a.job = a.make_job(a)
         a.func(a)
     except KeyboardInterrupt:
         if a.command == "eval":  # every finished image is on disk; the same command carries on from there

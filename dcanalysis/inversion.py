@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 
-from .adapters.base import DiffusionAdapter, conditioning_to, index_conditioning
+from .denoiser import DiffusionAdapter, conditioning_to, index_conditioning
 from .processes import add_noise, predicted_clean_and_noise
 
 

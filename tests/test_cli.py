@@ -5,7 +5,7 @@ from dcanalysis.cli import main, parse_schedule
 
 
 def test_classify_eval_report(tmp_path, capsys):
-    from dcanalysis.lab.data import load_lab_dataset
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset
 
     digit = load_lab_dataset("mnist", test_only=True).test_images[0]
     Image.fromarray(digit).save(tmp_path / "digit.png")
@@ -34,7 +34,7 @@ def test_missing_image_folder_is_explained(tmp_path):
 def test_compile_flag_compiles_the_network_once_and_pads_batches(tmp_path, monkeypatch, capsys):
     import torch
 
-    from dcanalysis.lab.data import load_lab_dataset
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset
 
     from dcanalysis import cli
 

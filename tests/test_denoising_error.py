@@ -56,7 +56,7 @@ def test_committed_lab_run_is_reproduced_by_todays_code():
     """Image 0 of the committed MNIST test run (H100, bf16) recomputed here in float32 through the new protocol:
     the same plan (timesteps), errors within bf16's precision, the same prediction."""
     from dcanalysis.evaluation.analysis import ErrorTables
-    from dcanalysis.lab.data import load_lab_dataset, to_model_input
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
     from dcanalysis.lab.registry import load_lab_diffusion
     from dcanalysis.paths import RESULTS_DIR
 

@@ -13,10 +13,10 @@ set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
-python3 -m dcanalysis.speed.attention --shapes 4096x16x256x8 4096x16x64x8 --out $OUT/attention_alone.json 2>&1 \
+python3 -m dcanalysis.engine.attention --shapes 4096x16x256x8 4096x16x64x8 --out $OUT/attention_alone.json 2>&1 \
   | grep -v "$LOG_NOISE" | tee $OUT/run.log
 for backend in default efficient flash math; do
-  timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
+  timeout $((585 - SECONDS)) python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist --throughput-only \
     --skip-ceiling --throughput-batches 4096 --throughput-variants compiled --throughput-attention $backend \
     --out $OUT/attention_$backend.json 2>&1 | grep -v "$LOG_NOISE" | tee -a $OUT/run.log
 done

@@ -7,6 +7,6 @@ set -u
 OUT=${1:?output dir}; TAG=${2:?tag}; shift 2
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/bench_families_h200_${TAG}_gpu_clocks.csv
-timeout ${TIMEOUT:-540} python3 -m dcanalysis.speed.bench --families "$@" --family-batch 8 --seconds 3 \
+timeout ${TIMEOUT:-540} python3 -m dcanalysis.bench.bench --families "$@" --family-batch 8 --seconds 3 \
   --out $OUT/bench_families_h200_$TAG.json 2>&1 | grep -v "should be kept in float32" | tee $OUT/bench_families_h200_$TAG.log
 stop_clock_log

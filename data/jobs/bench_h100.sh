@@ -7,7 +7,7 @@ set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
-timeout 560 python3 -m dcanalysis.speed.bench --batch 64 --seconds 3 --share-prefix --out $OUT/bench_h100.json 2>&1 \
+timeout 560 python3 -m dcanalysis.bench.bench --batch 64 --seconds 3 --share-prefix --out $OUT/bench_h100.json 2>&1 \
   | grep -v "should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|^$" \
   | tee $OUT/bench.log
 stop_clock_log

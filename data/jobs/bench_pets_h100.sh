@@ -7,7 +7,7 @@ set -u
 OUT=${1:?output dir}; shift
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
-timeout ${TIMEOUT:-570} python3 -m dcanalysis.speed.bench --pets-only --share-prefix --batch 64 --seconds 3 --out $OUT/bench_pets_h100.json "$@" 2>&1 \
+timeout ${TIMEOUT:-570} python3 -m dcanalysis.bench.bench --pets-only --share-prefix --batch 64 --seconds 3 --out $OUT/bench_pets_h100.json "$@" 2>&1 \
   | grep -v "should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|^$" \
   | tee $OUT/bench_pets.log
 stop_clock_log

@@ -12,7 +12,7 @@ source data/jobs/gpu_env.sh
 VARIANTS=("$@")
 [ ${#VARIANTS[@]} -eq 0 ] && VARIANTS=("eager" "eager, fused qkv" "compiled" "compiled, 1x1 as conv" "compiled, unfused qkv")
 start_clock_log $OUT/gpu_clocks.csv
-timeout ${TIMEOUT:-570} python3 -m dcanalysis.speed.bench --probe --batch 64 --runs ${RUNS:-1} --seconds 3 --variants "${VARIANTS[@]}" --out $OUT/bench_probe_h100.json 2>&1 \
+timeout ${TIMEOUT:-570} python3 -m dcanalysis.bench.bench --probe --batch 64 --runs ${RUNS:-1} --seconds 3 --variants "${VARIANTS[@]}" --out $OUT/bench_probe_h100.json 2>&1 \
   | grep -v "should be kept in float32\|USDT\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|^$" \
   | tee $OUT/bench_probe.log
 stop_clock_log

@@ -5,5 +5,5 @@
 set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
-timeout 560 python3 -m dcanalysis.speed.bench --sweep --batches 64 128 --out $OUT/bench_sweep_h100.json 2>&1 \
+timeout 560 python3 -m dcanalysis.bench.bench --sweep --batches 64 128 --out $OUT/bench_sweep_h100.json 2>&1 \
   | grep -v "should be kept in float32" | tee $OUT/bench_sweep.log

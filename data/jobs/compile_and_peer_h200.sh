@@ -13,7 +13,7 @@ OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor_cache_$$   # empty at the start of this command
 F="should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|^$"
-B="python3 -m dcanalysis.speed.bench --seconds 3"
+B="python3 -m dcanalysis.bench.bench --seconds 3"
 start_clock_log $OUT/gpu_clocks.csv
 $B --sweep --batches 64 --variants eager compiled "compiled, repeated blocks" --out $OUT/compile_cold.json 2>&1 | grep -v "$F" | tee $OUT/bench.log
 $B --sweep --batches 64 --variants compiled "compiled, repeated blocks" --out $OUT/compile_warm.json 2>&1 | grep -v "$F" | tee -a $OUT/bench.log

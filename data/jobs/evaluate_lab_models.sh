@@ -9,7 +9,7 @@ set -u
 OUT=${1:?output dir}
 mkdir -p $OUT/runs
 source data/jobs/gpu_env.sh
-E="python3 -m dcanalysis.lab.evaluate ${ENGINE:---compile --images-per-batch 256 --batch-size 4000}"
+E="python3 -m dcanalysis.lab.evaluate ${ENGINE:---compile --overlap --images-per-batch 256 --batch-size 4000}"
 $E --dataset fashion_mnist --out $OUT/runs --n-images 10000 --n-shifted 1000 --trials 100 \
    --strategies uniform middle fixed_500 fixed_0_500_999 fixed_475_500_525 --n-strategy 300 --budget ${FASHION_BUDGET:-330} ${PHASES:+--phases $PHASES} > $OUT/fashion.log 2>&1
 $E --dataset mnist --out $OUT/runs --n-images 10000 --n-shifted 1000 --trials 100 --budget ${MNIST_BUDGET:-150} ${PHASES:+--phases $PHASES} > $OUT/mnist.log 2>&1

@@ -10,10 +10,10 @@ set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
-timeout 270 python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only --skip-ceiling \
+timeout 270 python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist --throughput-only --skip-ceiling \
   --throughput-batches 4096 --throughput-variants --head-widths 8 16 32 64 --out $OUT/head_widths.json 2>&1 \
   | grep -v "$LOG_NOISE" | tee $OUT/run.log
-timeout $((580 - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
+timeout $((580 - SECONDS)) python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist --throughput-only \
   --skip-ceiling --throughput-batches 4096 --throughput-variants --head-widths 8 \
   --bare-variants compiled+graphs "compiled, frozen" "compiled, tuned pointwise" --out $OUT/engine_options.json 2>&1 \
   | grep -v "$LOG_NOISE" | tee -a $OUT/run.log

@@ -2,7 +2,7 @@
 # Issue 21 point 3: where the last ~5 % of a classify_batch call goes. overlap_h200.sh and tuned_pointwise_h200.sh
 # found the GPU idle about 5 % of each call whether or not the host work between calls overlaps the GPU, at the
 # bare network's clock; this profiles two 256-image calls (compiled Fashion-MNIST UNet, batch 4,096) and names the
-# host operation running in each idle gap of the device timeline (dcanalysis.speed.idle_gaps).
+# host operation running in each idle gap of the device timeline (dcanalysis.bench.idle_gaps).
 # Run at ceee004 with tuned_classify_h200.sh in one command (data/results/speed/idle_gaps_h200_*): two calls 11.56 s
 # unprofiled; profiled, the device timeline spans 11.41 s with 0.240 s idle (2.1 %) in 962 gaps of 20 us or more:
 # 143.8 ms in 541 gaps while no host operation ran, 92.8 ms in 374 gaps during aten::normal_ (the caller's thread
@@ -16,5 +16,5 @@ set -u
 OUT=${1:?output dir}
 mkdir -p $OUT
 source data/jobs/gpu_env.sh
-timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.idle_gaps --out $OUT/idle_gaps.json 2>&1 \
+timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.bench.idle_gaps --out $OUT/idle_gaps.json 2>&1 \
   | grep -v "$LOG_NOISE" | tee $OUT/run.log

@@ -6,7 +6,7 @@
 #          each dataset: the rate to compare against.
 #   fast:  the same test phase (logs with tqdm's lines, as they came) on all 10,000 test images with the fast engine (CUDA graphs, tuned kernels, 256
 #          images a call in batches of 4,000: one compiled shape), Fashion-MNIST first, MNIST in the time left.
-# Both leave logs, summaries and the runs' records under OUTDIR; python -m dcanalysis.speed.engine_runs compares
+# Both leave logs, summaries and the runs' records under OUTDIR; python -m dcanalysis.bench.engine_runs compares
 # them with the committed runs (data/results/lab/*_test: the same noise per image, eager, on an H100).
 # Sent with `trim_tree.sh hide D`, carrying .whl and data/lab/{fashion_mnist,mnist}-test.npz.
 # Usage: bash data/jobs/lab_engine_h200.sh OUTDIR check|fast
@@ -14,7 +14,7 @@
 # Fashion-MNIST 0.0529 s, MNIST 0.0219 s per image); 'fast' at 8ead9db with the default ENGINE (560 s: Fashion-MNIST
 # stopped by its timeout at 7,168 images, MNIST by its at 0, both still compiling; that version filtered the
 # logs down to their timings); 'fast' with ENGINE=--compile END=390 at the next commit (400 s: Fashion-MNIST
-# 9,216 images before its timeout, MNIST all 10,000). python -m dcanalysis.speed.engine_runs reads the records.
+# 9,216 images before its timeout, MNIST all 10,000). python -m dcanalysis.bench.engine_runs reads the records.
 set -u
 OUT=${1:?output dir}; STEP=${2:?check or fast}
 source data/jobs/gpu_env.sh
@@ -23,7 +23,7 @@ RUNS=/tmp/lab_engine  # the run directories (one error table per image) stay on 
 SECONDS=0
 case $STEP in
   check)
-    (time timeout 330 python3 -m pytest -q -p no:cacheprovider -m gpu tests/speed/test_engine.py) > $OUT/gpu_tests.log 2>&1
+    (time timeout 330 python3 -m pytest -q -p no:cacheprovider -m gpu tests/engine/test_compile.py) > $OUT/gpu_tests.log 2>&1
     tail -n 5 $OUT/gpu_tests.log
     for d in fashion_mnist mnist; do
       (time timeout 150 $E --dataset $d --out $RUNS/eager --n-images 1000 --images-per-batch 8 --no-compile) \

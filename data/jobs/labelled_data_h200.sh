@@ -8,7 +8,7 @@
 # accuracy by 1,500 steps, and the shipped step counts (3,547 and 3,178, set by a time limit) do not fit one
 # command four times over. Every model card records its steps; the chapter prints them.
 # The full training splits are too large to send: prepare the 10 % share's caches (the 1 % share is nested in it;
-# lab.data.save_labelled_share) with `python -m dcanalysis.lab.data --share 0.1 --out data/lab_share`, then send
+# lab.data.save_labelled_share) with `python -m dcanalysis.evaluation.lab_datasets --share 0.1 --out data/lab_share`, then send
 # with `trim_tree.sh hide D`, carrying .whl and data/lab_share.
 # Usage: bash data/jobs/labelled_data_h200.sh OUTDIR [N_IMAGES]
 set -u

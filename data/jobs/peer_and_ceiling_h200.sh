@@ -13,9 +13,9 @@ OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 export TORCHINDUCTOR_CACHE_DIR=/tmp/inductor_cache_$$   # empty at the start of this command
 start_clock_log $OUT/gpu_clocks.csv
-[ -z "${SKIP_CEILING:-}" ] && python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
+[ -z "${SKIP_CEILING:-}" ] && python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist --throughput-only \
   --throughput-batches 4096 8000 --throughput-variants compiled --out $OUT/throughput_ceiling.json 2>&1 \
   | grep -v "$LOG_NOISE" | tee $OUT/run.log
-timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.bench --seconds 3 --pets-only --peer --share-prefix --batch 64 \
+timeout $((585 - SECONDS)) python3 -m dcanalysis.bench.bench --seconds 3 --pets-only --peer --share-prefix --batch 64 \
   --out $OUT/bench_pets_peer.json 2>&1 | grep -v "$LOG_NOISE" | tee -a $OUT/run.log
 stop_clock_log

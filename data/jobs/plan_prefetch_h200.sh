@@ -13,7 +13,7 @@ set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
-timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
+timeout $((585 - SECONDS)) python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist --throughput-only \
   --skip-ceiling --throughput-batches 4096 --throughput-variants compiled "compiled, plans drawn in the call" \
   --out $OUT/plan_prefetch.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log
 stop_clock_log

@@ -27,7 +27,7 @@ source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
 # VARIANTS (names separated by ';'), ROW_SECONDS and NAME: what graphs_tuned_h200.sh changes
 IFS=';' read -ra variants <<< "${VARIANTS:-compiled;compiled, tuned pointwise;compiled+graphs}"
-timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist \
+timeout $((${LIMIT:-585} - SECONDS)) python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist \
   --throughput-only --skip-ceiling --seconds ${ROW_SECONDS:-15} --throughput-batches 4096 --overlapped-only \
   --throughput-variants "${variants[@]}" --bare-variants compiled \
   --out $OUT/${NAME:-tuned_classify}.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log

@@ -17,7 +17,7 @@ set -u
 OUT=${1:?output dir}
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/gpu_clocks.csv
-timeout $((585 - SECONDS)) python3 -m dcanalysis.speed.versus_official --datasets fashion_mnist --throughput-only \
+timeout $((585 - SECONDS)) python3 -m dcanalysis.bench.versus_official --datasets fashion_mnist --throughput-only \
   --skip-ceiling --seconds 15 --throughput-batches 4096 --overlapped-only \
   --throughput-variants compiled "compiled, tuned pointwise" --bare-variants compiled "compiled, tuned pointwise" \
   --out $OUT/tuned_pointwise.json 2>&1 | grep -v "$LOG_NOISE" | tee $OUT/run.log

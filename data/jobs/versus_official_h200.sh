@@ -8,6 +8,6 @@ set -u
 OUT=${1:?output dir}; TAG=${2:?tag}; shift 2
 source data/jobs/gpu_env.sh
 start_clock_log $OUT/versus_official_h200_${TAG}_gpu_clocks.csv
-timeout ${TIMEOUT:-560} python3 -m dcanalysis.speed.versus_official "$@" --out $OUT/versus_official_h200_$TAG.json 2>&1 \
+timeout ${TIMEOUT:-560} python3 -m dcanalysis.bench.versus_official "$@" --out $OUT/versus_official_h200_$TAG.json 2>&1 \
   | grep -v "should be kept in float32" | tee $OUT/versus_official_h200_$TAG.log
 stop_clock_log

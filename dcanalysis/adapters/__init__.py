@@ -1,5 +1,5 @@
 """Model adapters behind one protocol (see ``base.DiffusionAdapter``); ``registry.load_adapter`` picks one."""
-from .base import Conditioning, DiffusionAdapter, index_conditioning
+from ..denoiser import Conditioning, DiffusionAdapter, index_conditioning
 from .dit import DiTAdapter
 from .flux import FluxAdapter
 from .pixart import PixArtAdapter

@@ -21,9 +21,10 @@ class PipelineAdapter(LatentImages):
     ("unet" or "transformer"); ``TEXT`` : the names of the text-encoder components (released by
     ``release_text_encoders``).
 
-    For GPUs smaller than the model in bf16 (Flux.1 on 24 GB): ``fp8_linears`` places the denoiser with its
-    linear weights in e4m3, layer by layer (``speed.fp8.place_with_fp8_linears``: 12 GB instead of 24 for Flux;
-    an opt-in trade of precision, about 3 % per product before sums average it, for memory), and ``text_device``
+    For GPUs smaller than the model in bf16 (Flux.1 on 24 GB): ``place_network(network, device, dtype)`` places
+    the denoiser instead of a plain move, e.g. ``dcanalysis.engine.fp8.place_with_fp8_linears``, its linear weights in
+    e4m3, layer by layer (12 GB instead of 24 for Flux; an opt-in trade of precision, about 3 % per product before
+    sums average it, for memory); ``text_device``
     keeps the text encoders elsewhere (``"cpu"``): they run once per candidate list, and the embeddings move to
     ``device``.
     """
@@ -34,7 +35,7 @@ class PipelineAdapter(LatentImages):
     TEXT: tuple[str, ...] = ()
 
     def __init__(self, pipe, *, device="cpu", dtype=torch.float32, resolution: int | None = None,
-                 fp8_linears: bool = False, text_device=None):
+                 place_network=None, text_device=None):
         name = type(pipe).__name__
         if name not in self.PIPELINES:
             raise TypeError(f"{type(self).__name__} takes a {' or '.join(self.PIPELINES)}, got a {name}; "
@@ -44,10 +45,8 @@ class PipelineAdapter(LatentImages):
         self.dtype = dtype
         self.text_device = torch.device(text_device) if text_device is not None else self.device
         network = getattr(pipe, self.NETWORK)
-        if fp8_linears:
-            from ..speed.fp8 import place_with_fp8_linears
-
-            place_with_fp8_linears(network.eval(), device, dtype)
+        if place_network is not None:
+            place_network(network.eval(), device, dtype)
         else:
             setattr(pipe, self.NETWORK, place_module(network, device, dtype))
         for component in self.TEXT:

@@ -2,6 +2,7 @@
 class embedding, trained by ``dcanalysis.lab.train``)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -38,6 +39,15 @@ class PixelAdapter:
 
         return cls(UNet2DModel.from_pretrained(str(folder), local_files_only=True), image_size=image_size,
                    device=device, dtype=dtype)
+
+    @classmethod
+    def from_lab_folder(cls, folder: str | Path, *, device="cpu", dtype=torch.float32) -> "PixelAdapter":
+        """A UNet as ``dcanalysis.lab.train`` writes it: weights, ``config.json`` and ``model_card.json``, whose
+        ``image_size`` (absent in the shipped cards, and without a card: the lab's 28 px datasets) is the size images
+        are read at."""
+        card_file = Path(folder) / "model_card.json"
+        card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+        return cls.from_pretrained(folder, image_size=card.get("image_size", 28), device=device, dtype=dtype)
 
     def load(self, source: ImageSource) -> torch.Tensor:
         return load_image(source, size=self.image_size, mode="L" if self.channels == 1 else "RGB")

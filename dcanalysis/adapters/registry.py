@@ -12,18 +12,23 @@ from pathlib import Path
 
 import torch
 
+from ..paths import MODELS_DIR
 from .pipeline import PipelineAdapter
+from .pixel import PixelAdapter
 from .weights import resolve_pretrained, weights_fingerprint
 
-# diffusers pipeline class name -> (adapter class name in dcanalysis.adapters, whether --share-prefix applies)
+# our lab's class-conditional UNets, each a folder of data/models with its model card (dcanalysis.lab trains them)
+LAB_MODELS = ("fashion_mnist_unet", "mnist_unet")
+
+# diffusers pipeline class name -> adapter class name in dcanalysis.adapters
 PIPELINES = {
-    "StableDiffusionPipeline": ("StableDiffusionAdapter", True),
-    "StableDiffusionXLPipeline": ("StableDiffusionXLAdapter", False),
-    "StableDiffusion3Pipeline": ("StableDiffusion3Adapter", False),
-    "FluxPipeline": ("FluxAdapter", False),
-    "PixArtAlphaPipeline": ("PixArtAdapter", False),
-    "PixArtSigmaPipeline": ("PixArtAdapter", False),
-    "DiTPipeline": ("DiTAdapter", False),
+    "StableDiffusionPipeline": "StableDiffusionAdapter",
+    "StableDiffusionXLPipeline": "StableDiffusionXLAdapter",
+    "StableDiffusion3Pipeline": "StableDiffusion3Adapter",
+    "FluxPipeline": "FluxAdapter",
+    "PixArtAlphaPipeline": "PixArtAdapter",
+    "PixArtSigmaPipeline": "PixArtAdapter",
+    "DiTPipeline": "DiTAdapter",
 }
 
 
@@ -34,7 +39,7 @@ def adapter_class(pipeline_name: str, model: str = "this pipeline"):
     if pipeline_name not in PIPELINES:
         raise ValueError(f"{model!r} is a {pipeline_name or 'pipeline without a class name'}; dcanalysis supports "
                          f"{sorted(PIPELINES)} and its own lab models.")
-    return getattr(adapters, PIPELINES[pipeline_name][0])
+    return getattr(adapters, PIPELINES[pipeline_name])
 
 
 def adapter_for_pipe(pipe, **options):
@@ -51,78 +56,56 @@ def pipeline_class(folder: Path) -> str:
     return "DiTPipeline" if (folder / "transformer").is_dir() else "StableDiffusionPipeline"
 
 
-def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False,
-                 **placement):
+def lab_model_folder(name: str) -> Path:
+    """The folder of one of ``LAB_MODELS``, with its weights and model card."""
+    folder = MODELS_DIR / name
+    if not (folder / "model_card.json").is_file():
+        raise FileNotFoundError(f"lab model {name!r} is not in {folder}. The shipped models are in git under "
+                                "data/models/; train one with `python -m dcanalysis.lab.train` (its model card names "
+                                "the command).")
+    return folder
+
+
+def load_adapter(model: str, *, device: str = "cpu", dtype: torch.dtype = torch.float32, **placement):
     """A lab model by name, or a supported diffusers pipeline from a folder or cached hub id.
 
-    ``placement`` (``fp8_linears``, ``text_device``) goes to the adapters of SDXL, SD 3, Flux and PixArt
-    (``adapters.pipeline.PipelineAdapter``); other models refuse it.
-
-    ``share_prefix`` applies to text-conditional UNets (Stable Diffusion): class-conditional models see their
-    class from the first layer on, so no part of them can be shared across classes.
+    ``placement`` (``place_network``, e.g. ``dcanalysis.engine.fp8.place_with_fp8_linears``, and ``text_device``)
+    goes to the adapters of SDXL, SD 3, Flux and PixArt (``adapters.pipeline.PipelineAdapter``); other models
+    refuse it. What runs the loaded network faster (compilation, prefix sharing) is ``dcanalysis.engine``'s.
     """
-    from ..lab.registry import DIFFUSION_NAMES, load_lab_diffusion
-
-    def no_prefix(why: str):
-        if share_prefix:
-            raise ValueError(f"--share-prefix: {model} is a {why}. It applies to Stable Diffusion 1.x / 2.x (a folder "
-                             "with unet/ and text_encoder/); drop the flag for this model.")
-
-    class_conditional = "class-conditional model, which sees its class from the first layer on, so no part of it " \
-                        "can be shared across classes"
-    placement = {k: v for k, v in placement.items() if v not in (None, False)}
+    placement = {k: v for k, v in placement.items() if v is not None}
 
     def no_placement(what: str):
         if placement:
-            flags = ", ".join("--" + k.replace("_", "-") for k in placement)
+            flags = ", ".join({"place_network": "--fp8-linears"}.get(k, "--" + k.replace("_", "-")) for k in placement)
             raise ValueError(f"{flags}: {model} is {what}; these options serve SDXL, SD 3, Flux and PixArt "
                              "pipelines (models too large for a GPU in bf16). Drop them for this model.")
 
-    if model in DIFFUSION_NAMES:
-        no_prefix(f"lab {class_conditional}")
+    if model in LAB_MODELS:
         no_placement("a lab model")
-        return load_lab_diffusion(model, device=device, dtype=dtype)
+        return PixelAdapter.from_lab_folder(lab_model_folder(model), device=device, dtype=dtype)
     if "/" not in model and not Path(model).expanduser().exists():
-        raise ValueError(f"unknown model {model!r}: give a lab model ({', '.join(DIFFUSION_NAMES)}) or the folder / "
+        raise ValueError(f"unknown model {model!r}: give a lab model ({', '.join(LAB_MODELS)}) or the folder / "
                          "cached hub id of a diffusers pipeline.")
     folder = resolve_pretrained(model, subfolders=("vae", "scheduler"))
     name = pipeline_class(folder)
     cls = adapter_class(name, model)
-    if not PIPELINES[name][1]:
-        no_prefix(f"DiT, a {class_conditional}" if name == "DiTPipeline"
-                  else f"{name}, whose condition-independent prefix dcanalysis does not share")
-        if not issubclass(cls, PipelineAdapter):
-            no_placement(f"a {name}")
-        return cls.from_pretrained(str(folder), device=device, dtype=dtype, **placement)
-    no_placement(f"a {name}")
-    return cls.from_pretrained(str(folder), device=device, dtype=dtype, share_prefix=share_prefix)
+    if not issubclass(cls, PipelineAdapter):
+        no_placement(f"a {name}")
+    return cls.from_pretrained(str(folder), device=device, dtype=dtype, **placement)
 
 
 def model_folder(model: str) -> Path:
     """Where a model's files are: a lab model's folder, or the resolved pipeline folder."""
-    from ..lab.registry import DIFFUSION_NAMES, model_dir
-
-    return model_dir(model) if model in DIFFUSION_NAMES else resolve_pretrained(model, subfolders=("vae", "scheduler"))
+    return lab_model_folder(model) if model in LAB_MODELS else resolve_pretrained(model, subfolders=("vae", "scheduler"))
 
 
-def model_identity(model: str, *, dtype: torch.dtype, device: str, compiled: bool, share_prefix: bool,
-                   fp8_linears: bool = False, cuda_graphs: bool = False, tuned_kernels: bool = False) -> dict:
-    """Everything about the model that decides a run's numbers besides the classifier's settings: its weights
-    (``weights_fingerprint``), the dtype, the kind of device, and whether it is compiled (which reorders bf16
-    arithmetic; CUDA graphs and inductor's tuned kernels are recorded too), shares its prefix or runs its linear
-    layers in 8 bits. Recorded in a run's manifest; a resume with any other is refused."""
+def model_identity(model: str, *, dtype: torch.dtype, device: str) -> dict:
+    """What of the model decides a run's numbers besides the classifier's settings and the engine's
+    (``dcanalysis.engine.config.EngineConfig.identity``): its weights (``weights_fingerprint``), the dtype and the
+    kind of device. Recorded in a run's manifest; a resume with any other is refused."""
     kind = torch.device(device).type
     if kind == "cuda":
         kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"
     return {"weights": weights_fingerprint(model_folder(model)), "dtype": str(dtype).removeprefix("torch."),
-            "device": kind, "share_prefix": share_prefix,
-            # absent when off: earlier runs' manifests still match
-            **({"fp8_linears": True} if fp8_linears else {}),
-            **engine_identity(compiled, cuda_graphs=cuda_graphs, tuned_kernels=tuned_kernels)}
-
-
-def engine_identity(compiled: bool, *, cuda_graphs: bool = False, tuned_kernels: bool = False) -> dict:
-    """How the network runs, as a run's settings record it: ``compile``, and CUDA graphs and inductor's tuned
-    kernels each only when on (so manifests written before they existed still match)."""
-    return {"compile": compiled, **({"cuda_graphs": True} if cuda_graphs else {}),
-            **({"tuned_kernels": True} if tuned_kernels else {})}
+            "device": kind}

@@ -1,6 +1,8 @@
 """Stable Diffusion 1.x / 2.x through diffusers components: the paper's zero-shot setting (Sec. 5.1)."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from typing import Sequence
 
 import torch
@@ -9,7 +11,6 @@ from .base import place_module
 from .latent import LatentImages, vae_downsampling
 from .weights import resolve_pretrained
 from ..processes import DDPM
-from ..speed.prefix_sharing import PrefixSharing, sharing_context
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -22,12 +23,12 @@ class StableDiffusionAdapter(LatentImages):
 
     takes_prompts = True
 
-    def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32,
-                 share_prefix: bool = False):
+    def __init__(self, *, unet, vae, text_encoder, tokenizer, scheduler, device="cpu", dtype=torch.float32):
         self.unet = place_module(unet, device, dtype)
-        # compute the condition-independent first layers once per noisy sample (see prefix_sharing)
-        self.prefix = PrefixSharing(self.unet) if share_prefix else None
-        self.uses_row_groups = share_prefix
+        # dcanalysis.engine.prefix_sharing.share_prefix sets these: the condition-independent first layers then run
+        # once per noisy sample
+        self.prefix = None
+        self.uses_row_groups = False
         self.vae = place_module(vae, device, dtype)
         self.text_encoder = place_module(text_encoder, device, dtype)
         self.tokenizer = tokenizer
@@ -45,8 +46,7 @@ class StableDiffusionAdapter(LatentImages):
             )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32,
-                        share_prefix: bool = False) -> "StableDiffusionAdapter":
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "StableDiffusionAdapter":
         """Load from a diffusers pipeline folder or a cached hub id, e.g. 'stabilityai/stable-diffusion-2-base'."""
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
@@ -59,14 +59,14 @@ class StableDiffusionAdapter(LatentImages):
             text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw),
             tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **kw),
             scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
-            device=device, dtype=dtype, share_prefix=share_prefix,
+            device=device, dtype=dtype,
         )
 
     @classmethod
-    def from_pipe(cls, pipe, *, device=None, dtype=None, share_prefix: bool = False) -> "StableDiffusionAdapter":
+    def from_pipe(cls, pipe, *, device=None, dtype=None) -> "StableDiffusionAdapter":
         """Wrap a loaded ``StableDiffusionPipeline`` (its safety checker and feature extractor are not needed)."""
         return cls(**{k: getattr(pipe, k) for k in SD_COMPONENTS}, device=device or pipe.unet.device,
-                   dtype=dtype or pipe.unet.dtype, share_prefix=share_prefix)
+                   dtype=dtype or pipe.unet.dtype)
 
     def embed(self, conditions: Sequence[str]) -> torch.Tensor:
         if not all(isinstance(c, str) for c in conditions):
@@ -76,5 +76,5 @@ class StableDiffusionAdapter(LatentImages):
         return self.text_encoder(tokens.input_ids.to(self.device))[0]
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, rows=None) -> torch.Tensor:
-        with sharing_context(self.prefix, x_t, t, rows):
+        with nullcontext() if self.prefix is None else self.prefix.share(x_t, t, rows):
             return self.unet(x_t.to(self.dtype), t, encoder_hidden_states=cond).sample.float()

@@ -2,6 +2,7 @@
 architecture family of Stable Diffusion's UNet, cross-attending to a frozen text encoder's token states)."""
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -10,7 +11,6 @@ import torch
 from .base import place_module
 from ..images import ImageSource, load_image
 from ..processes import DDPM
-from ..speed.prefix_sharing import PrefixSharing, sharing_context
 
 # captions -> (token states (K, L, D), attention mask (K, L) bool): a ``TokenEncoder`` or a ``CaptionBank``
 CaptionEncoder = Callable[[Sequence[str]], tuple[torch.Tensor, torch.Tensor]]
@@ -22,10 +22,12 @@ class TextPixelAdapter:
     takes_prompts = True
 
     def __init__(self, unet, encode: CaptionEncoder, *, process: DDPM | None = None,
-                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, share_prefix: bool = False):
+                 device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):
         self.unet = place_module(unet, device, dtype)
-        self.prefix = PrefixSharing(self.unet) if share_prefix else None
-        self.uses_row_groups = share_prefix
+        # dcanalysis.engine.prefix_sharing.share_prefix sets these: the condition-independent first layers then run
+        # once per noisy sample
+        self.prefix = None
+        self.uses_row_groups = False
         self.encode_captions = encode
         self.channels = unet.config.in_channels
         self.sample_size = unet.config.sample_size
@@ -35,11 +37,11 @@ class TextPixelAdapter:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, encode: CaptionEncoder, *, device="cpu",
-                        dtype=torch.float32, share_prefix: bool = False) -> "TextPixelAdapter":
+                        dtype=torch.float32) -> "TextPixelAdapter":
         from diffusers import UNet2DConditionModel
 
         return cls(UNet2DConditionModel.from_pretrained(str(folder), local_files_only=True), encode,
-                   device=device, dtype=dtype, share_prefix=share_prefix)
+                   device=device, dtype=dtype)
 
     def load(self, source: ImageSource) -> torch.Tensor:
         return load_image(source, size=self.sample_size, mode="RGB")
@@ -58,6 +60,6 @@ class TextPixelAdapter:
 
     def predict(self, x_t: torch.Tensor, t: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor], rows=None) -> torch.Tensor:
         hidden, mask = cond
-        with sharing_context(self.prefix, x_t, t, rows):
+        with nullcontext() if self.prefix is None else self.prefix.share(x_t, t, rows):
             return self.unet(x_t.to(self.dtype), self.process.model_time(t), encoder_hidden_states=hidden,
                              encoder_attention_mask=mask).sample.float()

@@ -78,7 +78,7 @@ LAB_ONLY = {
     "08_compositional": "the scene lab's swap items",
     "08b_training_seeds": "the scene lab's models retrained with other seeds",
     "09_robustness": "the lab's shifted test sets and the discriminative baselines trained on the same split",
-    "10_speed": "the benchmark's GPU results (`python -m dcanalysis.speed.bench` measures your GPU)",
+    "10_speed": "the benchmark's GPU results (`python -m dcanalysis.bench.bench` measures your GPU)",
     "12_labelled_data": "the lab's models retrained on shares of its training split (data/jobs/labelled_data_h200.sh)",
     "11_calibration": "the lab's stored per-trial tables and its baselines (`dcanalysis.evaluation.calibration` "
                       "measures any posterior)",
@@ -396,7 +396,7 @@ def main(argv=None):
         # the chapters execute in their output folder: relative paths are made absolute first
         user = UserModel(absolute(a.model), a.dataset, absolute(a.images), a.device, a.n_images, a.trials,
                          run=absolute(a.run))
-    from ..lab.data import load_lab_dataset
+    from ..evaluation.lab_datasets import load_lab_dataset
 
     for name in ("mnist", "fashion_mnist"):  # fetch once up front, not inside a chapter
         load_lab_dataset(name, test_only=True)

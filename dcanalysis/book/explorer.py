@@ -11,7 +11,7 @@ from typing import Sequence
 
 import torch
 
-from ..adapters.base import conditioning_to
+from ..denoiser import conditioning_to
 from ..classifier import evaluate_triples
 from ..denoising_error import denoising_error, noisy_sample
 from ..noise import derive_generator

@@ -39,7 +39,7 @@ class ChapterData:
 def chapter_data(model: str, *, dataset: str, images: str | None = None, device: str = "cpu") -> ChapterData:
     """A lab model with a lab dataset's test split, or any model of ``adapters.registry`` with ``images``, a
     ``root/<class>/<image>`` folder of ``dataset``'s classes."""
-    from ..lab.data import CLASSES, load_lab_dataset, to_model_input
+    from ..evaluation.lab_datasets import CLASSES, load_lab_dataset, to_model_input
 
     adapter = load_adapter(model, device=device, dtype=torch.float32)  # exact numbers over speed in the book
     candidates, names = dataset_candidates(dataset, adapter)

@@ -2,7 +2,7 @@
 from the measurements it reports)."""
 from __future__ import annotations
 
-from ..speed.families import FAMILIES
+from ..bench.families import FAMILIES
 
 
 def _row(rows: list[dict], **match) -> dict:
@@ -16,7 +16,7 @@ def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict,
                   capped: dict, paper: dict) -> list[str]:
     """The five lines at the top of chapter 10.
 
-    bench : ``python -m dcanalysis.speed.bench`` JSON (SD-2 rows and the Pets schedule end to end); versus /
+    bench : ``python -m dcanalysis.bench.bench`` JSON (SD-2 rows and the Pets schedule end to end); versus /
     recheck : ``versus_official`` JSONs (both datasets; Fashion-MNIST with the official loop warmed up);
     throughput : a ``versus_official --throughput`` JSON; ceiling : a ``versus_official --throughput-only`` JSON
     (with its roofline); peer : a ``bench --pets-only --peer`` JSON (the official loop and ours in one run); capped :

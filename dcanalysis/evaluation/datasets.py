@@ -89,7 +89,7 @@ def dataset_candidates(dataset: str, adapter) -> tuple[list, list[str]]:
     """Conditions and display names for a dataset: class indices for class-conditional models, the dataset's
     prompts for text-conditional ones (``adapter.takes_prompts``). ``dataset`` is a lab dataset (mnist,
     fashion_mnist) or one of ``available_datasets()``."""
-    from ..lab.data import CLASSES
+    from .lab_datasets import CLASSES
 
     names = list(CLASSES[dataset]) if dataset in CLASSES else list(dataset_info(dataset).classes)
     if getattr(adapter, "takes_prompts", False):

@@ -23,7 +23,6 @@ from ..classifier import DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..exceptions import ImageLoadError, ManifestMismatchError, NonFiniteError
 from ..noise import plan_timesteps
-from ..overlap import overlapped
 from ..processes import describe
 from .run_store import (RunStore, load_error_table, load_records, read_manifest, scan_records, settings_digest,
                         table_name, write_atomically)
@@ -195,6 +194,7 @@ def run_dataset(
     progress: bool = True,
     item_name: Callable[[int], str] = str,
     retry_failed: bool = False,
+    run_ahead: Callable | None = None,
 ) -> list[dict]:
     """Classify items ``0..n_items-1`` (this rank's share) into ``run_dir``, resuming where it stopped.
 
@@ -206,6 +206,8 @@ def run_dataset(
     items. Damaged records (``verify_run``) are recomputed. ``settings`` (model, dataset, ...) joins the
     classifier config in the manifest. ``images_per_batch`` images share network calls
     (``DiffusionClassifier.classify_batch``); their records are written together once the group is done.
+    ``run_ahead`` runs each group's network work (as in ``DiffusionClassifier.classify_stream``; e.g.
+    ``dcanalysis.engine.overlap.overlapped``, which reads the next images meanwhile); None: a plain loop.
     Returns this rank's records.
     """
     if world_size < 1 or not 0 <= rank < world_size:
@@ -228,18 +230,18 @@ def run_dataset(
         bar = tqdm(total=len(todo), desc=f"rank {rank}", disable=not progress, mininterval=2)
         chunks = [todo[c:c + images_per_batch] for c in range(0, len(todo), images_per_batch)]
 
-        def loaded():  # in this thread, while the worker classifies the chunk before
+        def loaded():  # in this thread (with run_ahead, while the worker classifies the chunk before)
             for k, chunk in enumerate(chunks):
                 if time_limit_s and time.time() - start > time_limit_s:
                     print(f"time limit reached; {len(todo) - sum(map(len, chunks[:k]))} images left for the next run")
                     return
                 yield chunk, *_load_chunk(classifier, chunk, get_item, item_name, seed)
 
-        def classified(item):  # on the worker thread: the GPU's share
+        def classified(item):  # the GPU's share (with run_ahead, on its worker thread)
             chunk, records, group = item
             return chunk, {**records, **_classify_group(classifier, group, candidates, cand_index, seed)}
 
-        for chunk, records in overlapped(classified, loaded()):
+        for chunk, records in (map if run_ahead is None else run_ahead)(classified, loaded()):
             for i in chunk:
                 if "error" not in records[i]:
                     store.save_table(i, records[i].pop("_table"))

@@ -26,7 +26,7 @@ from ..evaluation.run_store import load_records
 from ..images import pad_to
 from ..paths import RESULTS_DIR
 from ..processes import linear_alphas_cumprod
-from .data import load_lab_dataset, to_model_input
+from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from .evaluate import shifted_sets
 from .registry import load_lab_classifier
 

@@ -16,17 +16,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..adapters.registry import engine_identity
 from ..classifier import ClassifierConfig, DiffusionClassifier
-from ..cli import add_engine_args, resolve_compile
 from ..estimators import accuracy_interval
 from ..images import pad_to
 from ..noise import make_noise_plan
 from ..evaluation.analysis import auroc, diffusion_ood_score
 from ..evaluation.runs import load_records, run_dataset, summarize
 from ..schedules import Schedule
-from ..speed.engine import compile_adapter
-from .data import load_lab_dataset, sklearn_digits_28, to_model_input
+from ..engine.config import add_engine_arguments, engine_from_arguments
+from ..engine.overlap import overlapped
+from ..evaluation.lab_datasets import load_lab_dataset, sklearn_digits_28, to_model_input
 from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion
 from .shifts import CORRUPTIONS, corrupt
 
@@ -79,12 +78,13 @@ def baseline_ood_scores(model: torch.nn.Module, images: np.ndarray, *, device, b
 
 def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, set_name: str, trials: int,
                   strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1,
-                  batch_size: int = 0, engine: dict | None = None) -> dict:
+                  batch_size: int = 0, engine: dict | None = None, overlap: bool = False) -> dict:
     """One set through ``run_dataset`` (resumable) with the exhaustive schedule of ``trials`` even trials per class.
 
     ``batch_size`` 0 means one network call per group of images (10 x trials x images_per_batch); ``engine``
     (``{"compile": True, ...}`` when the network is compiled, None when eager) joins the run's settings, so a resume
-    with another engine is refused (compiled bf16 sums in another order)."""
+    with another engine is refused (compiled bf16 sums in another order). ``overlap``: read the next images while a
+    worker thread runs the network (``engine.overlap.overlapped``; the same numbers)."""
     clf = DiffusionClassifier(adapter, ClassifierConfig(
         schedule=Schedule.exhaustive(trials), timesteps=strategy, batch_size=batch_size or 10 * trials * images_per_batch,
         seed=seed, static_shapes=bool(engine)))
@@ -92,7 +92,8 @@ def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, se
     plan_t = make_noise_plan(trials, (1,), seed=seed, strategy=strategy).timesteps.tolist()
     settings = {"model": model_name, "set": set_name, "timesteps": plan_t, **({"engine": engine} if engine else {})}
     records = run_dataset(clf, lambda i: (x[i], int(labels[i])), len(x), list(range(10)), run_dir,
-                          settings=settings, time_limit_s=time_limit_s, images_per_batch=images_per_batch)
+                          settings=settings, time_limit_s=time_limit_s, images_per_batch=images_per_batch,
+                          run_ahead=overlapped if overlap else None)
     s = summarize(records)
     return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
             "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}
@@ -115,23 +116,25 @@ def main(argv=None):
                    help="network batch (default 0: the whole call, 10 x trials x images per batch, in one batch)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    add_engine_args(p)
+    add_engine_arguments(p, placement=False)
     a = p.parse_args(argv)
     torch.backends.cudnn.benchmark = True
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
     adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
     n_images = phase_images(a.dataset, n_images=a.n_images, n_shifted=a.n_shifted, n_strategies=len(a.strategies),
                             n_strategy=a.n_strategy)
-    engine = None
-    if resolve_compile(a, adapter, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images)):
-        compile_adapter(adapter, cuda_graphs=a.cuda_graphs, tune_pointwise=a.tune_kernels)
-        engine = engine_identity(True, cuda_graphs=a.cuda_graphs, tuned_kernels=a.tune_kernels)
+    config, why = engine_from_arguments(a).resolved(
+        adapter.unet, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images), a.device)
+    if why:
+        print(f"--compile not given: {why}")
+    config.apply(adapter)
+    engine = config.compile_identity() if config.compile else None  # eager runs record none, as they always did
     run = dict(model_name=f"{a.dataset}_unet", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
-               batch_size=a.batch_size, engine=engine)
+               batch_size=a.batch_size, engine=engine, overlap=config.overlap)
     start = time.time()
     left = lambda share: max(1.0, share * a.budget - (time.time() - start)) if a.budget else 0.0  # noqa: E731
     ds = load_lab_dataset(a.dataset, test_only=True)
-    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "engine": engine or engine_identity(False),
+    summary = {"dataset": a.dataset, "seed": a.seed, "dtype": str(dtype), "engine": config.compile_identity(),
                "command": "python -m dcanalysis.lab.evaluate "
                + " ".join(argv if argv is not None else __import__("sys").argv[1:]), "diffusion": {}, "baselines": {}}
     # 1. in distribution: the head of the official test split

@@ -30,8 +30,8 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..evaluation.analysis import ARCH_NAMES
 from ..paths import MODELS_DIR
 from ..sequential import SequentialTest
-from ..speed.versus_official import classify_all
-from .data import load_lab_dataset, to_model_input
+from ..engine.overlap import classify_all
+from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from .evaluate import accuracy_entry, baseline_predictions, shifted_sets
 from .registry import classifier_from_folder, diffusion_from_folder
 
@@ -53,7 +53,7 @@ def diffusion_classifier(folder: Path, *, device, batch: int, seed: int, compile
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     adapter = diffusion_from_folder(folder, device=device, dtype=dtype)
     if compile_model:
-        from ..speed.engine import compile_adapter
+        from ..engine.compile import compile_adapter
 
         compile_adapter(adapter)
     return DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=batch, seed=seed,

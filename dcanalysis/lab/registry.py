@@ -10,12 +10,13 @@ from pathlib import Path
 import torch
 
 from ..adapters.pixel import PixelAdapter
+from ..adapters.registry import LAB_MODELS
 from ..adapters.text_pixel import TextPixelAdapter
 from ..paths import MODELS_DIR
 from .models import SceneCLIP, build_classifier
 from .text import CaptionBank, load_minilm
 
-DIFFUSION_NAMES = ("fashion_mnist_unet", "mnist_unet")
+DIFFUSION_NAMES = LAB_MODELS  # what dcanalysis.adapters.registry.load_adapter loads by name
 CLASSIFIER_NAMES = tuple(f"{d}_{a}" for d in ("fashion_mnist", "mnist") for a in ("cnn", "resnet", "vit"))
 SCENE_NAMES = ("scenes_unet", "scenes_clip", "scenes_clip_pooled")  # the scene lab (dcanalysis.lab.scenes): text-conditional models
 CAPTION_BANK = "scenes_text/caption_bank.safetensors"
@@ -47,7 +48,7 @@ def load_lab_diffusion(name: str, *, device="cpu", dtype=torch.float32, root: Pa
 
 def diffusion_from_folder(folder: Path, *, device="cpu", dtype=torch.float32) -> PixelAdapter:
     """A lab UNet from any folder ``lab.train`` wrote (28 px images padded to the UNet's 32)."""
-    return PixelAdapter.from_pretrained(folder, image_size=28, device=device, dtype=dtype)
+    return PixelAdapter.from_lab_folder(folder, device=device, dtype=dtype)
 
 
 def load_lab_classifier(name: str, *, device="cpu", root: Path | None = None) -> torch.nn.Module:

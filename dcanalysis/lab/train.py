@@ -32,7 +32,7 @@ from ..evaluation.run_store import write_atomically
 from ..images import pad_to
 from ..noise import derive_generator
 from ..processes import DDPM
-from .data import labelled_subset, load_lab_dataset, to_model_input
+from ..evaluation.lab_datasets import labelled_subset, load_lab_dataset, to_model_input
 from .models import UNET_SIZES, build_classifier
 
 DIFFUSION_MODELS = {f"unet-{k}": v for k, v in UNET_SIZES.items()}
@@ -181,7 +181,7 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
                                               and cfg.seed == ds.labelled_share[1]):
         raise ValueError(f"the {cfg.dataset} cache holds only the training images of a {100 * ds.labelled_share[0]:g} % "
                          f"share (seed {ds.labelled_share[1]}), not of --train-fraction {cfg.train_fraction:g} with "
-                         f"--seed {cfg.seed}; put the full cache back (python -m dcanalysis.lab.data).")
+                         f"--seed {cfg.seed}; put the full cache back (python -m dcanalysis.evaluation.lab_datasets).")
     keep = labelled_subset(torch.from_numpy(ds.train_labels), cfg.train_fraction, cfg.seed)
     images = pad_to(to_model_input(ds.train_images[keep.numpy()]), 32).to(dev)  # (N, 1, 32, 32), N = 60,000 at 1
     labels = torch.from_numpy(ds.train_labels[keep.numpy()]).to(dev)

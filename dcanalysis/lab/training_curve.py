@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from ..adapters import PixelAdapter
-from .data import load_lab_dataset
+from ..evaluation.lab_datasets import load_lab_dataset
 from .evaluate import diffusion_run
 
 

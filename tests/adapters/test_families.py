@@ -122,7 +122,7 @@ def test_text_encoders_are_released_after_embedding(tmp_path):
 def test_the_small_gpu_placement_keeps_the_numbers_close(family, tmp_path):
     """fp8_linears (the denoiser's linear weights in e4m3, placed layer by layer) and text encoders on another
     device: the same candidates win on these tiny random models and the errors stay within fp8's precision."""
-    from dcanalysis.speed.fp8 import Fp8Linear
+    from dcanalysis.engine.fp8 import Fp8Linear
 
     pipe, wide = adapter_of(family, tmp_path)
     cfg = ClassifierConfig(schedule=Schedule.exhaustive(4))

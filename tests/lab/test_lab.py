@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcanalysis.lab.data import parse_idx, sklearn_digits_28
+from dcanalysis.evaluation.lab_datasets import parse_idx, sklearn_digits_28
 from dcanalysis.lab.registry import load_lab_classifier, load_lab_diffusion, model_card
 from dcanalysis.lab.shifts import CORRUPTIONS, corrupt
 
@@ -42,7 +42,7 @@ def test_shipped_models_load_offline_on_cpu():
 def test_trained_mnist_model_classifies_real_digits():
     """The README example: a shipped, trained model on the first MNIST test images."""
     from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
-    from dcanalysis.lab.data import load_lab_dataset, to_model_input
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
 
     test = load_lab_dataset("mnist", test_only=True)
     clf = DiffusionClassifier(load_lab_diffusion("mnist_unet"), ClassifierConfig(schedule=Schedule.exhaustive(10), batch_size=100))

@@ -11,7 +11,7 @@ one image at a time. What decides its speed, and what this module does the same 
   copied to the host before the next batch is built;
 - after each stage the ``to_keep`` prompts of lowest mean error over everything evaluated so far survive.
 
-Nothing here is the official code: it is written from that description, checked in ``tests/speed/test_peer.py``
+Nothing here is the official code: it is written from that description, checked in ``tests/bench/test_peer.py``
 against our classifier on a model with a known answer, and used only to time the peer's way of spending a GPU.
 """
 from __future__ import annotations

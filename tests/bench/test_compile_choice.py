@@ -3,8 +3,8 @@ import argparse
 import pytest
 import torch
 
-from dcanalysis.speed import compile_choice
-from dcanalysis.speed.compile_choice import CompileCost, break_even_evaluations, choose_compile
+from dcanalysis.bench import compile_choice
+from dcanalysis.bench.compile_choice import CompileCost, break_even_evaluations, choose_compile
 
 
 def test_break_even_is_where_compiled_plus_its_first_call_equals_eager():

@@ -6,7 +6,7 @@ On a lab model, where accuracy can be measured, one command runs
   for all 10 classes, keep 5, 500 in all; L2 error, its default): timed as its loop spends a GPU (``speed.peer``,
   re-stated: fp16, eager, batches of 32, one image at a time) on the first test images until ``--peer-seconds``
   run out, and its decisions on every image computed by our engine on its grid, in its order (the same
-  arithmetic under the same noise, ``tests/speed/test_peer.py``), for an accuracy interval as narrow as ours;
+  arithmetic under the same noise, ``tests/bench/test_peer.py``), for an accuracy interval as narrow as ours;
 - **dcanalysis**: the sequential paired test (``SequentialTest``) with every image of the run sharing each network
   call, bf16, the network compiled, on the same images.
 
@@ -34,15 +34,16 @@ from tqdm.auto import tqdm
 from ..classifier import ClassifierConfig, DiffusionClassifier, padded_size
 from ..estimators import accuracy_interval
 from ..evaluation.analysis import ErrorTables, replay
-from ..lab.data import load_lab_dataset, to_model_input
+from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from ..lab.registry import load_lab_diffusion
 from ..noise import NoisePlan, make_noise_plan
 from ..schedules import Schedule
 from ..sequential import SequentialTest
-from .attention import ATTENTION_BACKENDS
+from ..engine.attention import ATTENTION_BACKENDS
 from .bench import VARIANTS as BARE_VARIANTS, bench_model
 from . import gpu_profile
-from .engine import compile_adapter
+from ..engine.compile import compile_adapter
+from ..engine.overlap import classify_all
 from .peer import official_grid, peer_classify, stage_timesteps
 from .timing import sync
 
@@ -91,24 +92,6 @@ def run_peer(adapter, x, labels, *, seconds: float, seed: int, batch: int = 32) 
     return row, preds
 
 
-def classify_all(clf: DiffusionClassifier, x, *, first_index: int, per_call: int, desc: str,
-                 candidates: list | None = None, plan=None, overlap: bool = True):
-    """classify_batch over x (classes 0..9 unless ``candidates``) in calls of ``per_call`` images, each call's host
-    work done while the GPU runs the last one (``DiffusionClassifier.classify_stream``; ``overlap=False``: one call
-    after another); (results, wall seconds). ``plan(image_index) -> NoisePlan`` replaces the classifier's own plans."""
-    candidates = list(range(10)) if candidates is None else candidates
-    calls = [(x[lo:lo + per_call], range(first_index + lo, first_index + min(lo + per_call, len(x))))
-             for lo in range(0, len(x), per_call)]
-    results = []
-    sync(clf.adapter.device)
-    start = time.perf_counter()
-    for res in tqdm(clf.classify_stream(calls, candidates, plan_for=plan, overlap=overlap), total=len(calls),
-                    desc=desc, mininterval=5):
-        results += res
-    sync(clf.adapter.device)
-    return results, time.perf_counter() - start
-
-
 def official_order(num_timesteps: int) -> list[int]:
     """The timesteps in the order the official loop evaluates them for ``PEER_STAGES``: the first stage's sub-grid,
     then the rest of the grid."""
@@ -121,7 +104,7 @@ def official_order(num_timesteps: int) -> list[int]:
 def official_through_engine(adapter, x, y, *, common: dict, per_call: int, seed: int) -> tuple[dict, np.ndarray]:
     """The official algorithm's decisions for every image, computed by our batched engine: its stages
     (``Schedule.from_lists(*PEER_STAGES)``) on its grid in its order, each image its own noise draw per timestep.
-    Under the same noise this is the official loop's arithmetic (tests/speed/test_peer.py), so its accuracy can be
+    Under the same noise this is the official loop's arithmetic (tests/bench/test_peer.py), so its accuracy can be
     measured on as many images as ours while the loop itself is timed on the first few."""
     order = torch.tensor(official_order(adapter.process.num_timesteps))
     shape = (adapter.channels, adapter.sample_size, adapter.sample_size)
@@ -381,7 +364,7 @@ def main(argv=None):
         raise SystemExit("this comparison times a GPU; run it on a machine with CUDA.")
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
-    out = {"command": "python -m dcanalysis.speed.versus_official " + " ".join(argv if argv is not None else
+    out = {"command": "python -m dcanalysis.bench.versus_official " + " ".join(argv if argv is not None else
                                                                                   __import__("sys").argv[1:]),
            "device": torch.cuda.get_device_name(), "torch": torch.__version__, "seed": a.seed, "datasets": {}}
 

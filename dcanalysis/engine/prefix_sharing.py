@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..adapters.base import RowGroups, row_groups
+from ..denoiser import RowGroups, row_groups
 
 
 @dataclass
@@ -130,6 +130,17 @@ class PrefixSharing:
         self._handles = []
 
 
-def sharing_context(sharing: PrefixSharing | None, x_t: torch.Tensor, t: torch.Tensor, rows: RowGroups | None = None):
-    """``sharing.share(x_t, t, rows)``, or a no-op context when sharing is off."""
-    return nullcontext() if sharing is None else sharing.share(x_t, t, rows)
+def share_prefix(adapter) -> None:
+    """Make ``adapter`` compute its UNet's condition-independent first layers once per noisy sample, in place.
+
+    For adapters of text-conditional UNets (Stable Diffusion 1.x / 2.x, the scene lab's UNet), which declare a
+    ``prefix`` slot; the numbers are those of the plain UNet (``tests/engine/test_prefix_sharing.py``).
+    Class-conditional models see their class from the first layer on, so nothing of them can be shared.
+    """
+    if not hasattr(adapter, "prefix") or not isinstance(getattr(adapter, "unet", None), torch.nn.Module):
+        raise ValueError(f"--share-prefix: {type(adapter).__name__} has no condition-independent prefix that "
+                         "dcanalysis shares. It applies to Stable Diffusion 1.x / 2.x (a folder with unet/ and "
+                         "text_encoder/) and the scene lab's UNet; drop the flag for this model.")
+    if adapter.prefix is None:
+        adapter.prefix = PrefixSharing(adapter.unet)
+    adapter.uses_row_groups = True

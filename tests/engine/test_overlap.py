@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from dcanalysis.overlap import overlapped
+from dcanalysis.engine.overlap import overlapped
 
 
 def test_outputs_come_in_order_and_the_work_runs_on_one_other_thread():
@@ -63,7 +63,7 @@ def test_the_worker_shares_the_callers_cuda_graph_trees():
     import torch._dynamo  # noqa: F401  (the state is looked up only where torch.compile is in use)
     import torch._inductor.cudagraph_trees as trees
 
-    from dcanalysis.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
+    from dcanalysis.engine.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
 
     mine = torch_thread_state()
     assert set(mine) == set(TORCH_THREAD_OBJECTS)
@@ -77,7 +77,7 @@ def test_a_caller_thread_that_never_used_inductor_gets_trees_to_share():
     import torch._dynamo  # noqa: F401
     import torch._inductor.cudagraph_trees as trees
 
-    from dcanalysis.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
+    from dcanalysis.engine.overlap import TORCH_THREAD_OBJECTS, torch_thread_state
 
     got = {}
 

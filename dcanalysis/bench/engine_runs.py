@@ -10,7 +10,7 @@ time splits into that first call and a steady per-image time, and a run of any s
 Two runs of the same images with the same seed use the same noise per image (``host_inputs`` seeds each image by
 its id), so they differ only in arithmetic: ``compare_runs`` counts the images whose prediction changed.
 
-    python -m dcanalysis.speed.engine_runs RUN_A RUN_B --images-per-call 256 --project 18500
+    python -m dcanalysis.bench.engine_runs RUN_A RUN_B --images-per-call 256 --project 18500
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dcanalysis.speed import fp8
+from dcanalysis.engine import fp8
 
 
 def test_quantize_rows_scales_each_row_to_the_e4m3_range():
@@ -28,8 +28,8 @@ def test_fp8_linear_is_close_to_the_linear_it_replaces_across_row_scales():
 
 
 def test_convert_linears_keeps_embeddings_and_odd_sizes_and_the_output_close():
-    from dcanalysis.speed.bench import sd2_base_unet
-    from dcanalysis.speed.engine import set_fused_qkv
+    from dcanalysis.bench.bench import sd2_base_unet
+    from dcanalysis.engine.compile import set_fused_qkv
 
     torch.manual_seed(0)
     unet = sd2_base_unet(tiny=True).eval()
@@ -66,7 +66,7 @@ def test_old_gpus_get_a_clear_refusal(monkeypatch):
 def test_placing_with_fp8_linears_converts_layer_by_layer_and_casts_the_rest():
     """The 24 GB path for large transformers: linear weights reach the device in e4m3, the rest in the model
     dtype, embeddings kept wide; the output stays close to the wide model's."""
-    from dcanalysis.speed.families import flux_schnell_transformer
+    from dcanalysis.bench.families import flux_schnell_transformer
 
     torch.manual_seed(0)
     model, inputs = flux_schnell_transformer(True, "cpu", torch.float32)

@@ -1,6 +1,6 @@
 import torch
 
-from dcanalysis.speed import roofline
+from dcanalysis.bench import roofline
 
 
 def small_net():

@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
-from .engine import compile_adapter, optimise, set_fused_qkv
+from ..engine.compile import compile_adapter, optimise, set_fused_qkv
 from ..schedules import PAPER_PETS, Schedule
 from .timing import matmul_tflops, sync, time_calls, warm_then_time
 
@@ -130,7 +130,7 @@ def with_shared_prefix(model, fn):
     """``fn`` (``model``, compiled or not) with the condition-independent prefix computed once per run of identical
     (sample, timestep) rows (``prefix_sharing``). The runs are found on the first call and kept: a benchmark feeds
     the same batch every time. ``.sharing.remove()`` takes the hooks off again."""
-    from .prefix_sharing import PrefixSharing, runs_of_identical_rows
+    from ..engine.prefix_sharing import PrefixSharing, runs_of_identical_rows
 
     sharing, runs = PrefixSharing(model), []
 
@@ -170,7 +170,7 @@ def bench_model(name, model, make_inputs, *, batch, device, dtype, ref_tflops, c
     from torch._dynamo.utils import counters
 
     from . import gpu_profile
-    from .attention import attention_context
+    from ..engine.attention import attention_context
 
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -367,7 +367,7 @@ def capped_fp8_row(name, build, *, batch, device, dtype, cap_gib, seconds, ref_t
     layer (``place_with_fp8_linears``, the path a small GPU takes from host memory); only then is the cap set and
     the peak counted. Reports evaluations/s, peak memory and the output's distance from bf16's.
     """
-    from .fp8 import place_with_fp8_linears
+    from ..engine.fp8 import place_with_fp8_linears
 
     model, make_inputs = build(tiny, device, dtype)
     model = model.to(dtype).eval()
@@ -405,7 +405,7 @@ def capped_fp8_row(name, build, *, batch, device, dtype, cap_gib, seconds, ref_t
 def probe_attention(*, tiny, batch, device, dtype, ref) -> list[dict]:
     """Self-attention of the 512 px SD-2 UNet's three attention levels (64x64, 32x32, 16x16 latents; 64-wide
     heads) under each SDPA backend, alone."""
-    from .attention import time_shapes
+    from .attention_backends import time_shapes
 
     shapes = [(2, 2, 16, 8)] if tiny else [(batch, 5, 4096, 64), (batch, 10, 1024, 64), (batch, 20, 256, 64)]
     return time_shapes(shapes, device=device, dtype=dtype, ref_tflops=ref)
@@ -420,7 +420,7 @@ def end_to_end_rows(results: dict, paper: dict) -> list[dict]:
     rows = []
     for r in results.get("end_to_end", []):
         if r.get("peer"):
-            ref = "the official repository's loop, re-stated (dcanalysis.speed.peer)"
+            ref = "the official repository's loop, re-stated (dcanalysis.bench.peer)"
         elif r["task"].startswith("Pets"):
             ours_only = r.get("shared_prefix") or r.get("images_per_call", 1) > 1
             ref = "" if ours_only else f"{pets['seconds_per_image']} s on an {pets['gpu']}"

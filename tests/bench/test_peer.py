@@ -4,7 +4,7 @@ import torch
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
 from dcanalysis.adapters.toy import GaussianMixtureAdapter, two_moons_like
 from dcanalysis.noise import NoisePlan
-from dcanalysis.speed.peer import official_grid, peer_classify, stage_timesteps
+from dcanalysis.bench.peer import official_grid, peer_classify, stage_timesteps
 
 
 def test_the_official_grid_and_its_stage_subsets():

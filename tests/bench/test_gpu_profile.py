@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dcanalysis.speed import gpu_profile
+from dcanalysis.bench import gpu_profile
 
 
 @pytest.mark.parametrize("name, group", [
@@ -129,7 +129,7 @@ def test_group_rows_give_each_variants_groups_per_evaluation():
 
 
 def test_kernels_are_profiled_except_under_cuda_graphs():
-    from dcanalysis.speed.bench import VARIANTS
+    from dcanalysis.bench.bench import VARIANTS
 
     assert [name for name, options in VARIANTS.items() if not gpu_profile.sees_kernels(options)] == [
         name for name in VARIANTS if "graphs" in name]

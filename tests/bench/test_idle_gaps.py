@@ -1,4 +1,4 @@
-from dcanalysis.speed.idle_gaps import attribute, idle_intervals, innermost
+from dcanalysis.bench.idle_gaps import attribute, idle_intervals, innermost
 
 
 def test_idle_intervals_merge_overlapping_kernels_and_drop_short_gaps():

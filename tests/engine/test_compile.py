@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dcanalysis.speed import engine
+from dcanalysis.engine import compile as engine
 
 
 def _recording_compile(monkeypatch):
@@ -31,8 +31,8 @@ def test_optimise_compiles_for_static_shapes_with_the_measured_defaults(monkeypa
 
 
 def test_optimise_with_fp8_converts_the_fused_projections_before_compiling(monkeypatch):
-    from dcanalysis.speed.bench import sd2_base_unet
-    from dcanalysis.speed.fp8 import Fp8Linear
+    from dcanalysis.bench.bench import sd2_base_unet
+    from dcanalysis.engine.fp8 import Fp8Linear
 
     seen, _ = _recording_compile(monkeypatch)
     unet = sd2_base_unet(tiny=True).eval()
@@ -43,7 +43,7 @@ def test_optimise_with_fp8_converts_the_fused_projections_before_compiling(monke
 
 
 def test_regional_compilation_compiles_each_repeated_block_in_place_and_can_be_undone(monkeypatch):
-    from dcanalysis.speed.bench import sd2_base_unet
+    from dcanalysis.bench.bench import sd2_base_unet
 
     seen = []  # nn.Module.compile calls torch.compile on its call; the stand-in returns that call unchanged
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: seen.append(kw) or fn)
@@ -92,8 +92,8 @@ def test_sd35_dual_attention_stays_unfused_and_runs():
     """diffusers' fused joint processor cannot run SD 3.5's extra self-attention; fusing is skipped there."""
     import torch
 
-    from dcanalysis.speed.engine import set_fused_qkv
-    from dcanalysis.speed.families import sd35_medium_transformer
+    from dcanalysis.engine.compile import set_fused_qkv
+    from dcanalysis.bench.families import sd35_medium_transformer
 
     model, inputs = sd35_medium_transformer(True, "cpu", torch.float32)
     x = inputs(2)
@@ -108,7 +108,7 @@ def _lab_classification(device, dtype, n_images, trials, *, compiled=True, **com
     """classify_batch of the first Fashion-MNIST test images by the lab UNet, eager (``compiled=False``) or
     compiled with ``compile_options``, through classify_stream's worker thread as the runs use it."""
     from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
-    from dcanalysis.lab.data import load_lab_dataset, to_model_input
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
     from dcanalysis.lab.registry import load_lab_diffusion
 
     x = to_model_input(load_lab_dataset("fashion_mnist", test_only=True).test_images[:n_images])

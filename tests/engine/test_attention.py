@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from dcanalysis.speed import attention, engine
+from dcanalysis.bench import attention_backends as backends
+from dcanalysis.engine import attention
+from dcanalysis.engine import compile as engine
 
 
 class SelfAttention(torch.nn.Module):
@@ -18,14 +20,14 @@ class SelfAttention(torch.nn.Module):
 
 
 def test_attention_backends_report_what_runs_and_what_cannot():
-    rows = attention.attention_backends(1, 2, 16, 8, device=torch.device("cpu"), dtype=torch.float32,
+    rows = backends.attention_backends(1, 2, 16, 8, device=torch.device("cpu"), dtype=torch.float32,
                                         ref_tflops=1.0, iters=2)
     by = {r["backend"]: r for r in rows}
     assert by["math"]["tflops"] > 0 and by["cudnn"]["tflops"] is None  # no cuDNN attention on a CPU
 
 
 def test_time_shapes_gives_every_backend_at_every_shape_and_prints_each(capsys):
-    rows = attention.time_shapes([(1, 2, 16, 8), (1, 2, 4, 8)], device=torch.device("cpu"), dtype=torch.float32,
+    rows = backends.time_shapes([(1, 2, 16, 8), (1, 2, 4, 8)], device=torch.device("cpu"), dtype=torch.float32,
                                  ref_tflops=1.0)
     assert [(r["backend"], r["shape"]) for r in rows] == [(b, s) for s in ([1, 2, 16, 8], [1, 2, 4, 8])
                                                           for b in attention.ATTENTION_BACKENDS]
@@ -105,7 +107,7 @@ def test_a_pinned_backend_survives_a_graph_compiled_earlier_under_another(monkey
 def test_attention_shapes_are_read_off_a_forward_pass():
     net = SelfAttention(channels=16, heads=2)
     with torch.no_grad():
-        assert attention.attention_shapes(lambda: (net(torch.randn(3, 10, 16)), net(torch.randn(3, 5, 16)),
+        assert backends.attention_shapes(lambda: (net(torch.randn(3, 10, 16)), net(torch.randn(3, 5, 16)),
                                                    net(torch.randn(1, 10, 16)))) == [(2, 10, 8), (2, 5, 8)]
 
 
@@ -115,7 +117,7 @@ def test_the_lab_unet_attends_with_narrow_heads():
     unet = load_lab_diffusion("fashion_mnist_unet").unet
     s = unet.config.sample_size
     with torch.no_grad():
-        shapes = attention.attention_shapes(lambda: unet(torch.randn(1, unet.config.in_channels, s, s), 10,
+        shapes = backends.attention_shapes(lambda: unet(torch.randn(1, unet.config.in_channels, s, s), 10,
                                                          class_labels=torch.tensor([3])))
     assert shapes and all(width == unet.config.attention_head_dim for _, _, width in shapes)
     assert {tokens for _, tokens, _ in shapes} == {(s // 2) ** 2, (s // 4) ** 2}  # its two attention resolutions

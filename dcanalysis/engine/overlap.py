@@ -17,9 +17,16 @@ them a network compiled with CUDA graphs fails there (torch 2.11).
 from __future__ import annotations
 
 import sys
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+
+import torch
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from ..classifier import DiffusionClassifier
 
 
 T = TypeVar("T")
@@ -90,3 +97,28 @@ def overlapped(work: Callable[[T], R], items: Iterable[T], *, ahead: int = 1) ->
         for f in pending:  # the consumer stopped early or a call failed: what has not started never will
             f.cancel()
         pool.shutdown(wait=True)
+
+
+def classify_all(clf: DiffusionClassifier, x, *, first_index: int, per_call: int, desc: str,
+                 candidates: list | None = None, plan=None, overlap: bool = True):
+    """classify_batch over x (classes 0..9 unless ``candidates``) in calls of ``per_call`` images, each call's host
+    work done while the GPU runs the last one (``DiffusionClassifier.classify_stream``; ``overlap=False``: one call
+    after another); (results, wall seconds). ``plan(image_index) -> NoisePlan`` replaces the classifier's own plans."""
+    candidates = list(range(10)) if candidates is None else candidates
+    calls = [(x[lo:lo + per_call], range(first_index + lo, first_index + min(lo + per_call, len(x))))
+             for lo in range(0, len(x), per_call)]
+    results = []
+    _sync(clf.adapter.device)
+    start = time.perf_counter()
+    for res in tqdm(clf.classify_stream(calls, candidates, plan_for=plan,
+                                          run_ahead=overlapped if overlap else None), total=len(calls),
+                    desc=desc, mininterval=5):
+        results += res
+    _sync(clf.adapter.device)
+    return results, time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    """Wait for the GPU's queue, so that a wall clock read next covers the work queued before."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)

@@ -2,7 +2,7 @@ import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
 from dcanalysis.adapters.toy import GaussianMixtureAdapter, two_moons_like
-from dcanalysis.speed.versus_official import SEQUENTIAL_CANDIDATES, choose_sequential
+from dcanalysis.bench.versus_official import SEQUENTIAL_CANDIDATES, choose_sequential
 
 
 def test_the_sequential_test_is_tuned_on_its_own_images_and_the_cheapest_within_tolerance_wins():
@@ -22,7 +22,7 @@ def test_the_sequential_test_is_tuned_on_its_own_images_and_the_cheapest_within_
 
 
 def test_backend_rows_leave_out_the_bare_network_and_name_each_backend_kernel():
-    from dcanalysis.speed.versus_official import backend_rows
+    from dcanalysis.bench.versus_official import backend_rows
 
     def run(attention_s, kernel):
         row = {"task": "classify_batch, exhaustive 100 trials x 10 classes", "images_per_call": 256, "batch": 4096,
@@ -45,7 +45,7 @@ def test_backend_rows_leave_out_the_bare_network_and_name_each_backend_kernel():
 def test_head_width_rows_keep_the_flops_and_change_the_heads(monkeypatch):
     import torch
 
-    from dcanalysis.speed import versus_official
+    from dcanalysis.bench import versus_official
 
     built = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: built.append(model) or model)  # CPU: no inductor
@@ -58,7 +58,7 @@ def test_head_width_rows_keep_the_flops_and_change_the_heads(monkeypatch):
 
 
 def test_head_width_rows_run_every_width_under_every_engine_variant(monkeypatch):
-    from dcanalysis.speed import versus_official
+    from dcanalysis.bench import versus_official
 
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw["options"]) or model)
@@ -72,8 +72,8 @@ def test_head_width_rows_run_every_width_under_every_engine_variant(monkeypatch)
 def test_every_classify_variant_names_options_the_engine_takes():
     import inspect
 
-    from dcanalysis.speed.engine import optimise
-    from dcanalysis.speed.versus_official import CLASSIFY_VARIANTS, DEFAULT_CLASSIFY_VARIANTS
+    from dcanalysis.engine.compile import optimise
+    from dcanalysis.bench.versus_official import CLASSIFY_VARIANTS, DEFAULT_CLASSIFY_VARIANTS
 
     takes = set(inspect.signature(optimise).parameters) | {"channels_last"}
     assert all(set(o) <= takes for o in CLASSIFY_VARIANTS.values())
@@ -81,7 +81,7 @@ def test_every_classify_variant_names_options_the_engine_takes():
 
 
 def test_overlap_rows_set_both_timings_beside_the_bare_network_of_the_same_variant():
-    from dcanalysis.speed.versus_official import overlap_rows
+    from dcanalysis.bench.versus_official import overlap_rows
 
     agree = {"same_prediction": 1.0, "max_rel_diff_mean_error": 1e-3}
     tp = [{"task": "bare forward", "variant": "eager", "batch": 64, "evals_per_s": 10.0},
@@ -98,7 +98,7 @@ def test_overlap_rows_set_both_timings_beside_the_bare_network_of_the_same_varia
 
 
 def test_classify_variant_rows_set_each_variant_against_the_runs_default_compiled_network():
-    from dcanalysis.speed.versus_official import classify_variant_rows
+    from dcanalysis.bench.versus_official import classify_variant_rows
 
     agree = {"same_prediction": 0.5, "max_rel_diff_mean_error": 1e-3}
     tp = [{"task": "bare forward", "variant": "compiled, tuned pointwise", "batch": 64, "evals_per_s": 300.0},
@@ -113,9 +113,9 @@ def test_classify_variant_rows_set_each_variant_against_the_runs_default_compile
 
 
 def test_throughput_rows_time_the_bare_variants_and_save_each_row_as_it_comes(monkeypatch):
-    from dcanalysis.lab.data import load_lab_dataset, to_model_input
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
     from dcanalysis.schedules import Schedule
-    from dcanalysis.speed import versus_official
+    from dcanalysis.bench import versus_official
 
     monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # CPU: no inductor
     # two trials instead of the benchmark's 100, so the real lab UNet runs in seconds on the CPU

@@ -3,7 +3,7 @@ import tarfile
 
 import pytest
 
-from dcanalysis.speed.engine_runs import (EngineRun, compare_runs, engine_rows, records_from_archive, run_timing)
+from dcanalysis.bench.engine_runs import (EngineRun, compare_runs, engine_rows, records_from_archive, run_timing)
 
 
 def _records(seconds, predictions, labels=None, errors=None):

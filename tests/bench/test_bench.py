@@ -2,7 +2,7 @@ import json
 
 
 def test_tiny_benchmark_writes_ratios_to_the_same_run_matmul(tmp_path):
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "bench.json"
     res = bench.main(["--tiny", "--batch", "2", "--seconds", "0", "--no-end-to-end", "--out", str(out)])
@@ -18,7 +18,7 @@ def test_tiny_benchmark_writes_ratios_to_the_same_run_matmul(tmp_path):
 
 
 def test_end_to_end_rows_keep_each_task_beside_its_own_reference():
-    from dcanalysis.speed.bench import end_to_end_rows
+    from dcanalysis.bench.bench import end_to_end_rows
 
     from dcanalysis.evaluation.paper import load_paper
 
@@ -36,7 +36,7 @@ def test_end_to_end_rows_keep_each_task_beside_its_own_reference():
 
 
 def test_sweep_times_the_512_unet_at_each_batch(tmp_path):
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "sweep.json"
     bench.main(["--tiny", "--sweep", "--batches", "1", "3", "--seconds", "0", "--out", str(out)])
@@ -51,7 +51,7 @@ def test_variants_pass_their_options_and_unknown_variants_are_named(monkeypatch)
     import pytest
     import torch
 
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)
@@ -78,7 +78,7 @@ def test_time_calls_keeps_calling_until_the_minimum_time_has_passed():
 
     import torch
 
-    from dcanalysis.speed.timing import time_calls
+    from dcanalysis.bench.timing import time_calls
 
     calls = []
     t0 = time.perf_counter()
@@ -95,7 +95,7 @@ def test_variants_name_what_they_change_and_fusing_keeps_the_output():
     import pytest
     import torch
 
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     unet = bench.sd2_base_unet(tiny=True).eval()
     x, t, c = torch.randn(2, 4, 8, 8), torch.tensor([10, 500]), torch.randn(2, 77, 32)
@@ -111,7 +111,7 @@ def test_variants_name_what_they_change_and_fusing_keeps_the_output():
 
 
 def test_probe_profiles_each_variant(tmp_path):
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "probe.json"
     bench.main(["--tiny", "--probe", "--batch", "2", "--seconds", "0", "--variants", "eager", "eager, fused qkv",
@@ -130,7 +130,7 @@ def test_probe_profiles_each_variant(tmp_path):
 def test_each_row_reports_how_far_the_variant_is_from_the_eager_output():
     import torch
 
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     class Drifting(torch.nn.Module):
         """Returns its input times the number of calls so far: every call computes something else."""
@@ -149,7 +149,7 @@ def test_each_row_reports_how_far_the_variant_is_from_the_eager_output():
 
 
 def test_floor_rows_divide_the_work_by_each_rate():
-    from dcanalysis.speed.bench import floor_rows
+    from dcanalysis.bench.bench import floor_rows
 
     results = {"matmul_tflops": 600.0, "matmul_tflops_burst": 800.0,
                "models": [{"model": "sd2-unet-512", "gflop_per_eval": 800.0, "tflops": 300.0},
@@ -163,7 +163,7 @@ def test_floor_rows_divide_the_work_by_each_rate():
 def test_shared_prefix_variant_equals_the_plain_model_and_cleans_up(monkeypatch):
     import torch
 
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # compiling is for the GPU
     unet = bench.sd2_base_unet(tiny=True).eval()
@@ -183,7 +183,7 @@ def test_shared_prefix_variant_equals_the_plain_model_and_cleans_up(monkeypatch)
 
 
 def test_profiled_end_to_end_pets_rows_carry_their_kernel_time(tmp_path):
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "pets.json"
     bench.main(["--tiny", "--pets-only", "--share-prefix", "--profile-end-to-end", "--images-per-call", "2",
@@ -203,7 +203,7 @@ def test_profiled_end_to_end_pets_rows_carry_their_kernel_time(tmp_path):
 def test_family_rows_time_each_denoiser_with_its_pipeline_inputs(tmp_path):
     import json
 
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "families.json"
     bench.main(["--tiny", "--families", "--family-batch", "2", "--seconds", "0", "--out", str(out)])
@@ -218,7 +218,7 @@ def test_full_size_family_configs_have_their_published_sizes():
     """Built on the meta device (no memory): the parameter counts the configs give."""
     import torch
 
-    from dcanalysis.speed.families import FAMILIES
+    from dcanalysis.bench.families import FAMILIES
 
     counts = {n: sum(p.numel() for p in b(False, "meta", torch.bfloat16)[0].parameters()) / 1e9
               for n, (b, _, _) in FAMILIES.items()}
@@ -229,7 +229,7 @@ def test_full_size_family_configs_have_their_published_sizes():
 def test_the_memory_capped_rows_place_fp8_linears_and_report_weights_and_error(tmp_path):
     import json
 
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "capped.json"
     bench.main(["--tiny", "--families", "flux-schnell-1024", "--memory-cap-gib", "24", "--family-batch", "2",
@@ -243,7 +243,7 @@ def test_the_peer_row_times_the_official_loop_and_every_pets_row_gets_its_ratio(
     import json
 
     from dcanalysis.evaluation.paper import load_paper
-    from dcanalysis.speed import bench
+    from dcanalysis.bench import bench
 
     out = tmp_path / "pets.json"
     bench.main(["--tiny", "--pets-only", "--peer", "--seconds", "0", "--out", str(out)])

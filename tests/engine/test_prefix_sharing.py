@@ -3,8 +3,8 @@ import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
 from dcanalysis.adapters import StableDiffusionAdapter
-from dcanalysis.adapters.base import row_groups
-from dcanalysis.speed.prefix_sharing import PrefixSharing, condition_independent_modules, runs_of_identical_rows
+from dcanalysis.denoiser import row_groups
+from dcanalysis.engine.prefix_sharing import PrefixSharing, condition_independent_modules, runs_of_identical_rows
 from tiny_models import tiny_sd_components, tiny_text_unet
 
 
@@ -88,7 +88,7 @@ def test_row_groups_match_the_rows_they_name():
 
 
 def test_the_classifier_names_the_runs_so_rows_are_never_compared(tmp_path, monkeypatch):
-    import dcanalysis.speed.prefix_sharing as ps
+    import dcanalysis.engine.prefix_sharing as ps
 
     comps = tiny_sd_components(tmp_path)
     cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=5, static_shapes=True)
@@ -140,7 +140,7 @@ def test_sharing_under_torch_compile_compiles_once(tmp_path):
 
 
 def test_pad_to_power_of_two():
-    from dcanalysis.speed.prefix_sharing import pad_to_power_of_two
+    from dcanalysis.engine.prefix_sharing import pad_to_power_of_two
 
     assert pad_to_power_of_two(torch.tensor([0, 3, 9])).tolist() == [0, 3, 9, 9]
     assert pad_to_power_of_two(torch.tensor([0, 5, 6, 7])).tolist() == [0, 5, 6, 7]
@@ -150,7 +150,7 @@ def test_pad_to_power_of_two():
 
 def test_compiled_classifier_sees_few_run_counts(tmp_path, monkeypatch):
     """Every distinct number of runs is a compiled graph of its own; padding to powers of two keeps them few."""
-    import dcanalysis.speed.prefix_sharing as ps
+    import dcanalysis.engine.prefix_sharing as ps
 
     comps = tiny_sd_components(tmp_path)
     sizes, graphs = [], []

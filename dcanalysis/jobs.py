@@ -1,0 +1,158 @@
+"""The two jobs a user runs, each described by one frozen config: classify one image (``ClassifyJob``) and
+classify a dataset into a resumable run directory (``EvalJob``).
+
+The command line parses into these and hands over nothing else (``dcanalysis.cli``); scripts and notebooks build
+them directly. A job holds the classifier's settings (``ClassifierConfig``, the method) and the engine's
+(``EngineConfig``, how the network runs); ``eval_settings`` is what a run's manifest records of it.
+
+    job = EvalJob(model="mnist_unet", dataset="mnist", out=Path("runs/mnist"), n_images=100,
+                  classifier=ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=250))
+    records = evaluate(job)
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from .adapters.registry import load_adapter, model_identity
+from .classifier import ClassificationResult, ClassifierConfig, DiffusionClassifier
+from .engine.config import EngineConfig
+from .engine.compile import network_attribute
+from .engine.overlap import overlapped
+from .evaluation.datasets import ImageFolder, dataset_candidates
+from .evaluation.lab_datasets import CLASSES, load_lab_dataset, to_model_input
+from .evaluation.runs import run_dataset
+
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    """Classify ``image`` among ``dataset``'s classes (a lab dataset, or one of ``data/datasets`` whose prompts a
+    text-conditional model reads) with ``model`` (a lab model name or a diffusers pipeline folder / hub id)."""
+
+    model: str
+    image: str
+    dataset: str = "mnist"
+    device: str = "cpu"
+    fp32: bool = False  # float32 on a GPU (default bfloat16; the CPU always runs float32)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Classify the first ``n_images`` (0: all) of ``dataset`` into ``out``: a lab dataset's test split, or the
+    ``images`` folder laid out as root/<class>/<image>. This process takes images ``rank, rank + world_size, ...``;
+    ``images_per_batch`` images share each network call; rerunning the same job resumes it."""
+
+    model: str
+    dataset: str
+    out: Path
+    images: Path | None = None
+    n_images: int = 0
+    images_per_batch: int = 1
+    rank: int = 0
+    world_size: int = 1
+    retry_failed: bool = False
+    device: str = "cpu"
+    fp32: bool = False
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self):
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"--rank {self.rank} --world-size {self.world_size}: need world size >= 1 and 0 <= rank "
+                             "< world size (each rank takes the images rank, rank + world size, ...).")
+        if self.images_per_batch < 1 or self.n_images < 0:
+            raise ValueError("--images-per-batch must be >= 1 and --n-images >= 0 (0: all images).")
+
+
+def compute_dtype(device: str, fp32: bool) -> torch.dtype:
+    """float32 on the CPU or when asked, else bfloat16."""
+    return torch.float32 if fp32 or torch.device(device).type == "cpu" else torch.bfloat16
+
+
+def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[DiffusionClassifier, EngineConfig]:
+    """The job's model behind its engine, and the classifier; the engine with ``compile`` decided for a run over
+    ``n_images`` images (``compile_rule``, its reason printed where the job left it open). A compiled network sees
+    one batch shape, so the classifier then pads each call's last batch to it."""
+    dtype = compute_dtype(job.device, job.fp32)
+    adapter = load_adapter(job.model, device=job.device, dtype=dtype, place_network=job.engine.place_network(),
+                           text_device=job.engine.text_device)
+    n_candidates = len(dataset_candidates(job.dataset, adapter)[0])
+    name = network_attribute(adapter)
+    engine, why = job.engine.resolved(getattr(adapter, name) if name else None,
+                                      n_images * job.classifier.schedule.evaluations(n_candidates), job.device)
+    if why:
+        print(f"--compile not given: {why}")
+    engine.apply(adapter)
+    return DiffusionClassifier(adapter, replace(job.classifier, static_shapes=engine.compile)), engine
+
+
+def classify(job: ClassifyJob) -> tuple[ClassificationResult, list[str]]:
+    """The job's image classified; with the class names in the candidates' order."""
+    clf, _ = build_classifier(job)
+    cands, names = dataset_candidates(job.dataset, clf.adapter)
+    return clf.classify(job.image, cands), names
+
+
+def eval_settings(job: EvalJob, clf: DiffusionClassifier, engine: EngineConfig) -> dict:
+    """What a run's manifest records of the job beside the classifier's config: a resume under other settings is
+    refused."""
+    return {"model": job.model, "dataset": job.dataset, "images": str(job.images) if job.images else None,
+            "model_identity": {**model_identity(job.model, dtype=clf.adapter.dtype, device=job.device),
+                               **engine.identity()}}
+
+
+def distributed_rank(job: EvalJob) -> tuple[EvalJob, bool]:
+    """Under torchrun (``WORLD_SIZE`` > 1), join the process group and take this process's rank, world size and
+    GPU (gloo on the CPU, NCCL with one GPU per rank); else the job as it is. Returns (job, joined)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return job, False
+    import torch.distributed as dist
+
+    use_cuda = torch.cuda.is_available() and job.device.startswith("cuda")
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    device = job.device
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    return replace(job, rank=dist.get_rank(), world_size=dist.get_world_size(), device=device), True
+
+
+def dataset_items(job: EvalJob, names: list[str]):
+    """(number of images, get(i) -> (image, label), name(i)) of the job's dataset, its first ``n_images``."""
+    if job.dataset in CLASSES:
+        ds = load_lab_dataset(job.dataset, test_only=True)
+        x, y = to_model_input(ds.test_images), ds.test_labels
+        return (min(job.n_images or len(x), len(x)), lambda i: (x[i], int(y[i])),
+                lambda i: f"{job.dataset}/test/{i}")
+    if job.images is None:
+        raise ValueError(f"--images is required for {job.dataset!r}: a folder laid out as root/<class>/<image>.")
+    folder = ImageFolder(job.images, classes=names)
+    return min(job.n_images or len(folder), len(folder)), folder.__getitem__, folder.relative_name
+
+
+def evaluate(job: EvalJob) -> tuple[EvalJob, list[dict]]:
+    """Run (or resume) the job; returns the job as it ran (its rank under torchrun) and this rank's records."""
+    job, distributed = distributed_rank(job)
+    names = dataset_candidates(job.dataset, None)[1]  # the class names alone: no model needed yet
+    n, get, name_of = dataset_items(job, names)
+    clf, engine = build_classifier(job, n_images=-(-n // job.world_size))  # this process's share of the images
+    cands, _ = dataset_candidates(job.dataset, clf.adapter)
+    if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
+        clf.embed(cands)
+        clf.adapter.release_text_encoders()
+    records = run_dataset(clf, get, n, cands, job.out, settings=eval_settings(job, clf, engine), rank=job.rank,
+                          world_size=job.world_size, images_per_batch=job.images_per_batch, item_name=name_of,
+                          retry_failed=job.retry_failed, run_ahead=overlapped if engine.overlap else None)
+    if distributed:
+        import torch.distributed as dist
+
+        dist.barrier()  # every rank's records are on disk before rank 0 reports the merged run
+        dist.destroy_process_group()
+    return job, records
