@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -35,7 +34,9 @@ class ClassifierConfig:
     ``schedule`` is a ``Schedule`` (paper Algorithms 1/2) or a ``SequentialTest``; ``timesteps`` and
     ``error`` are names from ``TIMESTEP_STRATEGIES`` and ``losses.LOSSES``; ``target`` the parameterisation the
     error compares in (None: the model's process decides, eps for DDPM models as in the paper, velocity for flow
-    matching); ``batch_size`` is the number of (trial, candidate) pairs per network call.
+    matching); ``batch_size`` is the number of (trial, candidate) pairs per network call (it changes no number:
+    each row's error depends on that row alone). How the rows then reach the network (one static shape for a
+    compiled network, smaller batches after an out-of-memory error) is the engine's (``dcanalysis.engine``).
     """
 
     schedule: Policy = field(default_factory=lambda: Schedule.exhaustive(100))
@@ -44,11 +45,7 @@ class ClassifierConfig:
     batch_size: int = 64
     seed: int = 0
     temperature: float = 1.0
-    static_shapes: bool = False  # pad the last batch to batch_size: one shape for torch.compile / CUDA graphs
     target: str | None = None
-    # with static_shapes: pad the last batch only to the smallest of batch_size, batch_size / 2, ... (this many
-    # sizes, so this many compiled graphs) that holds it; many small rounds (a sequential test) then waste little
-    padded_sizes: int = 1
 
     def __post_init__(self):
         get_strategy(self.timesteps)
@@ -59,15 +56,12 @@ class ClassifierConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}.")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}.")
-        if self.padded_sizes < 1:
-            raise ValueError(f"padded_sizes must be >= 1, got {self.padded_sizes}.")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["schedule_type"] = type(self.schedule).__name__
-        for name, default in (("target", None), ("padded_sizes", 1)):
-            if d[name] == default:  # left out, so runs made before the field existed still match
-                del d[name]
+        if d["target"] is None:  # left out, so runs made before the field existed still match
+            del d["target"]
         return d
 
 
@@ -189,17 +183,6 @@ def to_device_async(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.pin_memory().to(device, non_blocking=True)
 
 
-def padded_size(n: int, batch_size: int, sizes: int = 1) -> int:
-    """The batch a compiled network sees for n rows: the smallest of batch_size, batch_size // 2, ... (``sizes``
-    of them, none below 1) that holds n."""
-    size = batch_size
-    for _ in range(sizes - 1):
-        if size // 2 < n:  # n >= 1, so this also stops before 0
-            break
-        size //= 2
-    return size
-
-
 def evaluate_triples(
     adapter: DiffusionAdapter,
     x0: torch.Tensor,
@@ -213,19 +196,14 @@ def evaluate_triples(
     error: str = "l2",
     target: str | None = None,
     batch_size: int = 64,
-    static_shapes: bool = False,
-    padded_sizes: int = 1,
-    on_smaller_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """``denoising_error`` of (image, trial, candidate) triples, batched through the network.
+    """``denoising_error`` of (image, trial, candidate) triples, ``batch_size`` of them per network call.
 
     x0 : (B, *sample_shape) on the adapter's device; cond : embeddings of all K candidates, on the device;
     timesteps : (B, N) and noise : (B, N, *sample_shape), the noise plans of the B images (CPU);
     img_idx, trial_idx, cand_idx : LongTensor (P,). Returns (P,) float64 on the CPU. Triples of several images
-    share network calls, which keeps a small model busy. With ``static_shapes`` the last batch is padded (by
-    repeating its first triple) so that the network always sees ``batch_size`` rows (or, with ``padded_sizes``
-    above 1, the smallest ``padded_size`` that holds it). A batch that runs out of GPU
-    memory is halved and retried (with a warning), as often as needed; ``on_smaller_batch(n)`` hears of it.
+    share network calls, which keeps a small model busy. The numbers are ``expected_denoising_error``'s terms
+    (``dcanalysis.denoising_error``), computed in shared batches.
     """
     device = adapter.device
     process = adapter.process.to(device)
@@ -240,37 +218,18 @@ def evaluate_triples(
     t_all = timesteps.flatten()[pairs].to(device)
     rows, images, cands = row_pair.to(device), img_idx.to(device), cand_idx.to(device)
     tell_rows = getattr(adapter, "uses_row_groups", False)
-    errs, start = [], 0
-    while start < trial_idx.numel():
+    errs = []
+    for start in range(0, trial_idx.numel(), batch_size):
         r, bi, ci = (v[start:start + batch_size] for v in (rows, images, cands))
-        n = r.numel()
-        size = padded_size(n, batch_size, padded_sizes) if static_shapes else n
-        pad = lambda v: torch.cat([v, v[:1].expand(size - n)]) if size > n else v  # noqa: E731
-        r, bi, ci = pad(r), pad(bi), pad(ci)
         t, eps, x = t_all[r], eps_all[r], x0[bi]
         x_t = noisy_sample(process, x, eps, t)
         # rows of one (image, trial) pair hold the same x_t: an adapter may compute what precedes the condition once
-        groups = row_groups(pad(row_pair[start:start + batch_size])) if tell_rows else None
+        groups = row_groups(row_pair[start:start + batch_size]) if tell_rows else None
         if groups is not None and device.type == "cuda":
             groups = RowGroups(to_device_async(groups.starts, device), to_device_async(groups.index, device))
-        try:
-            with torch.no_grad():
-                out = adapter.predict(x_t, t, index_conditioning(cond, ci), groups)
-        except torch.cuda.OutOfMemoryError:
-            if batch_size == 1:
-                raise
-            # every row's error depends on that row alone, so a smaller batch gives the same numbers
-            del x_t, t, eps, x
-            batch_size = max(1, batch_size // 2)
-            warnings.warn(f"out of memory: continuing with batch_size={batch_size} (pass it to skip this).",
-                          stacklevel=2)
-            if on_smaller_batch is not None:
-                on_smaller_batch(batch_size)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            continue
-        errs.append(denoising_error(process, out, x_t, x, eps, t, loss=error, target=target)[:n])
-        start += n
+        with torch.no_grad():
+            out = adapter.predict(x_t, t, index_conditioning(cond, ci), groups)
+        errs.append(denoising_error(process, out, x_t, x, eps, t, loss=error, target=target))
     out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)
     if not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).nonzero()[0])
@@ -297,7 +256,6 @@ class DiffusionClassifier:
             adapter.process.coefficients(self.config.target, torch.zeros(1, dtype=torch.long))
         self._embedding_cache: dict[tuple, Conditioning] = {}
         self._sample_shapes: dict[tuple, tuple[int, ...]] = {}  # model-input shape -> diffusion-space shape
-        self.batch_size = self.config.batch_size  # lowered for good when a batch runs out of memory
 
     # -- conditions are embedded once per candidate list and reused for every image of a run
     def embed(self, candidates: Sequence) -> Conditioning:
@@ -397,9 +355,7 @@ class DiffusionClassifier:
             ti = ti + lo
             cfg = self.config
             errors[bi, ci, ti] = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci,
-                                                  error=cfg.error, target=cfg.target, batch_size=self.batch_size,
-                                                  static_shapes=cfg.static_shapes, padded_sizes=cfg.padded_sizes,
-                                                  on_smaller_batch=lambda n: setattr(self, "batch_size", n))
+                                                  error=cfg.error, target=cfg.target, batch_size=cfg.batch_size)
 
         decided = prune(self.config.schedule, errors, fill)
         return BatchErrors(candidates, errors, timesteps, decided.reached, tuple(x0.shape[1:]), image_indices)

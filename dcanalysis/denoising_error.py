@@ -8,12 +8,18 @@ models) writes it as
 
 and averages it over (t, eps); the classifier picks the c with the lowest average. For a flow-matching model the
 same estimate is the velocity error ``|| (eps - x_0) - v_theta(x_t, t, c) ||^2``, its training loss.
+
+``expected_denoising_error`` is the whole estimate for one image, written as the paper states it: a noise plan,
+the noisy samples, the network's predictions, Eq. 5, the mean over trials. ``DiffusionClassifier`` computes the
+same numbers with network calls shared between trials, candidates and images, and with pruning.
 """
 from __future__ import annotations
 
 import torch
 
+from .denoiser import Conditioning, DiffusionAdapter, index_conditioning
 from .losses import get_loss
+from .noise import NoisePlan
 from .processes import ForwardProcess, add_noise, convert_prediction, mix
 
 
@@ -39,3 +45,27 @@ def denoising_error(process: ForwardProcess, output: torch.Tensor, x_t: torch.Te
     else:
         truth = mix(x0, eps, *process.coefficients(kind, t))
     return get_loss(loss)(prediction, truth)
+
+
+def expected_denoising_error(adapter: DiffusionAdapter, x0: torch.Tensor, cond: Conditioning, plan: NoisePlan, *,
+                             loss: str = "l2", target: str | None = None) -> torch.Tensor:
+    """The Monte-Carlo estimate of ``E_{t, eps} [ Eq. 5 ]`` for every candidate: (K,) float64.
+
+    x0 : (*sample_shape), the image in the diffusion space (``adapter.encode``), on the adapter's device; cond : the
+    K candidates' embeddings (``adapter.embed``), on the device; plan : N trials (t_n, eps_n). Trial n noises x0
+    once and asks the network under every candidate, so all K errors of a trial share one x_t (the paired test).
+    One network call per trial: the reader's version, not the fast one.
+    """
+    process = adapter.process.to(adapter.device)
+    k = len(cond[0] if isinstance(cond, tuple) else cond)
+    everyone = torch.arange(k, device=adapter.device)
+    errors = []
+    for t_n, eps_n in zip(plan.timesteps, plan.noise):
+        t = t_n.to(adapter.device).expand(k)
+        eps = eps_n.to(adapter.device).expand(k, *eps_n.shape)
+        x = x0.expand(k, *x0.shape)
+        x_t = noisy_sample(process, x, eps, t)
+        with torch.no_grad():
+            output = adapter.predict(x_t, t, index_conditioning(cond, everyone))
+        errors.append(denoising_error(process, output, x_t, x, eps, t, loss=loss, target=target))
+    return torch.stack(errors, dim=1).double().mean(dim=1).cpu()

@@ -76,8 +76,7 @@ def compute_dtype(device: str, fp32: bool) -> torch.dtype:
 
 def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[DiffusionClassifier, EngineConfig]:
     """The job's model behind its engine, and the classifier; the engine with ``compile`` decided for a run over
-    ``n_images`` images (``compile_rule``, its reason printed where the job left it open). A compiled network sees
-    one batch shape, so the classifier then pads each call's last batch to it."""
+    ``n_images`` images (``compile_rule``, its reason printed where the job left it open)."""
     dtype = compute_dtype(job.device, job.fp32)
     adapter = load_adapter(job.model, device=job.device, dtype=dtype, place_network=job.engine.place_network(),
                            text_device=job.engine.text_device)
@@ -87,8 +86,8 @@ def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[Dif
                                       n_images * job.classifier.schedule.evaluations(n_candidates), job.device)
     if why:
         print(f"--compile not given: {why}")
-    engine.apply(adapter)
-    return DiffusionClassifier(adapter, replace(job.classifier, static_shapes=engine.compile)), engine
+    adapter = engine.apply(adapter, batch_size=job.classifier.batch_size)
+    return DiffusionClassifier(adapter, job.classifier), engine
 
 
 def classify(job: ClassifyJob) -> tuple[ClassificationResult, list[str]]:

@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, NonFiniteError, Schedule, SequentialTest
-from dcanalysis.classifier import padded_size
 from dcanalysis.noise import NoisePlan
 from dcanalysis.adapters.toy import exact_log_likelihood
 from dcanalysis.processes import DDPM
@@ -103,26 +102,6 @@ def test_config_rejects_unknown_names():
         ClassifierConfig(timesteps="random")
 
 
-def test_static_shapes_pad_the_last_batch_without_changing_results():
-    model = ShiftedDenoiser([0.0, 0.5, 1.0])
-    plain = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=4)).classify(torch.zeros(3), [0, 1, 2])
-    model.calls.clear()
-    static = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=4, static_shapes=True)).classify(torch.zeros(3), [0, 1, 2])
-    assert set(model.calls) == {4} and torch.equal(plain.errors, static.errors)
-
-
-def test_padded_sizes_pad_the_last_batch_to_the_smallest_size_that_holds_it():
-    assert [padded_size(n, 64, 4) for n in (1, 8, 9, 17, 33, 64)] == [8, 8, 16, 32, 64, 64]
-    assert padded_size(3, 64, 1) == 64 and padded_size(1, 2, 5) == 1
-    model = ShiftedDenoiser([0.0, 0.5, 1.0])
-    plain = DiffusionClassifier(model, ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=16)).classify(torch.zeros(3), [0, 1, 2])
-    model.calls.clear()
-    cfg = ClassifierConfig(schedule=Schedule.exhaustive(7), batch_size=16, static_shapes=True, padded_sizes=3)
-    padded = DiffusionClassifier(model, cfg).classify(torch.zeros(3), [0, 1, 2])
-    assert model.calls == [16, 8] and torch.equal(plain.errors, padded.errors)  # 21 rows: 16, then 5 padded to 8
-    assert "padded_sizes" in cfg.to_dict() and "padded_sizes" not in ClassifierConfig().to_dict()
-
-
 @pytest.mark.parametrize("policy", [Schedule.from_lists((4, 12), (2, 1)), SequentialTest(step=2, min_trials=4, max_trials=12)])
 def test_batched_images_equal_one_by_one(toy_adapter, policy):
     clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=policy, batch_size=7))
@@ -147,39 +126,14 @@ def test_bad_temperatures_and_candidate_lists_are_refused(toy_adapter):
         clf.classify(torch.zeros(2), [torch.tensor(1), 1])
 
 
-def test_an_out_of_memory_batch_halves_itself_and_gives_the_same_numbers(toy_adapter):
-    class SmallGPU:
-        """The toy model on a 'GPU' that holds at most 8 rows per call."""
-
-        def __init__(self, inner):
-            self.inner, self.process, self.device, self.sizes = inner, inner.process, inner.device, []
-
-        def __getattr__(self, name):
-            return getattr(self.inner, name)
-
-        def predict(self, x_t, t, cond, rows=None):
-            self.sizes.append(x_t.shape[0])
-            if x_t.shape[0] > 8:
-                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-            return self.inner.predict(x_t, t, cond)
-
-    small = SmallGPU(toy_adapter)
-    x = torch.tensor([0.2, -0.4])
-    clf = DiffusionClassifier(small, ClassifierConfig(schedule=Schedule.from_lists((10, 20), (2, 1)), batch_size=32))
-    with pytest.warns(UserWarning, match="out of memory: continuing with batch_size=8"):
-        big = clf.classify(x, [0, 1])
-    assert clf.batch_size == 8  # the next stage and the next image start at the size that fitted
-    ref = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.from_lists((10, 20), (2, 1)),
-                                                            batch_size=8)).classify(x, [0, 1])
-    assert torch.equal(big.errors, ref.errors) and max(small.sizes[2:]) <= 8 and small.sizes[:2] == [20, 16]
-
-
 @pytest.mark.parametrize("overlap", [True, False])
 def test_classify_stream_equals_classify_batch_call_by_call(toy_adapter, overlap):
     clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.from_lists((4, 12), (2, 1)), batch_size=5))
     points = torch.randn(7, 2, generator=torch.Generator().manual_seed(5))
     calls = [(points[:3], range(20, 23)), (points[3:6], range(23, 26)), (points[6:], [26])]
-    streamed = [r for rs in clf.classify_stream(calls, [0, 1], overlap=overlap) for r in rs]
+    from dcanalysis.engine.overlap import overlapped
+
+    streamed = [r for rs in clf.classify_stream(calls, [0, 1], run_ahead=overlapped if overlap else None) for r in rs]
     looped = [r for x, idx in calls for r in clf.classify_batch(list(x), [0, 1], image_indices=idx)]
     assert [r.image_index for r in streamed] == list(range(20, 27))
     for a, b in zip(streamed, looped):

@@ -40,20 +40,23 @@ def test_compile_flag_compiles_the_network_once_and_pads_batches(tmp_path, monke
 
     seen, built = [], []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)  # eager stand-in
-    build = cli.build_classifier
-    monkeypatch.setattr(cli, "build_classifier", lambda a: built.append(build(a)) or built[-1])
+    from dcanalysis import jobs
+
+    build = jobs.build_classifier
+    monkeypatch.setattr(jobs, "build_classifier", lambda job, **kw: built.append(build(job, **kw)) or built[-1])
     Image.fromarray(load_lab_dataset("mnist", test_only=True).test_images[0]).save(tmp_path / "digit.png")
     main(["classify", str(tmp_path / "digit.png"), "--model", "mnist_unet", "--schedule", "3:2,4:1",
           "--batch-size", "7", "--device", "cpu", "--compile"])
     out = capsys.readouterr().out
     # 3 trials x 10 classes, then 1 more trial x 2 (cumulative 4): 30 + 2 evaluations in batches of 7, the last
     # batch of each stage padded, the padding's errors dropped
-    assert len(seen) == 1 and seen[0]["dynamic"] is False and built[0].config.static_shapes
+    clf, engine = built[0]
+    assert len(seen) == 1 and seen[0]["dynamic"] is False and engine.compile and clf.adapter.static_rows == 7
     assert "prediction: 7" in out and "32 network evaluations" in out
 
 
 def test_share_prefix_is_refused_for_class_conditional_models(tmp_path):
-    with pytest.raises(SystemExit, match="no part of it can be shared.*drop the flag"):
+    with pytest.raises(SystemExit, match="no condition-independent prefix.*drop the flag"):
         main(["classify", str(tmp_path / "x.png"), "--model", "mnist_unet", "--device", "cpu", "--share-prefix"])
 
 
@@ -61,11 +64,16 @@ def test_share_prefix_reaches_the_stable_diffusion_adapter(tmp_path):
     import torch
     from tiny_models import save_sd_folder, tiny_sd_components
 
-    from dcanalysis.cli import load_adapter
+    from dcanalysis.cli import build_parser, classify_job
+    from dcanalysis.jobs import build_classifier
 
     folder = save_sd_folder(tiny_sd_components(tmp_path), tmp_path / "pipeline")
-    assert load_adapter(str(folder), device="cpu", dtype=torch.float32).prefix is None
-    assert load_adapter(str(folder), device="cpu", dtype=torch.float32, share_prefix=True).prefix is not None
+    for flags, shared in (([], False), (["--share-prefix"], True)):
+        a = build_parser().parse_args(["classify", "x.png", "--model", str(folder), "--dataset", "pets", "--device",
+                                       "cpu", *flags])
+        clf, engine = build_classifier(classify_job(a))
+        assert (clf.adapter.prefix is not None) is shared and clf.adapter.uses_row_groups is shared
+        assert engine.identity()["share_prefix"] is shared
 
 
 @pytest.mark.parametrize("schedule, message", [("10:1:3", "exactly one ':'"), ("ten:1", "not two whole numbers"),
@@ -79,7 +87,7 @@ def test_cli_errors_are_one_line_and_name_the_fix(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["eval", "--model", "mnist_unet", "--dataset", "mnist", "--out", str(tmp_path / "r"), "--rank", "3",
               "--world-size", "2", "--device", "cpu", "--schedule", "2:1", "--n-images", "2"])
-    assert "rank 3 of world size 2" in str(e.value) and "\n" not in str(e.value) and "--debug" in str(e.value)
+    assert "--rank 3 --world-size 2" in str(e.value) and "\n" not in str(e.value) and "--debug" in str(e.value)
     with pytest.raises(SystemExit, match="unknown model 'mnist_unett'.*mnist_unet"):
         main(["classify", "x.png", "--model", "mnist_unett", "--device", "cpu"])
 
@@ -95,12 +103,12 @@ def test_a_pipeline_folder_without_weights_says_so(tmp_path):
 
 
 def test_ctrl_c_during_eval_prints_the_command_that_resumes(tmp_path, monkeypatch):
-    import dcanalysis.cli as cli
+    import dcanalysis.jobs as jobs
 
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "run_dataset", interrupted)
+    monkeypatch.setattr(jobs, "run_dataset", interrupted)
     args = ["eval", "--model", "mnist_unet", "--dataset", "mnist", "--out", str(tmp_path), "--device", "cpu"]
     with pytest.raises(SystemExit, match="Resume with the same command: dcanalysis eval --model mnist_unet"):
         main(args)
@@ -114,11 +122,12 @@ def test_model_identity_tells_weights_dtype_and_compilation_apart(tmp_path):
     from dcanalysis.adapters.registry import model_identity
     from dcanalysis.paths import MODELS_DIR
 
-    base = model_identity("mnist_unet", dtype=torch.float32, device="cpu", compiled=False, share_prefix=False)
-    assert base != model_identity("mnist_unet", dtype=torch.bfloat16, device="cpu", compiled=False, share_prefix=False)
-    assert base != model_identity("mnist_unet", dtype=torch.float32, device="cpu", compiled=True, share_prefix=False)
-    assert base["weights"] != model_identity("fashion_mnist_unet", dtype=torch.float32, device="cpu", compiled=False,
-                                             share_prefix=False)["weights"]
+    from dcanalysis.engine.config import EngineConfig
+
+    base = model_identity("mnist_unet", dtype=torch.float32, device="cpu")
+    assert base != model_identity("mnist_unet", dtype=torch.bfloat16, device="cpu")
+    assert EngineConfig(compile=False).identity() != EngineConfig(compile=True).identity()
+    assert base["weights"] != model_identity("fashion_mnist_unet", dtype=torch.float32, device="cpu")["weights"]
     from dcanalysis.adapters.weights import weights_fingerprint
 
     copy = shutil.copytree(MODELS_DIR / "mnist_unet", tmp_path / "m")
@@ -160,22 +169,21 @@ def test_cuda_graphs_and_tuned_kernels_compile_with_those_options_and_enter_the_
     import torch
 
     from dcanalysis import cli
-    from dcanalysis.adapters.registry import model_identity
+    from dcanalysis.engine.config import EngineConfig
+    from dcanalysis.jobs import build_classifier
 
     seen = []
     monkeypatch.setattr(torch, "compile", lambda model, **kw: seen.append(kw) or model)  # eager stand-in
     parser = cli.build_parser()
     a = parser.parse_args(["classify", "x.png", "--model", "mnist_unet", "--device", "cpu", "--cuda-graphs",
                            "--tune-kernels"])
-    clf = cli.build_classifier(a)
-    assert a.compile and clf.config.static_shapes
+    clf, engine = build_classifier(cli.classify_job(a))
+    assert engine.compile and clf.adapter.static_rows == clf.config.batch_size
     [kw] = seen
     assert kw["options"]["triton.cudagraphs"] and kw["options"]["coordinate_descent_tuning"]
     with pytest.raises(SystemExit, match="drop --no-compile"):
-        cli.build_classifier(parser.parse_args(["classify", "x.png", "--model", "mnist_unet", "--device", "cpu",
-                                                "--no-compile", "--tune-kernels"]))
-    ident = dict(dtype=torch.float32, device="cpu", compiled=True, share_prefix=False)
-    plain = model_identity("mnist_unet", **ident)
+        cli.main(["classify", "x.png", "--model", "mnist_unet", "--device", "cpu", "--no-compile", "--tune-kernels"])
+    plain = EngineConfig(compile=True).identity()
     assert "cuda_graphs" not in plain and "tuned_kernels" not in plain  # earlier runs' manifests still match
-    assert model_identity("mnist_unet", **ident, cuda_graphs=True) != plain
-    assert model_identity("mnist_unet", **ident, tuned_kernels=True) != plain
+    assert EngineConfig(cuda_graphs=True).identity() != plain
+    assert EngineConfig(tune_kernels=True).identity() != plain

@@ -72,3 +72,27 @@ def test_committed_lab_run_is_reproduced_by_todays_code():
     assert np.median(rel) < 0.02 and rel.max() < 0.2
     assert np.allclose(ours.mean(1), theirs.mean(1), rtol=0.02)
     assert r.prediction == int(theirs.mean(1).argmin()) == int(stored.labels[0])
+
+
+@pytest.mark.parametrize("model", ["toy", "mnist_unet"])
+def test_the_paper_estimate_equals_the_classifiers_exhaustive_mean_errors(model, toy_adapter):
+    """``expected_denoising_error`` (one network call per trial) gives what the classifier computes in shared
+    batches: the same plan, the same Eq. 5, the same mean over trials."""
+    from dcanalysis.classifier import ClassifierConfig, DiffusionClassifier
+    from dcanalysis.denoising_error import expected_denoising_error
+    from dcanalysis.schedules import Schedule
+
+    if model == "toy":
+        adapter, x, candidates = toy_adapter, torch.tensor([0.3, -0.2]), [0, 1]
+    else:
+        from dcanalysis.adapters.registry import load_adapter
+
+        adapter = load_adapter("mnist_unet")
+        x, candidates = torch.zeros(1, 28, 28).uniform_(-1, 1, generator=torch.Generator().manual_seed(1)), range(10)
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(6), batch_size=7, seed=3))
+    result = clf.classify(x, candidates, image_index=4)
+    x0 = clf.prepare(x)
+    plan = clf.noise_plan(tuple(x0.shape), 4)
+    estimate = expected_denoising_error(adapter, x0, clf.embed(list(candidates)), plan)
+    torch.testing.assert_close(estimate, result.mean_errors, rtol=1e-5, atol=1e-7)
+    assert int(estimate.argmin()) == result.prediction_index

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..engine.attention import ATTENTION_BACKENDS, sdpa_backend
+from ..engine.attention import ATTENTION_BACKENDS, attention_context
 from .timing import time_calls
 
 

@@ -37,6 +37,7 @@ import torch
 from PIL import Image
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
+from ..engine.batching import Batched
 from ..engine.compile import compile_adapter, optimise, set_fused_qkv
 from ..schedules import PAPER_PETS, Schedule
 from .timing import matmul_tflops, sync, time_calls, warm_then_time
@@ -303,8 +304,8 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
         if peer and not share:
             rows.append(peer_pets_row(sd, image, prompts, device=device))
             save(rows)
-        clf = DiffusionClassifier(sd, ClassifierConfig(schedule=PAPER_PETS, batch_size=batch,
-                                                       static_shapes=compile_model))
+        clf = DiffusionClassifier(Batched(sd, static_rows=batch if compile_model else None),
+                                  ClassifierConfig(schedule=PAPER_PETS, batch_size=batch))
         r, s = warm_then_time(lambda i: clf.classify(image, prompts, image_index=i), device=device)
         rows.append({"task": "Pets schedule, SD-2-base" + (", shared prefix" if share else ""),
                      "resolution": sd.resolution, "evaluations": r.n_evaluations, "seconds_per_image": s,
@@ -350,8 +351,8 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
         compile_adapter(dit)
     schedule = Schedule.from_lists((25, 250), (10, 1))  # 1,000 classes x 25, keep 10, then 225 more
     image = Image.fromarray(rng.integers(0, 255, (dit.resolution, dit.resolution, 3), dtype=np.uint8))
-    clf = DiffusionClassifier(dit, ClassifierConfig(schedule=schedule, batch_size=4 * batch,
-                                                        static_shapes=compile_model))
+    clf = DiffusionClassifier(Batched(dit, static_rows=4 * batch if compile_model else None),
+                              ClassifierConfig(schedule=schedule, batch_size=4 * batch))
     r, s = warm_then_time(lambda i: clf.classify(image, range(1000), image_index=i), device=device)
     rows.append({"task": "ImageNet 1,000 classes, DiT-XL/2, schedule 25->10->250", "resolution": dit.resolution,
                  "evaluations": r.n_evaluations, "seconds_per_image": s, "compiled": compile_model})

@@ -31,7 +31,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..classifier import ClassifierConfig, DiffusionClassifier, padded_size
+from ..classifier import ClassifierConfig, DiffusionClassifier
+from ..engine.batching import Batched, padded_size
 from ..estimators import accuracy_interval
 from ..evaluation.analysis import ErrorTables, replay
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
@@ -172,8 +173,8 @@ def agreement(results, reference) -> dict:
 def throughput_classifier(adapter, batch: int, compiled: bool) -> DiffusionClassifier:
     """The classifier the throughput benchmark times: exhaustive, 100 trials x every class, ``batch`` network rows
     per call, padded to that one shape when the network is ``compiled``."""
-    return DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch,
-                                                         static_shapes=compiled))
+    return DiffusionClassifier(Batched(adapter, static_rows=batch if compiled else None),
+                               ClassifierConfig(schedule=Schedule.exhaustive(100), batch_size=batch))
 
 
 def kernel_profile(clf: DiffusionClassifier, x, *, device, ref: float) -> dict:
@@ -406,7 +407,8 @@ def main(argv=None):
         adapter = load_lab_diffusion(f"{name}_unet", device=device, dtype=torch.bfloat16)
         compile_adapter(adapter)
         res["compile_seconds"] = warm_padded_sizes(adapter, a.batch, a.padded_sizes)
-        common = dict(batch_size=a.batch, static_shapes=True, padded_sizes=a.padded_sizes, seed=a.seed)
+        adapter = Batched(adapter, static_rows=a.batch, padded_sizes=a.padded_sizes)
+        common = dict(batch_size=a.batch, seed=a.seed)
         tune = slice(len(x) - a.tune_images, len(x))
         res["tuning"] = choose_sequential(
             DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(a.trials), **common)),

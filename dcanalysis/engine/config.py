@@ -6,7 +6,7 @@ products, so a run records its engine (``identity``) and refuses to resume under
 
     engine = EngineConfig(compile=True, share_prefix=True)
     adapter = load_adapter(model, device="cuda", dtype=torch.bfloat16, place_network=engine.place_network())
-    engine.apply(adapter)                        # prefix sharing, then torch.compile of the network
+    adapter = engine.apply(adapter, batch_size=64)   # prefix sharing, torch.compile, static batches, OOM halving
 """
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ class EngineConfig:
     ``share_prefix``: a text-conditional UNet's condition-independent first layers once per noisy sample.
     ``fp8_linears``: SDXL / SD 3 / Flux / PixArt denoisers placed with 8-bit linear weights (changes the numbers).
     ``text_device``: where those families' text encoders run. ``overlap``: each network call's host work on this
-    thread while a worker runs the call (``overlap.overlapped``; the same results)."""
+    thread while a worker runs the call (``overlap.overlapped``; the same results). ``padded_sizes``: a compiled
+    network's batches are padded to the smallest of batch_size, batch_size / 2, ... (this many sizes, so this many
+    compiled graphs) that holds them; many small rounds (a sequential test) then waste little."""
 
     compile: bool | None = None
     cuda_graphs: bool = False
@@ -33,6 +35,7 @@ class EngineConfig:
     fp8_linears: bool = False
     text_device: str | None = None
     overlap: bool = False
+    padded_sizes: int = 1
 
     def __post_init__(self):
         if self.compile is False and (self.cuda_graphs or self.tune_kernels):
@@ -57,8 +60,12 @@ class EngineConfig:
 
         return place_with_fp8_linears
 
-    def apply(self, adapter) -> None:
-        """Prefix sharing, then compilation of the adapter's network, in place (``compile`` must be resolved)."""
+    def apply(self, adapter, *, batch_size: int):
+        """The adapter with prefix sharing and its network compiled (both in place; ``compile`` must be resolved),
+        wrapped in ``batching.Batched``: calls of ``batch_size`` rows (the classifier's), padded to one shape when
+        compiled, halved after an out-of-memory error."""
+        from .batching import Batched
+
         if self.compile is None:
             raise ValueError("EngineConfig.compile is undecided: call resolved() first, or give compile=True/False.")
         if self.share_prefix:
@@ -69,6 +76,7 @@ class EngineConfig:
             from .compile import compile_adapter
 
             compile_adapter(adapter, cuda_graphs=self.cuda_graphs, tune_pointwise=self.tune_kernels)
+        return Batched(adapter, static_rows=batch_size if self.compile else None, padded_sizes=self.padded_sizes)
 
     def identity(self) -> dict:
         """What of the engine decides a run's numbers, as its manifest records it (an option that is off and did

@@ -81,13 +81,14 @@ def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, se
                   batch_size: int = 0, engine: dict | None = None, overlap: bool = False) -> dict:
     """One set through ``run_dataset`` (resumable) with the exhaustive schedule of ``trials`` even trials per class.
 
-    ``batch_size`` 0 means one network call per group of images (10 x trials x images_per_batch); ``engine``
+    ``batch_size`` 0 means one network call per group of images (10 x trials x images_per_batch; a compiled
+    ``adapter`` comes wrapped for that batch, ``EngineConfig.apply``); ``engine``
     (``{"compile": True, ...}`` when the network is compiled, None when eager) joins the run's settings, so a resume
     with another engine is refused (compiled bf16 sums in another order). ``overlap``: read the next images while a
     worker thread runs the network (``engine.overlap.overlapped``; the same numbers)."""
     clf = DiffusionClassifier(adapter, ClassifierConfig(
         schedule=Schedule.exhaustive(trials), timesteps=strategy, batch_size=batch_size or 10 * trials * images_per_batch,
-        seed=seed, static_shapes=bool(engine)))
+        seed=seed))
     x = to_model_input(images)
     plan_t = make_noise_plan(trials, (1,), seed=seed, strategy=strategy).timesteps.tolist()
     settings = {"model": model_name, "set": set_name, "timesteps": plan_t, **({"engine": engine} if engine else {})}
@@ -127,7 +128,7 @@ def main(argv=None):
         adapter.unet, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images), a.device)
     if why:
         print(f"--compile not given: {why}")
-    config.apply(adapter)
+    adapter = config.apply(adapter, batch_size=a.batch_size or 10 * a.trials * a.images_per_batch)
     engine = config.compile_identity() if config.compile else None  # eager runs record none, as they always did
     run = dict(model_name=f"{a.dataset}_unet", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
                batch_size=a.batch_size, engine=engine, overlap=config.overlap)

@@ -30,6 +30,7 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..evaluation.analysis import ARCH_NAMES
 from ..paths import MODELS_DIR
 from ..sequential import SequentialTest
+from ..engine.config import EngineConfig
 from ..engine.overlap import classify_all
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from .evaluate import accuracy_entry, baseline_predictions, shifted_sets
@@ -52,12 +53,9 @@ def diffusion_classifier(folder: Path, *, device, batch: int, seed: int, compile
     """The Diffusion Classifier of the UNet in ``folder``, loaded (and compiled) once for every set it scores."""
     dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
     adapter = diffusion_from_folder(folder, device=device, dtype=dtype)
-    if compile_model:
-        from ..engine.compile import compile_adapter
-
-        compile_adapter(adapter)
-    return DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=batch, seed=seed,
-                                                         static_shapes=compile_model, padded_sizes=3))
+    # a sequential test's rounds shrink as images finish: three padded sizes waste little
+    adapter = EngineConfig(compile=compile_model, padded_sizes=3).apply(adapter, batch_size=batch)
+    return DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=batch, seed=seed))
 
 
 def diffusion_predictions(clf: DiffusionClassifier, images: np.ndarray, *, per_call: int,

@@ -120,15 +120,16 @@ def test_text_encoders_are_released_after_embedding(tmp_path):
 
 @pytest.mark.parametrize("family", ["flux", "sd3"])
 def test_the_small_gpu_placement_keeps_the_numbers_close(family, tmp_path):
-    """fp8_linears (the denoiser's linear weights in e4m3, placed layer by layer) and text encoders on another
+    """8-bit linears (the denoiser's linear weights in e4m3, placed layer by layer) and text encoders on another
     device: the same candidates win on these tiny random models and the errors stay within fp8's precision."""
-    from dcanalysis.engine.fp8 import Fp8Linear
+    from dcanalysis.engine.fp8 import Fp8Linear, place_with_fp8_linears
 
     pipe, wide = adapter_of(family, tmp_path)
     cfg = ClassifierConfig(schedule=Schedule.exhaustive(4))
     a = DiffusionClassifier(wide, cfg).classify(image(), PROMPTS)
     small = getattr(T, f"tiny_{family}_pipeline")(tmp_path)
-    narrow = adapter_for_pipe(small, resolution=16, **OPTIONS[family], fp8_linears=True, text_device="cpu")
+    narrow = adapter_for_pipe(small, resolution=16, **OPTIONS[family], place_network=place_with_fp8_linears,
+                              text_device="cpu")
     assert any(isinstance(m, Fp8Linear) for m in narrow.network.modules())
     assert narrow.text_device == torch.device("cpu")
     b = DiffusionClassifier(narrow, cfg).classify(image(), PROMPTS)

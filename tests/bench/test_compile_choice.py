@@ -1,10 +1,8 @@
-import argparse
-
 import pytest
 import torch
 
 from dcanalysis.bench import compile_choice
-from dcanalysis.bench.compile_choice import CompileCost, break_even_evaluations, choose_compile
+from dcanalysis.bench.compile_choice import break_even_evaluations
 
 
 def test_break_even_is_where_compiled_plus_its_first_call_equals_eager():
@@ -14,49 +12,51 @@ def test_break_even_is_where_compiled_plus_its_first_call_equals_eager():
     assert break_even_evaluations(eager=200.0, compiled=100.0, first_call_s=1.0) == float("inf")
 
 
-def test_the_committed_measurements_load_and_decide_by_the_run_size():
+def test_the_compile_rule_holds_the_break_even_of_each_committed_measurement():
+    from dcanalysis.engine.compile_rule import BREAK_EVEN
+
+    by_name = {b.network: b for b in BREAK_EVEN.values()}
+    assert set(by_name) == set(compile_choice.MEASURED)
     for name, load in compile_choice.MEASURED.items():
         cost = load()
-        assert cost.network == name and cost.compiled_evals_per_s > cost.eager_evals_per_s > 0
-        n_star = cost.break_even_evaluations()
-        assert choose_compile(int(2 * n_star), cost, "cuda")[0] is True
-        small, why = choose_compile(int(n_star / 2), cost, "cuda")
-        assert small is False and f"{n_star:,.0f}" in why and cost.source in why
-    cost = compile_choice.MEASURED["sd2-unet-512"]()
-    assert choose_compile(10**9, cost, "cpu") == (False, "eager: compilation is measured to pay on a GPU only")
-    assert "never measured" in choose_compile(10**9, None, "cuda")[1]
+        assert cost.compiled_evals_per_s > cost.eager_evals_per_s > 0
+        assert by_name[name].evaluations == round(cost.break_even_evaluations())
+        assert by_name[name].source.endswith(cost.source)
 
 
-def test_a_network_is_recognised_by_class_parameter_count_and_sample_size():
+def test_the_rule_decides_by_device_network_and_run_size():
     from diffusers import UNet2DModel
 
+    from dcanalysis.engine.compile_rule import choose_compile
     from dcanalysis.lab.registry import diffusion_from_folder
     from dcanalysis.paths import MODELS_DIR
 
-    adapter = diffusion_from_folder(MODELS_DIR / "fashion_mnist_unet", device="cpu", dtype=torch.float32)
-    assert compile_choice.measured_cost(adapter.unet).network == "fashion_mnist_unet"
-    assert compile_choice.measured_cost(UNet2DModel(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4,
-                                                    down_block_types=("DownBlock2D",) * 2,
-                                                    up_block_types=("UpBlock2D",) * 2)) is None
+    unet = diffusion_from_folder(MODELS_DIR / "fashion_mnist_unet", device="cpu", dtype=torch.float32).unet
+    assert choose_compile(unet, 10**9, "cpu") == (False, "eager: compilation is measured to pay on a GPU only")
+    assert choose_compile(unet, 600_000, "cuda")[0] is True
+    small, why = choose_compile(unet, 500_000, "cuda")
+    assert small is False and "597,654" in why and "versus_official_h200_a.json" in why
+    other = UNet2DModel(sample_size=8, block_out_channels=(8, 8), norm_num_groups=4,
+                        down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2)
+    assert "never measured" in choose_compile(other, 10**9, "cuda")[1]
 
 
-def test_the_cli_default_resolves_compile_once_from_the_arguments(monkeypatch, capsys):
-    from dcanalysis import cli
+def test_the_cli_default_resolves_compile_once_from_the_job(monkeypatch, capsys):
+    from dcanalysis import cli, jobs
+    from dcanalysis.engine import compile_rule
 
-    fake = CompileCost("fashion_mnist_unet", 100.0, 200.0, 10.0, "x.json")  # break-even: 2,000 evaluations
-    monkeypatch.setattr(compile_choice, "measured_cost", lambda network: fake)
+    monkeypatch.setattr(compile_rule, "BREAK_EVEN", {("Linear", 2, None): compile_rule.BreakEven("lin", 2_000, "x")})
     compiled = []
-    monkeypatch.setattr(cli, "compile_adapter", lambda adapter, **options: compiled.append(adapter))
+    monkeypatch.setattr("dcanalysis.engine.compile.compile_adapter", lambda adapter, **options: compiled.append(adapter))
+    monkeypatch.setattr(jobs, "load_adapter", lambda *args, **kw: type("A", (), {"unet": torch.nn.Linear(1, 1),
+                                                                                 "dtype": torch.float32})())
+    monkeypatch.setattr(jobs, "DiffusionClassifier", lambda adapter, cfg: adapter)
     for n_images, expect in ((1, False), (10, True)):  # 1 or 10 images x (100 trials x 10 classes)
-        a = argparse.Namespace(model="fashion_mnist_unet", schedule="exhaustive_100", timesteps="even", error="l2",
-                               batch_size=8, seed=0, device="cuda", fp32=True, compile=None, share_prefix=False,
-                               fp8_linears=False, text_device=None, dataset="fashion_mnist",
-                               cuda_graphs=False, tune_kernels=False)
-        monkeypatch.setattr(cli, "load_adapter", lambda *args, **kw: type("A", (), {"unet": torch.nn.Linear(1, 1),
-                                                                                     "dtype": torch.float32})())
-        monkeypatch.setattr(cli, "DiffusionClassifier", lambda adapter, cfg: cfg)
-        cfg = cli.build_classifier(a, n_images=n_images)
-        assert a.compile is expect and cfg.static_shapes is expect and len(compiled) == int(expect)
+        a = cli.build_parser().parse_args(["classify", "x.png", "--model", "fashion_mnist_unet", "--dataset",
+                                           "fashion_mnist", "--device", "cuda", "--fp32"])
+        adapter, engine = jobs.build_classifier(cli.classify_job(a), n_images=n_images)
+        assert engine.compile is expect and (adapter.static_rows is not None) is expect
+        assert len(compiled) == int(expect)
         assert ("compiled: at most 10,000" if expect else "eager: at most 1,000") in capsys.readouterr().out
 
 

@@ -116,8 +116,10 @@ def _lab_classification(device, dtype, n_images, trials, *, compiled=True, **com
     if compiled:
         torch._dynamo.reset()
         engine.compile_adapter(adapter, **compile_options)
-    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(trials), batch_size=64,
-                                                        static_shapes=compiled))
+    from dcanalysis.engine.batching import Batched
+
+    clf = DiffusionClassifier(Batched(adapter, static_rows=64 if compiled else None),
+                              ClassifierConfig(schedule=Schedule.exhaustive(trials), batch_size=64))
     [results] = clf.classify_stream([(x, range(n_images))], list(range(10)))
     return torch.stack([r.mean_errors for r in results]), [r.prediction_index for r in results]
 

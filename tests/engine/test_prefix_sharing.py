@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
+from dcanalysis.engine.batching import Batched
 from dcanalysis.adapters import StableDiffusionAdapter
 from dcanalysis.denoiser import row_groups
 from dcanalysis.engine.prefix_sharing import PrefixSharing, condition_independent_modules, runs_of_identical_rows
@@ -72,7 +73,7 @@ def test_classifier_results_unchanged_with_sharing(tmp_path):
     image = torch.rand(3, 16, 16) * 2 - 1
     prompts = ["a cat", "a dog", "a bird"]
     plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=1)
-    adapter = StableDiffusionAdapter(**comps, share_prefix=True)
+    adapter = with_shared_prefix(StableDiffusionAdapter(**comps))
     shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=1)
     assert adapter.prefix.calls > 0
     assert torch.allclose(plain.errors, shared.errors, atol=1e-5, equal_nan=True) and plain.ranking == shared.ranking
@@ -91,12 +92,12 @@ def test_the_classifier_names_the_runs_so_rows_are_never_compared(tmp_path, monk
     import dcanalysis.engine.prefix_sharing as ps
 
     comps = tiny_sd_components(tmp_path)
-    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=5, static_shapes=True)
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((4, 8), (2, 1)), batch_size=5)
     image = torch.rand(3, 16, 16) * 2 - 1
     prompts = ["a cat", "a dog", "a bird"]
     plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=1)
     monkeypatch.setattr(ps, "runs_of_identical_rows", lambda *a: pytest.fail("compared rows on the device"))
-    adapter = StableDiffusionAdapter(**comps, share_prefix=True)
+    adapter = with_shared_prefix(StableDiffusionAdapter(**comps))
     shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=1)
     assert adapter.prefix.calls > 0
     assert torch.allclose(plain.errors, shared.errors, atol=1e-5, equal_nan=True) and plain.ranking == shared.ranking
@@ -157,12 +158,12 @@ def test_compiled_classifier_sees_few_run_counts(tmp_path, monkeypatch):
     pad = ps.pad_to_power_of_two  # called by share(), outside the compiled graph: the spy adds no graph break
     monkeypatch.setattr(ps, "pad_to_power_of_two", lambda starts: sizes.append(pad(starts).numel()) or pad(starts))
     torch._dynamo.reset()
-    adapter = StableDiffusionAdapter(**comps, share_prefix=True)
+    adapter = with_shared_prefix(StableDiffusionAdapter(**comps))
     adapter.unet = torch.compile(adapter.unet, backend=lambda gm, ex: graphs.append(gm) or gm.forward, dynamic=False)
     # 13 candidates pruned to 7, 4, 2, 1 in batches of 32: runs of 13, 7, 4 and 2 copies, and padded last batches
-    cfg = ClassifierConfig(schedule=Schedule.from_lists((3, 9, 20, 40), (7, 4, 2, 1)), batch_size=32, static_shapes=True)
+    cfg = ClassifierConfig(schedule=Schedule.from_lists((3, 9, 20, 40), (7, 4, 2, 1)), batch_size=32)
     image, prompts = torch.rand(3, 16, 16) * 2 - 1, [f"pet {i}" for i in range(13)]
-    shared = DiffusionClassifier(adapter, cfg).classify(image, prompts, image_index=0)
+    shared = DiffusionClassifier(Batched(adapter, static_rows=32), cfg).classify(image, prompts, image_index=0)
     torch._dynamo.reset()
     ref = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg).classify(image, prompts, image_index=0)
     assert sizes and all(s & (s - 1) == 0 for s in sizes)  # powers of two only
@@ -178,7 +179,15 @@ def test_images_sharing_batches_share_only_their_own_prefix(tmp_path):
     prompts = ["a cat", "a dog", "a bird"]
     plain = DiffusionClassifier(StableDiffusionAdapter(**comps), cfg)
     alone = [plain.classify(im, prompts, image_index=i) for i, im in enumerate(images)]
-    together = DiffusionClassifier(StableDiffusionAdapter(**comps, share_prefix=True), cfg).classify_batch(
+    together = DiffusionClassifier(with_shared_prefix(StableDiffusionAdapter(**comps)), cfg).classify_batch(
         images, prompts, image_indices=[0, 1])
     for a, b in zip(alone, together):
         assert torch.allclose(a.errors, b.errors, atol=1e-5, equal_nan=True) and a.ranking == b.ranking
+
+
+def with_shared_prefix(adapter):
+    """``adapter`` with its prefix shared (``engine.prefix_sharing.share_prefix``)."""
+    from dcanalysis.engine.prefix_sharing import share_prefix
+
+    share_prefix(adapter)
+    return adapter
