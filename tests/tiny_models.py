@@ -210,3 +210,16 @@ def tiny_pixart_pipeline(tmp: Path):
                                            norm_type="ada_norm_single", norm_elementwise_affine=False, norm_eps=1e-6)
     return PixArtAlphaPipeline(tokenizer=t5_tok, text_encoder=_t5(t5_tok), vae=_vae(), transformer=transformer,
                                scheduler=DDPMScheduler())
+
+
+class SelfAttention(torch.nn.Module):
+    """One head-split self-attention over a (B, N, C) sequence, through scaled_dot_product_attention."""
+
+    def __init__(self, channels: int = 16, heads: int = 2):
+        super().__init__()
+        self.qkv, self.heads, self.note = torch.nn.Linear(channels, 3 * channels), heads, "the network's own"
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c)

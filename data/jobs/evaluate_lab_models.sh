@@ -2,7 +2,7 @@
 # Diffusion Classifier and baselines on the lab datasets, in and out of distribution, on one GPU.
 # The committed runs (data/results/lab) ran eager on an H100 in several commands (--phases, budgets in seconds).
 # ENGINE is now the default compilation with 256 images a call: on one H200 the whole job projects to about 620 s
-# instead of 1,260 s eager (chapter 10, "A whole evaluation run"; data/jobs/lab_engine_h200.sh). A compiled run
+# instead of 1,260 s eager (dcanalysis/bench/README.md, "A whole evaluation run", commit 415ff24). A compiled run
 # records its engine, so it does not resume an eager run directory: ENGINE=--no-compile extends the committed ones.
 # Usage on the GPU machine: bash data/jobs/evaluate_lab_models.sh OUTDIR
 set -u

@@ -8,14 +8,14 @@
 set -eu
 cd "$(dirname "$0")/../.."
 AWAY=${TRIM_AWAY:-/tmp/dcanalysis-trimmed}
-common="data/models/mnist_vit data/models/fashion_mnist_vit data/models/mnist_resnet data/models/fashion_mnist_resnet book/executed data/results/logs"
+common="data/models/mnist_vit data/models/fashion_mnist_vit data/models/mnist_resnet data/models/fashion_mnist_resnet book/executed data/results/archive"
 case ${1:?hide A|B|C|D or restore} in
   hide)
     case ${2:?A, B, C or D} in
       A) list="$common data/models/scenes_unet data/models/scenes_clip data/models/scenes_clip_pooled data/models/scenes_text data/results/lab/scenes data/results/lab/scenes_replicates";;
       B) list="$common data/models/fashion_mnist_unet data/models/mnist_unet $(ls -d data/results/lab/* | grep -v '/scenes')";;
-      C) list="$common data/models/scenes_clip data/models/scenes_clip_pooled data/results/lab data/results/probes";;
-      D) list="book/executed data/results/logs data/results/lab data/results/probes $(ls -d data/models/scenes_*)";;
+      C) list="$common data/models/scenes_clip data/models/scenes_clip_pooled data/results/lab";;
+      D) list="book/executed data/results/archive data/results/lab $(ls -d data/models/scenes_*)";;
     esac
     for p in $list; do mkdir -p "$AWAY/$(dirname "$p")"; mv "$p" "$AWAY/$p"; done;;
   restore)

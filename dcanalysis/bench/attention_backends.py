@@ -1,5 +1,5 @@
 """Self-attention alone under each SDPA backend (``dcanalysis.engine.attention``), at the shapes a network calls it
-with, beside the same-run bf16 matmul: what made the lab UNets' narrow heads a measured question."""
+with, beside the same-run bf16 matmul: the attention table of ``python -m dcanalysis.bench --probe``."""
 from __future__ import annotations
 
 import torch
@@ -60,31 +60,3 @@ def time_shapes(shapes, *, device: torch.device, dtype, ref_tflops: float) -> li
             rate = f"{r['tflops']:7.1f} TFLOP/s ({100 * r['ratio_to_matmul']:5.1f}% of matmul)" if r["tflops"] else "n/a"
             print(f"SDPA {r['backend']:9s} {b}x{h}x{n}x{d}: {rate}")
     return rows
-
-
-def main(argv=None):
-    """``python -m dcanalysis.bench.attention_backends --shapes 4096x16x256x8 --out F``: each backend at each shape, beside the
-    same-run bf16 matmul."""
-    import argparse
-    import json
-    from pathlib import Path
-
-    from .timing import matmul_tflops
-
-    p = argparse.ArgumentParser(description="Self-attention alone under each SDPA backend.")
-    p.add_argument("--shapes", nargs="+", required=True, help="batch x heads x tokens x head width, e.g. 4096x16x256x8")
-    p.add_argument("--out", type=Path, required=True, help="JSON file to write")
-    a = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        raise SystemExit("this times the GPU's attention kernels; run it on a machine with CUDA.")
-    device = torch.device("cuda")
-    ref = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=1.0)
-    rows = time_shapes([tuple(int(v) for v in shape.split("x")) for shape in a.shapes], device=device,
-                       dtype=torch.bfloat16, ref_tflops=ref)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
-                                 "matmul_tflops": ref, "rows": rows}, indent=1))
-
-
-if __name__ == "__main__":
-    main()

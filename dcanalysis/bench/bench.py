@@ -38,6 +38,7 @@ from PIL import Image
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..engine.batching import Batched
+from ..engine.prefix_sharing import share_prefix as share_prefix_of
 from ..engine.compile import compile_adapter, optimise, set_fused_qkv
 from ..schedules import PAPER_PETS, Schedule
 from .timing import matmul_tflops, sync, time_calls, warm_then_time
@@ -293,7 +294,9 @@ def end_to_end(*, tiny, device, dtype, compile_model, batch, save, share_prefix=
     prompts = [f"a photo of a pet number {i}, a type of pet." for i in range(37)]
     for share in (False, True) if share_prefix else (False,):
         sd = StableDiffusionAdapter(unet=sd2_base_unet(tiny), vae=sd_vae(tiny), text_encoder=clip_text_encoder(tiny),
-                                    tokenizer=tok, scheduler=sched, device=device, dtype=dtype, share_prefix=share)
+                                    tokenizer=tok, scheduler=sched, device=device, dtype=dtype)
+        if share:
+            share_prefix_of(sd)
         if compile_model:
             # each configuration compiles from nothing, as each variant of ``bench_model`` does: in one process
             # the two UNets share one forward code object, and the shared run timed after the plain one without a

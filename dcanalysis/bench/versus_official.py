@@ -40,7 +40,6 @@ from ..lab.registry import load_lab_diffusion
 from ..noise import NoisePlan, make_noise_plan
 from ..schedules import Schedule
 from ..sequential import SequentialTest
-from ..engine.attention import ATTENTION_BACKENDS
 from .bench import VARIANTS as BARE_VARIANTS, bench_model
 from . import gpu_profile
 from ..engine.compile import compile_adapter
@@ -195,18 +194,20 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     images per classify_batch call, ``calls`` calls of each timed (the last size both one after another and with
     each call's host work overlapped with the GPU's work on the one before, ``classify_stream``; the other sizes
     overlapped only), the last size also profiled for its kernel time. Each compiled variant runs
-    under each of ``attentions`` (SDPA backends, ``speed.attention``; None: PyTorch's choice), and its results on
+    under each of ``attentions`` (SDPA backends, ``engine.attention``; None: PyTorch's choice), and its results on
     the first ``agree_images`` images are compared with eager classification's (``agreement``). ``ref``: the same-run matmul
     TFLOP/s that every ratio is to. The bare network runs as each of ``bare_variants`` (``bench.VARIANTS``) for
     ``seconds``; ``one_by_one=False`` leaves out the one-after-another timing. Rows go into ``rows`` (a new list
     unless given) as they are measured, and ``on_row()`` hears of each (to save a long run as it goes)."""
-    unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
+    # bf16 on a GPU, as the benchmark runs; float32 on a CPU, whose bf16 kernels are emulated and far slower
+    dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+    unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=dtype).unet
     rows = [] if rows is None else rows
     first, runnable = len(rows), []
     for attention in attentions:
         try:
             rows += bench_model(f"{dataset}_unet", unet, lab_unet_inputs(unet, device), batch=batch, device=device,
-                                dtype=torch.bfloat16, ref_tflops=ref, compile_model=True, seconds=seconds,
+                                dtype=dtype, ref_tflops=ref, compile_model=True, seconds=seconds,
                                 variants=bare_variants if attention is None else [v for v in bare_variants
                                                                                  if v != "eager"],
                                 attention=attention)
@@ -222,14 +223,14 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     gflop = rows[first]["gflop_per_eval"]
 
     eager_results, _ = classify_all(throughput_classifier(load_lab_diffusion(f"{dataset}_unet", device=device,
-                                                                             dtype=torch.bfloat16), batch, False),
+                                                                             dtype=dtype), batch, False),
                                     x[:agree_images], first_index=0, per_call=agree_images, desc="eager reference")
     for variant in variants:
         options, compiled = dict(CLASSIFY_VARIANTS[variant]), variant != "eager"
         channels_last = options.pop("channels_last", False)
         for attention in runnable if compiled else (None,):
             torch._dynamo.reset()
-            adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16)
+            adapter = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=dtype)
             if channels_last:
                 adapter.unet = adapter.unet.to(memory_format=torch.channels_last)
             if compiled:
@@ -265,6 +266,14 @@ def throughput_rows(dataset: str, x, *, device, batch: int, seconds: float, ref:
     return rows
 
 
+def lab_unet_inputs(unet, device):
+    """make_inputs(batch) for a lab UNet: random noisy images (in the network's dtype), timesteps and class labels."""
+    s, c = unet.config.sample_size, unet.config.in_channels
+    return lambda b: {"sample": torch.randn(b, c, s, s, device=device, dtype=unet.dtype),
+                      "timestep": torch.randint(0, 1000, (b,), device=device),
+                      "class_labels": torch.randint(0, 10, (b,), device=device)}
+
+
 def print_row(row: dict) -> None:
     """One line for a ``throughput_rows`` classify_batch row."""
     print(f"classify_batch {row['variant']:24s} attention {row['attention']:9s} {row['images_per_call']:4d} images "
@@ -273,58 +282,6 @@ def print_row(row: dict) -> None:
           f"{row['vs_eager']['max_rel_diff_mean_error']:.1e}, {100 * row['vs_eager']['same_prediction']:.0f} % same "
           "predictions" + (f"; kernels {row['kernel_seconds_per_call']:.3f} s of {row['wall_seconds_per_call']:.3f} s "
                            "wall" if "kernel_seconds_per_call" in row else ""))
-
-
-def head_width_rows(dataset: str, *, device, batch: int, seconds: float, ref: float, widths,
-                    variants=("compiled",)) -> list[dict]:
-    """The bare forward of the lab UNet's architecture with each attention head width in ``widths`` (channels /
-    width heads), as each of ``variants`` (``bench.VARIANTS`` names) runs it, **random weights**: speed only. The
-    FLOPs are the same at every width; what changes is how full the fused attention kernel's tiles are."""
-    from diffusers import UNet2DModel
-
-    config = dict(load_lab_diffusion(f"{dataset}_unet").unet.config)
-    rows = []
-    for width in widths:
-        torch.manual_seed(0)
-        unet = UNet2DModel.from_config({**config, "attention_head_dim": width})
-        for r in bench_model(f"{dataset}_unet_heads{width}", unet, lab_unet_inputs(unet, device), batch=batch,
-                             device=device, dtype=torch.bfloat16, ref_tflops=ref, compile_model=True,
-                             seconds=seconds, variants=tuple(variants)):
-            rows.append({**r, "task": "bare forward, random weights", "head_width": width})
-        del unet
-    return rows
-
-
-def lab_unet_inputs(unet, device):
-    """make_inputs(batch) for a lab UNet: random bf16 noisy images, timesteps and class labels."""
-    s, c = unet.config.sample_size, unet.config.in_channels
-    return lambda b: {"sample": torch.randn(b, c, s, s, device=device, dtype=torch.bfloat16),
-                      "timestep": torch.randint(0, 1000, (b,), device=device),
-                      "class_labels": torch.randint(0, 10, (b,), device=device)}
-
-
-def ceiling(dataset: str, *, device, batches, seconds: float, ref: float) -> dict:
-    """How far the small model's ceiling goes (``speed.roofline``): the copy bandwidth measured in this run and
-    ``ref``, the same-run matmul TFLOP/s, and per batch the evaluations/s bound of its operators as run eagerly and
-    perfectly fused."""
-    from . import roofline
-
-    bw = roofline.copy_bandwidth(device, seconds=seconds)
-    unet = load_lab_diffusion(f"{dataset}_unet", device=device, dtype=torch.bfloat16).unet
-    make = lab_unet_inputs(unet, device)
-    out = {"copy_gb_per_s": bw / 1e9, "matmul_tflops": ref, "rows": []}
-    print(f"copy bandwidth {bw / 1e9:.0f} GB/s (read + write), matmul {ref:.0f} TFLOP/s")
-    for b in batches:
-        inputs = make(b)
-        ops = roofline.trace_ops(lambda: unet(**inputs))
-        for r in roofline.ceiling_rows(ops, batch=b, bandwidth=bw, flop_rate=ref * 1e12):
-            out["rows"].append({"batch": b, **r})
-            print(f"batch {b}: ceiling {r['ceiling']:16s} {r['evals_per_s']:9.0f} evals/s, {r['mb_per_eval']:6.2f} MB "
-                  f"and {r['gflop_per_eval']:.2f} GFLOP per evaluation over {r['operators']} operators "
-                  f"({r['memory_bound_operators']} memory-bound)")
-        del inputs, ops
-        torch.cuda.empty_cache()
-    return out
 
 
 def main(argv=None):
@@ -339,24 +296,6 @@ def main(argv=None):
     p.add_argument("--padded-sizes", type=int, default=4)
     p.add_argument("--throughput", action="store_true",
                    help="also the bare network against classify_batch (batch 8,000: 32 images x 1,000 per call)")
-    p.add_argument("--throughput-only", action="store_true",
-                   help="only --throughput, at each of --throughput-batches, with its roofline ceiling")
-    p.add_argument("--throughput-batches", type=int, nargs="+", default=[8000],
-                   help="network rows per call for --throughput-only")
-    p.add_argument("--throughput-variants", nargs="*", default=list(DEFAULT_CLASSIFY_VARIANTS),
-                   choices=list(CLASSIFY_VARIANTS),
-                   help="none: --throughput-only measures only the ceiling and --head-widths")
-    p.add_argument("--throughput-attention", nargs="+", default=["default"], choices=["default", *ATTENTION_BACKENDS],
-                   help="SDPA backends the compiled rows run under (default: PyTorch's choice)")
-    p.add_argument("--skip-ceiling", action="store_true", help="--throughput-only without the roofline ceiling")
-    p.add_argument("--head-widths", type=int, nargs="+", default=[],
-                   help="--throughput-only: also the bare compiled forward of the UNet's architecture with these "
-                        "attention head widths, random weights (speed only)")
-    p.add_argument("--bare-variants", nargs="+", default=["compiled"], choices=list(BARE_VARIANTS),
-                   help="how --head-widths and --throughput-only's bare trained network run (bench.VARIANTS; "
-                        "the trained one also eager)")
-    p.add_argument("--overlapped-only", action="store_true",
-                   help="--throughput-only: time classify_batch's calls overlapped only, not also one by one")
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="JSON file to write")
@@ -373,8 +312,7 @@ def main(argv=None):
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(out, indent=1))
 
-    attentions = [None if b == "default" else b for b in a.throughput_attention]
-    if a.throughput or a.throughput_only:
+    if a.throughput:
         from .timing import matmul_tflops
 
         out["matmul_tflops"] = matmul_tflops(device, torch.bfloat16, 8192, min_seconds=a.seconds)
@@ -382,26 +320,9 @@ def main(argv=None):
         ds = load_lab_dataset(name, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels.astype(np.int64)
         res = out["datasets"][name] = {}
-        if a.throughput_only:
-            if not a.skip_ceiling:
-                res["ceiling"] = ceiling(name, device=device, batches=a.throughput_batches, seconds=a.seconds,
-                                         ref=out["matmul_tflops"])
-                save()
-            if a.head_widths:
-                res["head_widths"] = head_width_rows(name, device=device, batch=a.throughput_batches[0],
-                                                     seconds=a.seconds, ref=out["matmul_tflops"], widths=a.head_widths,
-                                                     variants=a.bare_variants)
-                save()
-            res["throughput"] = []
-            for b in a.throughput_batches if a.throughput_variants else ():
-                throughput_rows(name, x, device=device, batch=b, seconds=a.seconds, ref=out["matmul_tflops"],
-                                variants=a.throughput_variants, per_calls=(256,), attentions=attentions,
-                                bare_variants=("eager", *a.bare_variants), one_by_one=not a.overlapped_only,
-                                rows=res["throughput"], on_row=save)
-            continue
         if a.throughput:
             res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds,
-                                                ref=out["matmul_tflops"], attentions=attentions)
+                                                ref=out["matmul_tflops"])
             save()
         torch._dynamo.reset()
         adapter = load_lab_diffusion(f"{name}_unet", device=device, dtype=torch.bfloat16)
@@ -473,83 +394,4 @@ def summary_rows(results: dict) -> list[dict]:
                      "dcanalysis: ms/image": round(1e3 * ours["seconds_per_image"], 2),
                      "x less time per image": round(r["speedup"], 1),
                      "inside the official interval": r["inside_official_interval"]})
-    return rows
-
-
-def ceiling_summary_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
-    """One row per batch of a ``versus_official --throughput-only`` JSON: the roofline ceilings (eager and perfectly
-    fused) beside the measured bare network (eager, compiled) and classify_batch, each as evaluations/s and as a
-    percentage of the perfectly fused ceiling (None where the run skipped the ceiling). A row run under one SDPA
-    backend names it."""
-    r = results["datasets"][dataset]
-    ceilings = r.get("ceiling", {"rows": []})["rows"]
-    rows = []
-    for batch in sorted({t["batch"] for t in r["throughput"]}):
-        ceil = {c["ceiling"]: c["evals_per_s"] for c in ceilings if c["batch"] == batch}
-        fused = ceil.get("perfectly fused")
-        measured = {("bare forward, " if t["task"] == "bare forward" else "classify_batch, ") + t["variant"] + (
-                        "" if t.get("attention", "default") == "default" else f", {t['attention']} attention"):
-                    t["evals_per_s"] for t in r["throughput"] if t["batch"] == batch}
-        for name, rate in [("ceiling: " + k, v) for k, v in ceil.items()] + list(measured.items()):
-            rows.append({"batch": batch, "what": name, "evaluations/s": round(rate),
-                         "% of the fused ceiling": round(100 * rate / fused, 1) if fused else None})
-    return rows
-
-
-def backend_rows(runs: dict[str, dict], dataset: str = "fashion_mnist") -> list[dict]:
-    """One row per SDPA backend of ``versus_official --throughput-only --throughput-attention`` runs
-    (``{backend: JSON}``): classify_batch's evaluations/s, the attention kernels' seconds and share of the GPU
-    kernel time per call, and its agreement with eager classification."""
-    rows = []
-    for backend, results in runs.items():
-        for t in results["datasets"][dataset]["throughput"]:
-            if t["task"] == "bare forward" or "groups" not in t:
-                continue
-            kernel = {g["group"]: g["seconds_per_call"] for g in t["groups"]}
-            fused = [k["kernel"] for k in t["top_kernels"] if k["group"] == "attention"]
-            # short headers: the table has to stay legible at a book page's width
-            rows.append({"back end": backend, "longest attention kernel": fused[0][:24] if fused else
-                         "none (matmuls, softmax)", "images / call": t["images_per_call"], "batch": t["batch"],
-                         "evals/s": round(t["evals_per_s"]), "attention s / call": round(kernel["attention"], 3),
-                         "attention % of kernels": round(100 * kernel["attention"] / sum(kernel.values()), 1),
-                         "error vs eager (max rel.)": float(f"{t['vs_eager']['max_rel_diff_mean_error']:.2g}"),
-                         "same as eager (%)": round(100 * t["vs_eager"]["same_prediction"])})
-    return rows
-
-
-def classify_variant_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
-    """One row per classify_batch row of a ``versus_official --throughput-only`` JSON: its variant and rate, as a
-    per cent of the same run's bare network compiled by default, the GPU's kernel share of a call where it was
-    profiled (None for CUDA-graph variants, whose kernels the profiler does not see) and the agreement with eager."""
-    tp = results["datasets"][dataset]["throughput"]
-    bare = next(t for t in tp if t["task"] == "bare forward" and t["variant"] == "compiled")
-    return [{"variant": t["variant"], "batch": t["batch"], "images / call": t["images_per_call"],
-             "classify_batch, evals/s": round(t["evals_per_s"]),
-             "bare compiled, evals/s": round(bare["evals_per_s"]),
-             "% of bare compiled": round(100 * t["evals_per_s"] / bare["evals_per_s"], 1),
-             "kernels, % of the call": (round(100 * t["kernel_seconds_per_call"] / t["wall_seconds_per_call"], 1)
-                                        if "kernel_seconds_per_call" in t else None),
-             "same as eager (%)": round(100 * t["vs_eager"]["same_prediction"])}
-            for t in tp if t["task"] != "bare forward"]
-
-
-def overlap_rows(results: dict, dataset: str = "fashion_mnist") -> list[dict]:
-    """One row per compiled variant of a ``versus_official --throughput-only`` JSON whose largest calls were timed
-    overlapped (``classify_stream``): the bare network's evaluations/s beside them, and beside the calls one after
-    another where those were timed too (None where not)."""
-    tp = results["datasets"][dataset]["throughput"]
-    rows = []
-    for bare in (t for t in tp if t["task"] == "bare forward" and t["variant"] != "eager"):
-        timed = {t["overlap"]: t for t in tp if t["task"] != "bare forward" and "overlap" in t
-                 and t["variant"] == bare["variant"] and t["batch"] == bare["batch"]
-                 and t["images_per_call"] == max(u["images_per_call"] for u in tp if "overlap" in u)}
-        if True not in timed:
-            continue
-        one, both = timed.get(False), timed[True]
-        rows.append({"variant": bare["variant"], "batch": bare["batch"], "images / call": both["images_per_call"],
-                     "calls": both["calls"], "bare network, evals/s": round(bare["evals_per_s"]),
-                     "one call after another": round(one["evals_per_s"]) if one else None,
-                     "overlapped": round(both["evals_per_s"]),
-                     "overlapped, % of bare": round(100 * both["evals_per_s"] / bare["evals_per_s"], 1),
-                     "same as eager (%)": round(100 * both["vs_eager"]["same_prediction"])})
     return rows

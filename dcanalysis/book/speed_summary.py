@@ -1,8 +1,30 @@
-"""Chapter 10's summary: five sentences, each built from a committed benchmark result (so the text cannot drift
-from the measurements it reports)."""
+"""Chapter 10's results and summary: the committed benchmark results it reads (``RESULTS``), and five sentences, each
+built from them (so the text cannot drift from the measurements it reports)."""
 from __future__ import annotations
 
+import json
+
 from ..bench.families import FAMILIES
+from ..paths import RESULTS_DIR
+
+# what chapter 10 reads, under data/results; the job that made each is in dcanalysis/bench/README.md
+RESULTS = {
+    "bench": "bench_h100.json",  # python -m dcanalysis.bench (data/jobs/bench_h100.sh)
+    "probe": "probes/probe2_variants_h100.json",  # python -m dcanalysis.bench --probe
+    "pets": "bench_pets_h100.json",  # --pets-only --share-prefix --images-per-call 4
+    "versus": "speed/versus_official_h200_b.json",  # python -m dcanalysis.bench.versus_official, both lab models
+    "recheck": "speed/versus_official_h200_c.json",  # Fashion-MNIST again, the official loop warmed up first
+    "throughput": "speed/versus_official_h200_a.json",  # the same job with --throughput
+    "capped": "families/bench_families_h200_fp8_24gib.json",  # bench --families flux-schnell-1024 --memory-cap-gib 24
+    "compile_cold": "speed/compile_and_peer_h200_compile_cold.json",  # bench --sweep, inductor's cache empty
+    "compile_warm": "speed/compile_and_peer_h200_compile_warm.json",  # the same, a second process reading that cache
+    "peer": "speed/pets_shared_prefix_h200_bench_pets_peer.json",  # bench --pets-only --peer --share-prefix
+}
+
+
+def load_result(name: str) -> dict:
+    """One of ``RESULTS``, parsed."""
+    return json.loads((RESULTS_DIR / RESULTS[name]).read_text())
 
 
 def _row(rows: list[dict], **match) -> dict:
@@ -12,14 +34,13 @@ def _row(rows: list[dict], **match) -> dict:
     raise KeyError(f"no row with {match} in the results")
 
 
-def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict, ceiling: dict, peer: dict,
-                  capped: dict, paper: dict) -> list[str]:
+def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict, peer: dict, capped: dict,
+                  paper: dict) -> list[str]:
     """The five lines at the top of chapter 10.
 
     bench : ``python -m dcanalysis.bench.bench`` JSON (SD-2 rows and the Pets schedule end to end); versus /
     recheck : ``versus_official`` JSONs (both datasets; Fashion-MNIST with the official loop warmed up);
-    throughput : a ``versus_official --throughput`` JSON; ceiling : a ``versus_official --throughput-only`` JSON
-    (with its roofline); peer : a ``bench --pets-only --peer`` JSON (the official loop and ours in one run); capped :
+    throughput : a ``versus_official --throughput`` JSON; peer : a ``bench --pets-only --peer`` JSON (the official loop and ours in one run); capped :
     a ``bench --families ... --memory-cap-gib`` JSON; paper : ``evaluation.paper.load_paper()``.
     """
     fm, mn, warm = versus["datasets"]["fashion_mnist"], versus["datasets"]["mnist"], recheck["datasets"]["fashion_mnist"]
@@ -38,8 +59,8 @@ def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict,
     lines.append(f"On that small model the classifier runs at {ours['evals_per_s']:,.0f} evaluations/s, "
                  f"{100 * ours['evals_per_s'] / bare['evals_per_s']:.0f} % of the bare compiled network's "
                  f"{bare['evals_per_s']:,.0f} (batch {bare['batch']:,}), with the GPU busy "
-                 f"{100 * ours['kernel_seconds_per_call'] / ours['wall_seconds_per_call']:.0f} % of the time. "
-                 + ceiling_sentence(ceiling))
+                 f"{100 * ours['kernel_seconds_per_call'] / ours['wall_seconds_per_call']:.0f} % of the time "
+                 f"({throughput['device']}).")
     unet = _row(bench["models"], model="sd2-unet-512", variant="compiled")
     pets = [r for r in bench["end_to_end"] if r["task"] == "Pets schedule, SD-2-base"][0]
     ref = paper["pets_adaptive_schedule"]
@@ -55,20 +76,8 @@ def speed_summary(*, bench: dict, versus: dict, recheck: dict, throughput: dict,
                  f"cap) at batch {flux['batch']}, {flux['evals_per_s']:.1f} evaluations/s, output "
                  f"{100 * flux['rel_err_vs_bf16']:.1f} % from bf16's (random weights: speed and memory only).")
     lines.append(f"Compilation is paid once per run: {unet['first_call_s']:.0f} s for the 512 px UNet's first batch, "
-                 "which the rows above leave out; the appendix below shows where the remaining time goes.")
+                 "which the rows above leave out; the sections below show where the remaining time goes.")
     return lines
-
-
-def ceiling_sentence(ceiling: dict, dataset: str = "fashion_mnist") -> str:
-    """The roofline's verdict on the small model: its fused ceiling against the compiled network, same run."""
-    r = ceiling["datasets"][dataset]
-    batch = max(c["batch"] for c in r["ceiling"]["rows"])
-    fused = _row(r["ceiling"]["rows"], batch=batch, ceiling="perfectly fused")
-    bare = _row(r["throughput"], task="bare forward", variant="compiled", batch=batch)
-    return (f"Its operators' bytes at the measured copy bandwidth ({r['ceiling']['copy_gb_per_s']:,.0f} GB/s) and FLOPs "
-            f"at the matmul rate would allow {fused['evals_per_s']:,.0f} evaluations/s perfectly fused; the compiled "
-            f"network reaches {100 * bare['evals_per_s'] / fused['evals_per_s']:.0f} % of that "
-            f"({ceiling['device']}): its small kernels, not the bytes it moves, set the pace.")
 
 
 def peer_sentence(peer: dict) -> str:

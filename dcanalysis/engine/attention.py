@@ -3,7 +3,7 @@
 ``scaled_dot_product_attention`` picks a backend (flash, memory-efficient, cuDNN or the plain math of two matrix
 products and a softmax) from global flags at the moment it runs, and ``torch.compile`` fixes that choice into the
 graph when it traces. The choice matters most where the heads are narrow: the lab UNets' heads, 8 wide, only partly
-fill fused kernels built for much wider ones (``dcanalysis.bench.attention_backends`` measures each back end on them). ``WithAttentionBackend``
+fill fused kernels built for much wider ones (``python -m dcanalysis.bench --probe`` times each back end alone). ``WithAttentionBackend``
 pins one backend to one network, so it holds for every call and for the compile's trace, and not for other models
 in the process; ``engine.optimise(attention=...)`` compiles such a network without inductor's graph cache, whose
 key leaves the backend out.

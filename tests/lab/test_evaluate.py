@@ -21,7 +21,7 @@ def test_a_compiled_evaluation_records_its_engine_and_is_not_mixed_with_an_eager
     from dcanalysis.evaluation.run_store import ManifestMismatchError, read_manifest
 
     compiled = []
-    monkeypatch.setattr(evaluate, "compile_adapter", lambda adapter, **kw: compiled.append(kw))
+    monkeypatch.setattr("dcanalysis.engine.compile.compile_adapter", lambda adapter, **kw: compiled.append(kw))
     args = ["--dataset", "mnist", "--out", str(tmp_path), "--n-images", "3", "--trials", "2", "--device", "cpu",
             "--phases", "test", "--images-per-batch", "2", "--batch-size", "8"]
     evaluate.main(args + ["--cuda-graphs"])

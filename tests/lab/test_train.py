@@ -78,7 +78,8 @@ def test_a_share_cache_trains_its_share_and_the_shares_nested_in_it_and_refuses_
     import numpy as np
     import torch
 
-    from dcanalysis.evaluation import lab_datasets as data, train as train_module
+    from dcanalysis.evaluation import lab_datasets as data
+    from dcanalysis.lab import train as train_module
     from dcanalysis.lab.train import labelled_subset
 
     labels = torch.arange(10).repeat_interleave(300)
