@@ -76,7 +76,7 @@ def compute_dtype(device: str, fp32: bool) -> torch.dtype:
 
 def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[DiffusionClassifier, EngineConfig]:
     """The job's model behind its engine, and the classifier; the engine with ``compile`` decided for a run over
-    ``n_images`` images (``compile_rule``, its reason printed where the job left it open)."""
+    ``n_images`` images (``compile_rule``; on a GPU its reason is printed where the job left it open)."""
     dtype = compute_dtype(job.device, job.fp32)
     adapter = load_adapter(job.model, device=job.device, dtype=dtype, place_network=job.engine.place_network(),
                            text_device=job.engine.text_device)
@@ -84,7 +84,7 @@ def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[Dif
     name = network_attribute(adapter)
     engine, why = job.engine.resolved(getattr(adapter, name) if name else None,
                                       n_images * job.classifier.schedule.evaluations(n_candidates), job.device)
-    if why:
+    if why and torch.device(job.device).type == "cuda":  # on the CPU the answer is always eager: nothing to say
         print(f"--compile not given: {why}")
     adapter = engine.apply(adapter, batch_size=job.classifier.batch_size)
     return DiffusionClassifier(adapter, job.classifier), engine

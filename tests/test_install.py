@@ -48,3 +48,21 @@ print(r.n_evaluations)
     lines = out.splitlines()
     assert str(ROOT) not in lines[0] and "site" in lines[0] and lines[1].endswith("_data")
     assert lines[2] == "a photo of a Abyssinian, a type of pet." and lines[3] == "20"
+
+
+def test_the_cli_classifies_from_the_wheel_with_no_results_folder(installed):
+    """The ``--compile`` default reads no committed result (the wheel ships none), so a lab model classifies."""
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), dtype=np.uint8)).save(installed / "blank.png")
+    out = run_installed(installed, """
+import sys
+from dcanalysis.paths import RESULTS_DIR
+print(RESULTS_DIR.exists())
+from dcanalysis.cli import main
+main(["classify", "blank.png", "--model", "fashion_mnist_unet", "--dataset", "fashion_mnist", "--schedule", "2:1",
+      "--device", "cpu", "--top", "1"])
+""")
+    lines = out.splitlines()
+    assert lines[0] == "False" and lines[1].startswith("prediction: ") and "20 network evaluations" in lines[1]
