@@ -118,15 +118,18 @@ def chapter_parameters(name: str, profile: str, user: UserModel | None = None) -
 
 def prepare_run(user: UserModel, root: Path) -> UserModel:
     """The run the run-reading chapters use: the reader's, or one made here (every candidate, ``trials`` evenly
-    spaced trials, the first ``n_images`` images) with ``dcanalysis eval``, resumable like any other run."""
+    spaced trials, the first ``n_images`` images) as a ``jobs.EvalJob``, resumable like any other run."""
     if user.run:
         return user
-    from ..cli import main as cli
+    from ..classifier import ClassifierConfig
+    from ..jobs import EvalJob, evaluate
+    from ..schedules import Schedule
 
     out = root / f"run-{user.slug()}"
-    args = ["eval", "--model", user.model, "--dataset", user.dataset, "--schedule", f"{user.trials}:1",
-            "--n-images", str(user.n_images), "--seed", str(user.seed), "--device", user.device, "--out", str(out)]
-    cli(args + (["--images", user.images] if user.images else []))
+    evaluate(EvalJob(model=user.model, dataset=user.dataset, out=out, images=Path(user.images) if user.images else None,
+                     n_images=user.n_images, device=user.device,
+                     classifier=ClassifierConfig(schedule=Schedule.exhaustive(user.trials), batch_size=250,
+                                                 seed=user.seed)))
     return replace(user, run=str(out))
 
 

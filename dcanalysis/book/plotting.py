@@ -25,8 +25,11 @@ def save_figure(fig, name: str, out_dir: str | Path = "figures") -> Path:
     """Save as PNG and SVG under ``out_dir`` (beside the executed notebook); returns the PNG path."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / f"{name}.png")
-    fig.savefig(out / f"{name}.svg")
+    # no date and fixed element ids: a figure redrawn from the same numbers is the same file (a rerun in Jupyter
+    # leaves tracked figures unchanged)
+    fig.savefig(out / f"{name}.png", metadata={"Software": None})
+    with plt.rc_context({"svg.hashsalt": name}):
+        fig.savefig(out / f"{name}.svg", metadata={"Date": None})
     return out / f"{name}.png"
 
 

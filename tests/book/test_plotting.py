@@ -142,3 +142,20 @@ def test_labelled_data_curves_draw_every_model_on_both_panels():
     assert len(test_ax.lines) >= 4 and len(shift_ax.lines) == 4 and test_ax.get_xscale() == "log"
     assert [t.get_text() for t in test_ax.get_xticklabels()] == ["600", "6,000", "60,000"]
     assert fig.get_size_inches()[0] <= 8
+
+
+def test_a_figure_saved_twice_is_the_same_file(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from dcanalysis.book import plotting
+
+    paths = []
+    for run in ("a", "b"):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        ax.set_clip_on(True)
+        plotting.save_figure(fig, "same", tmp_path / run)
+        plt.close(fig)
+        paths.append(tmp_path / run / "same")
+    for suffix in (".svg", ".png"):
+        assert paths[0].with_suffix(suffix).read_bytes() == paths[1].with_suffix(suffix).read_bytes()
