@@ -313,16 +313,20 @@ class DiffusionClassifier:
         images: Sequence[ImageSource | torch.Tensor],
         candidates: Sequence,
         *,
-        image_indices: Sequence[int],
+        image_indices: Sequence[int] | None = None,
         plans: Sequence[NoisePlan] | None = None,
         log_prior: torch.Tensor | None = None,
     ) -> list[ClassificationResult]:
         """Classify several images at once; each result equals ``classify`` of that image alone.
 
         Network calls are shared between the images, step by step of the pruning policy, so a small model sees
-        large batches; every image's decisions depend on its own errors only.
+        large batches; every image's decisions depend on its own errors only. ``image_indices`` name each image's
+        noise stream (default: their positions 0, 1, ...; pass dataset indices so that a resumed or sharded run
+        draws the same noise for the same image).
         """
         candidates = check_candidates(candidates)
+        if image_indices is None:
+            image_indices = range(len(images))
         x0 = self._x0(images, image_indices)
         if not len(x0):
             return []

@@ -158,7 +158,10 @@ def cmd_verify(a) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line: classify, eval, report, verify and tables."""
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="dcanalysis", description="Diffusion models as classifiers (Li et al., ICCV 2023).")
+    p.add_argument("--version", action="version", version=f"dcanalysis {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("classify", help="classify one image and print the posterior")
     c.add_argument("image", help="image file (any PIL-readable format)")

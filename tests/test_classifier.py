@@ -171,3 +171,12 @@ def test_an_empty_call_has_empty_results_in_the_stream_and_alone(toy_adapter):
     assert empty == [] and [r.image_index for r in full] == [0, 1]
     with pytest.raises(ValueError, match="2 images but 1 image indices"):
         clf.classify_batch(list(x), [0, 1], image_indices=[0])
+
+
+def test_classify_batch_numbers_the_images_by_position_by_default(toy_adapter):
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(4)))
+    points = list(torch.randn(3, 2, generator=torch.Generator().manual_seed(2)))
+    default = clf.classify_batch(points, [0, 1])
+    named = clf.classify_batch(points, [0, 1], image_indices=[0, 1, 2])
+    assert [r.image_index for r in default] == [0, 1, 2]
+    assert all(torch.equal(a.errors, b.errors) for a, b in zip(default, named))

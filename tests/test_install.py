@@ -66,3 +66,30 @@ main(["classify", "blank.png", "--model", "fashion_mnist_unet", "--dataset", "fa
 """)
     lines = out.splitlines()
     assert lines[0] == "False" and lines[1].startswith("prediction: ") and "20 network evaluations" in lines[1]
+
+
+def test_the_wheel_pins_what_requirements_pin_and_carries_its_license():
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = dict(re.findall(r"^([\w-]+)==([\w.]+)", (ROOT / "requirements.txt").read_text(), re.M))
+    deps = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
+    for name in ("diffusers", "transformers", "accelerate", "seaborn", "papermill", "jupyter-book", "ipywidgets"):
+        assert f"{name}=={pins[name]}" in deps, name
+    torch_spec = next(d for d in project["dependencies"] if d.startswith("torch"))
+    assert f"<={pins['torch']}" in torch_spec  # a range that admits the pinned build
+    assert "matplotlib" not in " ".join(project["dependencies"])  # plotting is an extra
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_the_cli_tells_its_version(capsys):
+    import dcanalysis
+    from dcanalysis.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"dcanalysis {dcanalysis.__version__}"
+    import tomllib
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == dcanalysis.__version__

@@ -227,7 +227,8 @@ def run_dataset(
                   "(dcanalysis verify lists them)")
         todo = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
         start, correct, seen = time.time(), 0, 0
-        bar = tqdm(total=len(todo), desc=f"rank {rank}", disable=not progress, mininterval=2)
+        # disable only when asked: an explicit disable=False would override tqdm's TQDM_DISABLE switch
+        bar = tqdm(total=len(todo), desc=f"rank {rank}", mininterval=2, **({} if progress else {"disable": True}))
         chunks = [todo[c:c + images_per_batch] for c in range(0, len(todo), images_per_batch)]
 
         def loaded():  # in this thread (with run_ahead, while the worker classifies the chunk before)

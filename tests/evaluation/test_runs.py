@@ -97,3 +97,11 @@ def test_a_resumed_committed_run_repacks_from_its_tables_npz(toy_adapter, tmp_pa
     (run / "tables.npz").unlink()
     with pytest.raises(FileNotFoundError, match="no error table for image 0"):
         consolidate_tables(run)
+
+
+@pytest.mark.parametrize("switch, shown", [({}, True), ({"TQDM_DISABLE": "1"}, False)])
+def test_the_progress_bar_follows_tqdms_own_switch(toy_adapter, tmp_path, capsys, monkeypatch, switch, shown):
+    for k, v in switch.items():
+        monkeypatch.setenv(k, v)
+    run_dataset(classifier(toy_adapter), items(), 3, [0, 1], tmp_path / "r", settings={"m": "toy"})
+    assert ("rank 0" in capsys.readouterr().err) is shown
