@@ -100,8 +100,19 @@ def test_a_resumed_committed_run_repacks_from_its_tables_npz(toy_adapter, tmp_pa
 
 
 @pytest.mark.parametrize("switch, shown", [({}, True), ({"TQDM_DISABLE": "1"}, False)])
-def test_the_progress_bar_follows_tqdms_own_switch(toy_adapter, tmp_path, capsys, monkeypatch, switch, shown):
-    for k, v in switch.items():
-        monkeypatch.setenv(k, v)
-    run_dataset(classifier(toy_adapter), items(), 3, [0, 1], tmp_path / "r", settings={"m": "toy"})
-    assert ("rank 0" in capsys.readouterr().err) is shown
+def test_the_progress_bar_follows_tqdms_own_switch(tmp_path, switch, shown):
+    """tqdm reads its TQDM_* switches when it is imported, so each case runs in a fresh interpreter."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule\n"
+            "from dcanalysis.adapters.toy import GaussianMixtureAdapter, two_moons_like\n"
+            "from dcanalysis.evaluation.runs import run_dataset\n"
+            "clf = DiffusionClassifier(GaussianMixtureAdapter(two_moons_like()), "
+            "ClassifierConfig(schedule=Schedule.exhaustive(4)))\n"
+            f"run_dataset(clf, lambda i: (torch.zeros(2), 0), 2, [0, 1], {str(tmp_path / 'r')!r}, settings={{}})\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")} | switch
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
+    assert ("rank 0" in err) is shown
