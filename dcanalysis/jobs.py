@@ -20,7 +20,6 @@ import torch
 from .adapters.registry import load_adapter, model_identity
 from .classifier import ClassificationResult, ClassifierConfig, DiffusionClassifier
 from .engine.config import EngineConfig
-from .engine.compile import network_attribute
 from .engine.overlap import overlapped
 from .evaluation.datasets import ImageFolder, dataset_candidates
 from .evaluation.lab_datasets import CLASSES, load_lab_dataset, to_model_input
@@ -80,13 +79,9 @@ def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[Dif
     dtype = compute_dtype(job.device, job.fp32)
     adapter = load_adapter(job.model, device=job.device, dtype=dtype, place_network=job.engine.place_network(),
                            text_device=job.engine.text_device)
-    n_candidates = len(dataset_candidates(job.dataset, adapter)[0])
-    name = network_attribute(adapter)
-    engine, why = job.engine.resolved(getattr(adapter, name) if name else None,
-                                      n_images * job.classifier.schedule.evaluations(n_candidates), job.device)
-    if why and torch.device(job.device).type == "cuda":  # on the CPU the answer is always eager: nothing to say
-        print(f"--compile not given: {why}")
-    adapter = engine.apply(adapter, batch_size=job.classifier.batch_size)
+    n_evaluations = n_images * job.classifier.schedule.evaluations(len(dataset_candidates(job.dataset, adapter)[0]))
+    adapter, engine = job.engine.prepare(adapter, n_evaluations=n_evaluations, device=job.device,
+                                         batch_size=job.classifier.batch_size)
     return DiffusionClassifier(adapter, job.classifier), engine
 
 

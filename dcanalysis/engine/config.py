@@ -14,6 +14,8 @@ import argparse
 from dataclasses import dataclass, replace
 from typing import Callable
 
+import torch
+
 from .compile_rule import choose_compile
 
 
@@ -51,6 +53,17 @@ class EngineConfig:
             return self, None
         verdict, why = choose_compile(network, n_evaluations, device)
         return replace(self, compile=verdict), why
+
+    def prepare(self, adapter, *, n_evaluations: int, device: str, batch_size: int) -> tuple[object, "EngineConfig"]:
+        """``resolved`` for the adapter's own network, its reason printed on a GPU (on the CPU the answer is always
+        eager: nothing to say), then ``apply``: (the adapter as the classifier should see it, the config used)."""
+        from .compile import network_attribute
+
+        name = network_attribute(adapter)
+        engine, why = self.resolved(getattr(adapter, name) if name else None, n_evaluations, device)
+        if why and torch.device(device).type == "cuda":
+            print(f"--compile not given: {why}")
+        return engine.apply(adapter, batch_size=batch_size), engine
 
     def place_network(self) -> Callable | None:
         """What places a large family's denoiser on the device at load time (``adapters.pipeline``), or None."""

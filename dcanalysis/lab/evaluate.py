@@ -124,11 +124,9 @@ def main(argv=None):
     adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
     n_images = phase_images(a.dataset, n_images=a.n_images, n_shifted=a.n_shifted, n_strategies=len(a.strategies),
                             n_strategy=a.n_strategy)
-    config, why = engine_from_arguments(a).resolved(
-        adapter.unet, 10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images), a.device)
-    if why:
-        print(f"--compile not given: {why}")
-    adapter = config.apply(adapter, batch_size=a.batch_size or 10 * a.trials * a.images_per_batch)
+    adapter, config = engine_from_arguments(a).prepare(
+        adapter, n_evaluations=10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images),
+        device=a.device, batch_size=a.batch_size or 10 * a.trials * a.images_per_batch)
     engine = config.compile_identity() if config.compile else None  # eager runs record none, as they always did
     run = dict(model_name=f"{a.dataset}_unet", trials=a.trials, seed=a.seed, images_per_batch=a.images_per_batch,
                batch_size=a.batch_size, engine=engine, overlap=config.overlap)
