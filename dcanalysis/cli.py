@@ -15,6 +15,10 @@ a dataset of ``data/datasets`` whose images are in ``--images root/<class>/``.
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -24,10 +28,11 @@ import torch
 from .classifier import ClassifierConfig
 from .engine.config import add_engine_arguments, engine_from_arguments
 from .evaluation.datasets import available_datasets, dataset_candidates
-from .jobs import ClassifyJob, EvalJob, classify, evaluate
+from .jobs import ClassifyJob, EvalJob, classify, evaluate, run_source
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
-from .evaluation.runs import consolidate_tables, load_records, run_logits, summarize, verify_run
+from .evaluation.runs import (consolidate_tables, load_records, run_logits, summarize, trusted_records, upgrade_run,
+                               verify_run)
 from .schedules import SCHEDULES, Schedule, get_schedule
 from .timesteps import TIMESTEP_STRATEGIES
 
@@ -96,17 +101,30 @@ def cmd_classify(a) -> None:
 
 def cmd_eval(a) -> None:
     job, _ = evaluate(a.job)
-    if job.rank == 0:
-        print(summarize(load_records(job.out), dataset_candidates(job.dataset, None)[1]))
+    if job.rank == 0:  # the run's own undamaged records only, whatever else the folder holds
+        records, _ = trusted_records(job.out)
+        print(summarize(records, read_manifest(job.out)["settings"].get("class_names")))
 
 
 def cmd_report(a) -> None:
     manifest = read_manifest(a.run_dir)
-    check = verify_run(a.run_dir)
-    records = [r for r in load_records(a.run_dir) if r["id"] not in check.foreign | check.damaged]
-    s = summarize(records)
-    print(f"run {a.run_dir}: model {manifest['settings'].get('model')}, {manifest['environment']['device']}")
+    settings = manifest["settings"]
+    records, check = trusted_records(a.run_dir)
+    names = settings.get("class_names")
+    s = summarize(records, names)
     left = check.n_items - check.done - check.failed
+    report = {"run": str(a.run_dir), "model": settings.get("model"), "dataset": settings.get("dataset"),
+              "device": manifest.get("environment", {}).get("device"), "n_items": check.n_items,
+              "done": check.done, "failed": check.failed, "to_go": left, "problems": check.problems,
+              "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
+              "seconds_per_image": s.seconds_per_image, "per_class_accuracy": s.per_class,
+              "class_names": names, "seed": settings.get("classifier", {}).get("seed")}
+    calibration = calibration_report(records, a.calibrate_on, a.run_dir)
+    report["calibration"] = calibration
+    if a.json:
+        print(json.dumps(report, indent=1))
+        return
+    print(f"run {a.run_dir}: model {settings.get('model')}, {report['device']}")
     print(f"{check.done} of {check.n_items} images done, {check.failed} failed"
           + (f"; UNFINISHED: {left} to go (rerun the eval command to finish)" if left else ""))
     if check.problems:
@@ -115,30 +133,36 @@ def cmd_report(a) -> None:
     print(s)
     for name, acc in s.per_class.items():
         print(f"  class {name:12s} {100 * acc:6.2f}%")
-    print_calibration(records, a.calibrate_on, a.run_dir)
+    plain = calibration["plain"]
+    print(f"Eq. 7 posterior (softmax of minus the mean errors): NLL {plain['nll']:.3f}, ECE "
+          f"{100 * plain['ece']:.1f}% (log K = {calibration['log_k']:.3f}: a uniform guess)")
+    if "fitted" not in calibration:
+        print("  fit a temperature on other images of the same model with --calibrate-on OTHER_RUN")
+        return
+    f = calibration["fitted"]
+    print(f"  temperature {f['temperature']:.3e} fitted on {f['n']} images of {a.calibrate_on}: NLL {f['nll']:.3f}, "
+          f"ECE {100 * f['ece']:.1f}%")
 
 
-def print_calibration(records, calibrate_on: Path | None, run_dir: Path) -> None:
-    """NLL and ECE of the paper's posterior, and with a temperature fitted on another run's images."""
+def calibration_report(records, calibrate_on: Path | None, run_dir: Path) -> dict:
+    """NLL and ECE of the Eq. 7 posterior, and with a temperature fitted on another run's images."""
     from .evaluation import calibration as C
 
     z, y = run_logits(records)
     plain = C.summary(C.softmax(z), y)
-    print(f"posterior (softmax of minus the mean errors): NLL {plain['nll']:.3f}, ECE {100 * plain['ece_width']:.1f}% "
-          f"(log K = {np.log(z.shape[1]):.3f}: a uniform guess)")
+    out = {"log_k": float(np.log(z.shape[1])), "plain": {"nll": plain["nll"], "ece": plain["ece_width"]}}
     if calibrate_on is None:
-        print("  fit a temperature on other images of the same model with --calibrate-on OTHER_RUN")
-        return
+        return out
     if Path(calibrate_on).resolve() == Path(run_dir).resolve():
         raise ValueError("--calibrate-on names this run itself: a temperature fitted on the images it is measured "
                          "on flatters it; give a run on other images of the same model.")
-    zc, yc = run_logits([r for r in load_records(calibrate_on)])
+    zc, yc = run_logits(trusted_records(calibrate_on)[0])
     if zc.shape[1] != z.shape[1]:
         raise ValueError(f"--calibrate-on {calibrate_on} has {zc.shape[1]} candidates, this run {z.shape[1]}.")
     t = C.fit_temperature(zc, yc)
     fitted = C.summary(C.softmax(z, t), y)
-    print(f"  temperature {t:.3e} fitted on {len(yc)} images of {calibrate_on}: NLL {fitted['nll']:.3f}, "
-          f"ECE {100 * fitted['ece_width']:.1f}%")
+    out["fitted"] = {"temperature": float(t), "n": len(yc), "nll": fitted["nll"], "ece": fitted["ece_width"]}
+    return out
 
 
 def cmd_tables(a) -> None:
@@ -148,12 +172,37 @@ def cmd_tables(a) -> None:
 
 
 def cmd_verify(a) -> None:
-    check = verify_run(a.run_dir)
+    items = run_source(read_manifest(a.run_dir)["settings"], a.images)
+    check = verify_run(a.run_dir, items)
     print(f"run {a.run_dir}: {check}")
     if check.problems:
         raise SystemExit(f"{len(check.problems)} problem(s); `dcanalysis eval` with the run's command recomputes "
                          "damaged images, foreign records are left out of reports")
     print("no damage found")
+
+
+def cmd_upgrade(a) -> None:
+    settings = read_manifest(a.run_dir)["settings"]
+    if "n_items" in settings and "dataset" not in settings:
+        raise SystemExit(f"dcanalysis upgrade: {a.run_dir} was written by the lab (python -m dcanalysis.lab.evaluate); "
+                         "upgrade it with: python -m dcanalysis.lab.evaluate --upgrade RUN_DIR")
+    items = run_source(settings, a.images)
+    print(upgrade_run(a.run_dir, items, class_names=settings.get("class_names") or (
+        dataset_candidates(settings["dataset"], None)[1] if "dataset" in settings else None)))
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command that resumes this run, shell-quoted; under torchrun, the launcher's own command line."""
+    if "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        try:
+            with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+                parent = [w.decode(errors="replace") for w in f.read().split(b"\0") if w]
+            if parent and any("torch" in w and "run" in w for w in parent[:2]):
+                return shlex.join(parent)
+        except OSError:
+            pass
+        return "torchrun (with the same options) -m dcanalysis " + shlex.join(argv)
+    return shlex.join(["dcanalysis", *argv])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,37 +234,69 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("run_dir", type=Path)
     r.add_argument("--calibrate-on", type=Path, default=None,
                    help="a run on other images of the same model: fit a temperature there, report NLL/ECE here")
+    r.add_argument("--json", action="store_true", help="print the report as one JSON object (class names included)")
     r.set_defaults(func=cmd_report)
     v = sub.add_parser("verify", help="check a run directory for damage: foreign lines, tables that disagree with "
                                       "their records, records of other settings")
     v.add_argument("run_dir", type=Path)
+    v.add_argument("--images", type=Path, default=None,
+                   help="the run's image folder, if it moved (labels and images are checked against the dataset)")
     v.set_defaults(func=cmd_verify)
+    u = sub.add_parser("upgrade", help="bring a run written by an older dcanalysis to this version's format, once, "
+                                       "re-checking every record against its image, label and table")
+    u.add_argument("run_dir", type=Path)
+    u.add_argument("--images", type=Path, default=None, help="the run's image folder, if it moved")
+    u.set_defaults(func=cmd_upgrade)
     t = sub.add_parser("tables", help="pack a run's per-image error tables into RUN_DIR/tables.npz, with the "
                                       "timestep of every trial (what the book's chapters 3-5 read)")
     t.add_argument("run_dir", type=Path)
     t.add_argument("--max-images", type=int, default=None, help="the lowest ids only")
     t.set_defaults(func=cmd_tables)
-    for sp in (c, e, r, v, t):
+    for sp in (c, e, r, v, u, t):
         sp.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     return p
 
 
 def main(argv=None):
+    own_process = argv is None  # the console command (not a caller's process): leave without waiting on threads
+    argv = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(argv)
+    interrupted = []
+
+    def on_interrupt(signum, frame):
+        if interrupted:  # a second Ctrl-C while the first is being handled: leave now, cleanly
+            os.write(2, b"\ninterrupted again: stopped. Every finished image was already on disk.\n")
+            os._exit(130)
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    if a.command == "eval" and own_process:
+        previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         if hasattr(a, "make_job"):  # flags are checked here, before any model is loaded
             a.job = a.make_job(a)
         a.func(a)
     except KeyboardInterrupt:
-        if a.command == "eval":  # every finished image is on disk; the same command carries on from there
-            raise SystemExit("\ninterrupted; finished images are saved. Resume with the same command: dcanalysis "
-                             + " ".join(sys.argv[1:] if argv is None else argv)) from None
-        raise SystemExit("\ninterrupted.") from None
+        if a.command != "eval":
+            raise SystemExit("\ninterrupted.") from None
+        # every finished image is on disk (each record is fsynced as it is written); the same command goes on from
+        # there. os._exit: a worker thread still inside a network call is not waited for
+        message = f"\ninterrupted; finished images are saved. Resume with: {resume_command(argv)}"
+        if not own_process:
+            raise SystemExit(message) from None
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(message, file=sys.stderr)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except Exception as e:  # one clear line for the user; the traceback behind --debug
         if a.debug:
             raise
         kind = "" if isinstance(e, (ValueError, OSError, RuntimeError, TypeError)) else f"{type(e).__name__}: "
         raise SystemExit(f"dcanalysis {a.command}: error: {kind}{e} (add --debug for the traceback)") from None
+    finally:
+        if a.command == "eval" and own_process:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

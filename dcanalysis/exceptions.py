@@ -31,3 +31,7 @@ class DatasetUnavailableError(RuntimeError):
 
 class TextEncoderMissing(ImportError):
     """The scene lab's frozen text encoder is not installed."""
+
+
+class UnsafeRunFileError(OSError):
+    """A file of a run directory is a symbolic link, a FIFO, a device or otherwise not what the run wrote."""

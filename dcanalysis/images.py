@@ -6,6 +6,9 @@ fixed with a warning; unfixable ones (a file PIL cannot decode) raise ``ImageLoa
 """
 from __future__ import annotations
 
+import io
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Union
@@ -17,6 +20,34 @@ from PIL import Image, UnidentifiedImageError
 from .exceptions import ImageLoadError
 
 ImageSource = Union[str, Path, Image.Image]
+# the largest image file read (a 512 px photo is a few MB; paper-scale images stay far below): a guard against a
+# link to a huge or endless file, not a limit a real dataset meets
+MAX_IMAGE_BYTES = 256 * 2**20
+
+
+def read_image_bytes(path: str | Path, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+    """The bytes of an image file. A link to a regular file is followed (datasets are often folders of links);
+    a FIFO, device or socket is refused without blocking, and so is a file over ``max_bytes``."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ImageLoadError(f"image file {str(path)!r} does not exist; check the path.") from None
+    except OSError as e:
+        raise ImageLoadError(f"cannot open image {str(path)!r} ({e.strerror}); check its permissions.") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO, device or socket"
+            raise ImageLoadError(f"{str(path)!r} is {kind}, not an image file; remove it from the dataset folder.")
+        if st.st_size > max_bytes:
+            raise ImageLoadError(f"image {str(path)!r} is {st.st_size / 2**20:.0f} MiB, over the "
+                                 f"{max_bytes / 2**20:.0f} MiB read limit; downscale it or remove it.")
+        os.set_blocking(fd, True)
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # grew while being read
+        raise ImageLoadError(f"image {str(path)!r} is over the {max_bytes / 2**20:.0f} MiB read limit.")
+    return data
 
 
 def open_image(source: ImageSource) -> Image.Image:
@@ -24,10 +55,9 @@ def open_image(source: ImageSource) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
     path = Path(source)
-    if not path.is_file():
-        raise ImageLoadError(f"image file {str(path)!r} does not exist; check the path.")
+    data = read_image_bytes(path)
     try:
-        with Image.open(path) as im:
+        with Image.open(io.BytesIO(data)) as im:
             im.load()
             return im.copy()
     except Image.DecompressionBombError as e:

@@ -12,6 +12,7 @@ them directly. A job holds the classifier's settings (``ClassifierConfig``, the 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -59,6 +60,10 @@ class EvalJob:
     fp32: bool = False
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    # how long a rank that finished waits for the others under torchrun: a resume on another number of processes
+    # can leave one rank hours behind the rest, and torchrun stops every rank when one fails, so a long wait never
+    # outlives a crash (PyTorch's default, 10 min for NCCL, ended uneven runs in an error after their records)
+    barrier_timeout_s: float = 7 * 24 * 3600.0
 
     def __post_init__(self):
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
@@ -95,7 +100,9 @@ def classify(job: ClassifyJob) -> tuple[ClassificationResult, list[str]]:
 def eval_settings(job: EvalJob, clf: DiffusionClassifier, engine: EngineConfig) -> dict:
     """What a run's manifest records of the job beside the classifier's config: a resume under other settings is
     refused."""
-    return {"model": job.model, "dataset": job.dataset, "images": str(job.images) if job.images else None,
+    # the folder's resolved path, so a relative or linked --images names the same run (not a setting: each image's
+    # name and content are checked through its identity, so a moved dataset resumes)
+    return {"model": job.model, "dataset": job.dataset, "images": str(job.images.resolve()) if job.images else None,
             "model_identity": {**model_identity(job.model, dtype=clf.adapter.dtype, device=job.device),
                                **engine.identity()}}
 
@@ -109,7 +116,7 @@ def distributed_rank(job: EvalJob) -> tuple[EvalJob, bool]:
     import torch.distributed as dist
 
     use_cuda = torch.cuda.is_available() and job.device.startswith("cuda")
-    dist.init_process_group("nccl" if use_cuda else "gloo")
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=timedelta(seconds=job.barrier_timeout_s))
     device = job.device
     if use_cuda:
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -120,15 +127,31 @@ def distributed_rank(job: EvalJob) -> tuple[EvalJob, bool]:
 
 def dataset_items(job: EvalJob, names: list[str]):
     """(number of images, get(i) -> (image, label), name(i)) of the job's dataset, its first ``n_images``."""
-    if job.dataset in CLASSES:
-        ds = load_lab_dataset(job.dataset, test_only=True)
+    return dataset_source(job.dataset, job.images, names, job.n_images)
+
+
+def dataset_source(dataset: str, images: Path | None, names: list[str], n_images: int = 0):
+    """(number of images, get(i) -> (image, label), name(i)) of a lab dataset's test split or of an ``images``
+    folder laid out as root/<class>/<image>, its first ``n_images`` (0: all)."""
+    if dataset in CLASSES:
+        ds = load_lab_dataset(dataset, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels
-        return (min(job.n_images or len(x), len(x)), lambda i: (x[i], int(y[i])),
-                lambda i: f"{job.dataset}/test/{i}")
-    if job.images is None:
-        raise ValueError(f"--images is required for {job.dataset!r}: a folder laid out as root/<class>/<image>.")
-    folder = ImageFolder(job.images, classes=names)
-    return min(job.n_images or len(folder), len(folder)), folder.__getitem__, folder.relative_name
+        return (min(n_images or len(x), len(x)), lambda i: (x[i], int(y[i])), lambda i: f"{dataset}/test/{i}")
+    if images is None:
+        raise ValueError(f"--images is required for {dataset!r}: a folder laid out as root/<class>/<image>.")
+    folder = ImageFolder(images, classes=names)
+    return min(n_images or len(folder), len(folder)), folder.__getitem__, folder.relative_name
+
+
+def run_source(settings: dict, images: Path | None = None):
+    """The dataset items of a ``dcanalysis eval`` run from its manifest settings (``images`` overrides the folder
+    it recorded): (get_item, item_name), or None for a run this command did not write (the lab's)."""
+    if "dataset" not in settings:
+        return None
+    folder = images or (Path(settings["images"]) if settings.get("images") else None)
+    names = settings.get("class_names") or dataset_candidates(settings["dataset"], None)[1]
+    _, get, name = dataset_source(settings["dataset"], folder, names)
+    return get, name
 
 
 def evaluate(job: EvalJob) -> tuple[EvalJob, list[dict]]:
@@ -143,7 +166,8 @@ def evaluate(job: EvalJob) -> tuple[EvalJob, list[dict]]:
         clf.adapter.release_text_encoders()
     records = run_dataset(clf, get, n, cands, job.out, settings=eval_settings(job, clf, engine), rank=job.rank,
                           world_size=job.world_size, images_per_batch=job.images_per_batch, item_name=name_of,
-                          retry_failed=job.retry_failed, run_ahead=overlapped if engine.overlap else None)
+                          retry_failed=job.retry_failed, run_ahead=overlapped if engine.overlap else None,
+                          class_names=names)
     if distributed:
         import torch.distributed as dist
 

@@ -1,3 +1,4 @@
+import shlex
 import pytest
 from PIL import Image
 
@@ -109,9 +110,12 @@ def test_ctrl_c_during_eval_prints_the_command_that_resumes(tmp_path, monkeypatc
         raise KeyboardInterrupt
 
     monkeypatch.setattr(jobs, "run_dataset", interrupted)
-    args = ["eval", "--model", "mnist_unet", "--dataset", "mnist", "--out", str(tmp_path), "--device", "cpu"]
-    with pytest.raises(SystemExit, match="Resume with the same command: dcanalysis eval --model mnist_unet"):
+    out = tmp_path / "my run's folder"
+    args = ["eval", "--model", "mnist_unet", "--dataset", "mnist", "--out", str(out), "--device", "cpu"]
+    with pytest.raises(SystemExit) as e:
         main(args)
+    command = str(e.value).split("Resume with: ", 1)[1]
+    assert command.startswith("dcanalysis eval --model mnist_unet") and shlex.split(command)[7] == str(out)
 
 
 def test_model_identity_tells_weights_dtype_and_compilation_apart(tmp_path):

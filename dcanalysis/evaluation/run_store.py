@@ -1,9 +1,13 @@
 """The one crash-safe run store: a directory of results written as they are computed, resumable, never mixed.
 
 A run directory holds
-- ``manifest.json``: the settings every result depends on (model, classifier config, candidates, seed, ...),
-  the software versions and the device. Opening the store with other settings is refused, so one directory never
-  mixes two experiments; settings named in ``neutral`` (how work is batched) may differ between sessions.
+- ``manifest.json``: the settings every result depends on (model, classifier config, candidates, class names, seed,
+  ...), the store's ``format``, the software versions and the device. It is created once, atomically (the first
+  rank links a finished file into place; every other rank finds it and checks it). Opening the store with other
+  settings is refused, so one directory never mixes two experiments; the run's extent (``neutral`` top-level
+  settings such as the number of images and the world size) may change between sessions: a run grows.
+  A resume under other torch / diffusers versions than those recorded is warned about (stored numbers may differ
+  at float rounding), not refused.
 - ``records-rank{R}.jsonl``: one JSON line per finished item (an ``"id"``, the ``"run"`` digest of the settings
   it was computed with, and whatever the caller records), flushed and fsynced before the next item starts. A line
   cut by a kill is dropped on reading and cut off before the next append, so the worst a crash costs is the items
@@ -12,6 +16,13 @@ A run directory holds
   The records are the truth: a lost manifest is rebuilt only if every record names the same settings.
 - ``errors-rank{R}/{id}.npy``: optional per-item arrays (the classifier's error tables), written atomically.
 - ``lock-rank{R}``: held (``flock``) by the process writing rank R; a second writer of that rank is refused.
+
+Nothing in a run directory is reached through a symbolic link or is anything but a regular file (a directory for
+the tables): every file is opened with ``O_NOFOLLOW`` and checked, so a planted link can neither redirect a write
+nor leak another file into the run. Every file the store creates has one permission rule: readable and writable
+as the process's umask allows for a new file (0644 under the usual umask 022), records, manifest, tables and lock
+alike, so whoever can read the records can also run ``report``. Temporary files a kill left behind are removed
+when the rank is opened again.
 
 ``runs.run_dataset`` (image datasets) and ``lab.scene_eval`` (the scene lab) both write through ``RunStore``.
 """
@@ -24,15 +35,23 @@ import json
 import os
 import platform
 import shutil
+import stat
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 import torch
 
-from ..exceptions import ManifestMismatchError, RunLockedError
+from ..exceptions import ManifestMismatchError, RunLockedError, UnsafeRunFileError
+
+# 2: every record carries the run digest (and an image run's records their image's identity); the digest covers
+# the batch settings. Runs of format 1 are upgraded once (``runs.upgrade_run``) before they are resumed.
+FORMAT = 2
+MAX_MANIFEST_BYTES = 16 * 2**20  # a manifest is a few kB; a larger one is not ours
+TEMP_AGE_S = 60.0  # a temporary file this old in a run directory was left by a killed process
 
 
 def environment() -> dict:
@@ -42,6 +61,66 @@ def environment() -> dict:
         "torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else (platform.processor() or "cpu"),
     }
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets from ``open`` under this process's umask (0o666 & ~umask), read without changing
+    the umask (reading it through ``os.umask`` sets it for a moment, for every thread)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o644
+
+
+def open_run_file(path: Path, flags: int) -> int:
+    """A file descriptor of ``path`` opened without following a symbolic link, refused unless it is a regular file
+    (never blocks on a FIFO). ``flags``: ``os.O_RDONLY``, ``os.O_WRONLY | os.O_APPEND | os.O_CREAT``, ..."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, new_file_mode())
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise UnsafeRunFileError(f"{str(path)!r} is a symbolic link; a run directory holds only regular files, "
+                                     "so it is not followed. Remove the link (or move the run's own file back) and "
+                                     "rerun.") from None
+        if e.errno == errno.ENXIO:  # a FIFO opened for writing with no reader
+            raise UnsafeRunFileError(f"{str(path)!r} is a FIFO, not a regular file; remove it and rerun.") from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO, device or socket"
+        raise UnsafeRunFileError(f"{str(path)!r} is {kind}, not a regular file; remove it and rerun.")
+    os.set_blocking(fd, True)
+    return fd
+
+
+def read_run_file(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a run file (no links, regular files only; at most ``max_bytes``)."""
+    fd = open_run_file(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise UnsafeRunFileError(f"{str(path)!r} is {size / 2**20:.0f} MiB, more than any file this run writes "
+                                     f"({max_bytes / 2**20:.0f} MiB); it is not this run's. Remove it and rerun.")
+        return f.read()
+
+
+def run_subdir(path: Path, *, create: bool) -> Path:
+    """A folder of a run (``errors-rank{R}``), refused if it is a link or not a folder."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if create:
+            path.mkdir(mode=0o777)  # the umask applies, as for the files
+        return path
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise UnsafeRunFileError(f"{str(path)!r} is {'a symbolic link' if stat.S_ISLNK(st.st_mode) else 'not a folder'}"
+                                 "; a run keeps its tables in a real folder. Remove it and rerun.")
+    return path
 
 
 def check_writable(run_dir: Path, *, min_free_bytes: int = 50 * 2**20) -> None:
@@ -58,23 +137,63 @@ def check_writable(run_dir: Path, *, min_free_bytes: int = 50 * 2**20) -> None:
         raise OSError(f"only {free / 2**20:.0f} MiB free under {str(run_dir)!r}; free some space or choose another --out.")
 
 
-def write_atomically(path: Path, write) -> None:
-    """Write a file through a fresh temporary name beside it (``mkstemp``: created exclusively, never an existing
-    file or a planted link), then rename it into place. ``write(file object)`` writes the bytes."""
+def _write_temp(path: Path, write) -> str:
+    """A finished temporary file beside ``path`` (``mkstemp``: created exclusively, never an existing file or a
+    planted link; given the store's one file mode), fsynced. Returns its name."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, new_file_mode())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def write_atomically(path: Path, write) -> None:
+    """Write a file through a fresh temporary name beside it, then rename it into place (a rename replaces a link
+    at ``path`` itself, never its target). ``write(file object)`` writes the bytes."""
+    tmp = _write_temp(path, write)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def create_exclusively(path: Path, write) -> bool:
+    """Write ``path`` only if nothing is there, atomically: the finished file is hard-linked into place, which
+    fails if any file (or link) has that name. True if this call created it."""
+    tmp = _write_temp(path, write)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def remove_stale_temps(folder: Path, prefix: str = ".", min_age_s: float = 0.0) -> int:
+    """Delete temporary files (``.NAME-XXXX.tmp``) a killed writer left in ``folder``; returns how many."""
+    now, n = time.time(), 0
+    for p in folder.glob(f"{prefix}*.tmp"):
+        try:
+            st = os.lstat(p)
+            if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= min_age_s:
+                p.unlink()
+                n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
 def _comparable(settings: dict, neutral: Iterable[str]) -> dict:
-    d = json.loads(json.dumps(settings))
+    """The settings that decide a result: ``neutral`` keys (at the top level and in ``classifier``) left out."""
+    d = {k: v for k, v in json.loads(json.dumps(settings)).items() if k not in neutral}
     if isinstance(d.get("classifier"), dict):
         d["classifier"] = {k: v for k, v in d["classifier"].items() if k not in neutral}
     return d
@@ -87,47 +206,86 @@ def settings_digest(settings: dict, neutral: Iterable[str] = ()) -> str:
 
 
 def read_manifest(run_dir: Path) -> dict:
+    """The run's manifest, checked to be one: a JSON object with a ``settings`` object."""
     path = Path(run_dir) / "manifest.json"
+    fix = "Restore it from a copy, or start a fresh run in a new --out."
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(read_run_file(path, MAX_MANIFEST_BYTES))
     except json.JSONDecodeError as e:
         raise ManifestMismatchError(f"{str(path)!r} is not valid JSON ({e.msg} at line {e.lineno}); it was damaged. "
-                                    "Restore it, or start a fresh run in a new --out.") from None
+                                    f"{fix}") from None
+    except UnicodeDecodeError:
+        raise ManifestMismatchError(f"{str(path)!r} is not text; it was damaged. {fix}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("settings"), dict):
+        raise ManifestMismatchError(f"{str(path)!r} holds no run settings (it was emptied or edited). {fix}")
+    return manifest
+
+
+def _differences(before: dict, now: dict, prefix: str = "") -> dict:
+    """{setting: (old, new)} of the settings that differ, nested ones named 'classifier.batch_size'."""
+    diff = {}
+    for k in [*before, *(k for k in now if k not in before)]:
+        old, new = before.get(k), now.get(k)
+        if isinstance(old, dict) and isinstance(new, dict):
+            diff.update(_differences(old, new, f"{prefix}{k}."))
+        elif old != new:
+            diff[f"{prefix}{k}"] = (old, new)
+    return diff
 
 
 def write_manifest(run_dir: Path, settings: dict, *, neutral: Iterable[str] = ()) -> dict:
-    """Create the manifest, or check that an existing one has the same settings (``neutral`` ones aside)."""
-    path = run_dir / "manifest.json"
-    if path.is_file():
-        old = read_manifest(run_dir)
-        before, now = _comparable(old["settings"], neutral), _comparable(settings, neutral)
-        if before != now:
-            diff = {k: (before.get(k), v) for k, v in now.items() if before.get(k) != v}
-            diff.update({k: (v, None) for k, v in before.items() if k not in now})
-            raise ManifestMismatchError(
-                f"{str(run_dir)!r} holds a run with other settings {diff} (old, new); resume with the same settings "
-                "or use a new --out."
-            )
-        return old
-    manifest = {"settings": settings, "environment": environment(), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_atomically(path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
-    return manifest
+    """Create the manifest once (atomically: of ranks racing, exactly one creates it), or check that the existing
+    one has the same settings, ``neutral`` ones aside; those (the run's extent) are updated to ``settings``'
+    values, so the manifest describes the run as it now is."""
+    path = Path(run_dir) / "manifest.json"
+    manifest = {"format": FORMAT, "settings": settings, "neutral": list(neutral), "environment": environment(),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if create_exclusively(path, lambda f: f.write(json.dumps(manifest, indent=1).encode())):
+        return manifest
+    old = read_manifest(run_dir)
+    if old.get("format", 1) < FORMAT:
+        raise ManifestMismatchError(
+            f"{str(run_dir)!r} was written by an older dcanalysis (format {old.get('format', 1)}: records without the "
+            f"settings digest and image identity this version checks). Run `dcanalysis upgrade {run_dir}` once (it "
+            "re-checks every record against its image and label), then resume.")
+    before, now = _comparable(old["settings"], neutral), _comparable(settings, neutral)
+    if before != now:
+        raise ManifestMismatchError(
+            f"{str(run_dir)!r} holds a run with other settings {_differences(before, now)} (old, new); resume with "
+            "the same settings or use a new --out.")
+    _warn_on_other_versions(run_dir, old.get("environment", {}))
+    extent = {k: settings[k] for k in neutral if k in settings and old["settings"].get(k) != settings[k]}
+    if extent:
+        old = {**old, "settings": {**old["settings"], **extent}}
+        write_atomically(path, lambda f: f.write(json.dumps(old, indent=1).encode()))
+    return old
+
+
+def _warn_on_other_versions(run_dir: Path, recorded: dict) -> None:
+    now = environment()
+    other = {k: (recorded[k], now[k]) for k in ("torch", "diffusers") if k in recorded and recorded[k] != now[k]}
+    if other:
+        warnings.warn(f"{str(run_dir)!r} was started with {other} (recorded, now): its stored errors may differ from "
+                      "this session's at float rounding. Resume with the recorded versions for one uniform run.",
+                      stacklevel=3)
 
 
 def repair_torn_tail(path: Path) -> None:
     """Make the file end on a line break before the next append: a last line that a kill left half-written is
     cut; a complete record that only lacks its line break gets one (it was counted as done)."""
-    if not path.is_file() or path.stat().st_size == 0:
+    try:
+        fd = open_run_file(path, os.O_RDWR)
+    except FileNotFoundError:
         return
-    data = path.read_bytes()
-    if data.endswith(b"\n"):
-        return
-    cut = data.rfind(b"\n") + 1
-    if _parse(data[cut:].decode(errors="replace")) is not None:
-        with open(path, "ab") as f:
+    with os.fdopen(fd, "r+b") as f:
+        data = f.read()
+        if not data or data.endswith(b"\n"):
+            return
+        cut = data.rfind(b"\n") + 1
+        if _parse(data[cut:].decode(errors="replace")) is not None:
+            f.seek(0, os.SEEK_END)
             f.write(b"\n")
-    else:
-        with open(path, "r+b") as f:
+        else:
             f.truncate(cut)
 
 
@@ -155,7 +313,7 @@ def scan_records(run_dir: Path) -> tuple[dict, list[str]]:
     found on the way (lines that are not records, an id recorded by two ranks): ({id: (rank, record)}, problems)."""
     records, problems = {}, []
     for rank, path in records_files(run_dir):
-        data = path.read_bytes()
+        data = read_run_file(path)
         lines = data.decode(errors="replace").splitlines()
         torn_tail = not data.endswith(b"\n")
         for n, line in enumerate(lines, start=1):
@@ -173,7 +331,7 @@ def scan_records(run_dir: Path) -> tuple[dict, list[str]]:
 
 def load_records(run_dir: Path) -> list[dict]:
     """All records of all ranks (the last of each id), sorted by id; lines that are not records are skipped
-    (``runs.verify_run`` reports them)."""
+    (``runs.verify_run`` reports them). Reports should use ``runs.trusted_records``: only the run's own ids."""
     records, _ = scan_records(run_dir)
     return [records[k][1] for k in sorted(records, key=lambda k: (type(k).__name__, k))]
 
@@ -183,12 +341,25 @@ def table_name(item_id) -> str:
     return f"{item_id:07d}.npy" if isinstance(item_id, int) else f"{str(item_id).replace('/', '__')}.npy"
 
 
+def table_paths(run_dir: Path, item_id) -> list[Path]:
+    """Where an item's array may be: ``errors-rank*/NAME`` of every rank (a run resumed on another world size
+    keeps earlier ranks' tables)."""
+    return sorted(Path(run_dir).glob(f"errors-rank*/{table_name(item_id)}"))
+
+
+def read_table(path: Path) -> np.ndarray:
+    """One stored array (no links; never a pickle)."""
+    fd = open_run_file(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as f:
+        return np.load(f, allow_pickle=False)
+
+
 def load_error_table(run_dir: Path, image_id) -> np.ndarray:
     """The (candidates x trials) error table of one image."""
-    hits = list(Path(run_dir).glob(f"errors-rank*/{table_name(image_id)}"))
+    hits = table_paths(run_dir, image_id)
     if not hits:
         raise FileNotFoundError(f"no error table for image {image_id} in {run_dir}.")
-    return np.load(hits[0], allow_pickle=False)
+    return read_table(hits[0])
 
 
 class RunStore:
@@ -200,8 +371,8 @@ class RunStore:
                 store.save_table(item.id, errors)      # optional
                 store.append([{"id": item.id, ...}])
 
-    Opening checks that the directory is writable, takes the rank's lock, writes or checks the manifest and
-    repairs a torn last record line.
+    Opening checks that the directory is writable, takes the rank's lock, writes or checks the manifest, removes
+    temporary files a kill left and repairs a torn last record line.
     """
 
     def __init__(self, run_dir: str | Path, settings: dict, *, rank: int = 0, neutral: Iterable[str] = ()):
@@ -219,12 +390,18 @@ class RunStore:
         check_writable(self.run_dir)
         self._take_lock()
         try:
-            if not (self.run_dir / "manifest.json").is_file():
+            remove_stale_temps(self.run_dir, f".records-rank{self.rank}.")
+            remove_stale_temps(self.run_dir, f".damaged-rank{self.rank}.")
+            remove_stale_temps(self.run_dir, ".manifest.json-", min_age_s=TEMP_AGE_S)  # another rank may be writing
+            if os.path.lexists(self.table_dir):
+                remove_stale_temps(run_subdir(self.table_dir, create=False))
+            if not os.path.lexists(self.run_dir / "manifest.json"):
                 self._check_orphan_records()
             self.manifest = write_manifest(self.run_dir, self.settings, neutral=self.neutral)
             repair_torn_tail(self.records_path)
             self._set_aside_damaged_lines()
-            self._out = open(self.records_path, "a")
+            fd = open_run_file(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            self._out = os.fdopen(fd, "a")
         except BaseException:
             self._release()
             raise
@@ -242,13 +419,16 @@ class RunStore:
 
     def _set_aside_damaged_lines(self) -> None:
         """Move lines of this rank's file that are not records to ``damaged-rank{R}.jsonl`` (kept, not lost)."""
-        if not self.records_path.is_file():
+        try:
+            data = read_run_file(self.records_path)
+        except FileNotFoundError:
             return
-        lines = self.records_path.read_text(errors="replace").splitlines(keepends=True)
+        lines = data.decode(errors="replace").splitlines(keepends=True)
         bad = [ln for ln in lines if _parse(ln) is None]
         if not bad:
             return
-        with open(self.run_dir / f"damaged-rank{self.rank}.jsonl", "a") as f:
+        fd = open_run_file(self.run_dir / f"damaged-rank{self.rank}.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        with os.fdopen(fd, "a") as f:
             f.writelines(ln if ln.endswith("\n") else ln + "\n" for ln in bad)
         good = "".join(ln for ln in lines if _parse(ln) is not None)
         write_atomically(self.records_path, lambda f: f.write(good.encode()))
@@ -262,7 +442,7 @@ class RunStore:
 
     def _take_lock(self) -> None:
         path = self.run_dir / f"lock-rank{self.rank}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        fd = open_run_file(path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
@@ -292,7 +472,7 @@ class RunStore:
 
     def save_table(self, item_id, array: np.ndarray) -> None:
         """Store an item's array atomically (before its record, so a record always has its table)."""
-        self.table_dir.mkdir(exist_ok=True)
+        run_subdir(self.table_dir, create=True)
         write_atomically(self.table_dir / table_name(item_id), lambda f: np.save(f, array, allow_pickle=False))
 
     def append(self, records: list[dict]) -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
+import io
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -22,13 +23,19 @@ from tqdm.auto import tqdm
 from ..classifier import DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..exceptions import ImageLoadError, ManifestMismatchError, NonFiniteError
+from ..images import read_image_bytes
 from ..noise import plan_timesteps
 from ..processes import describe
-from .run_store import (RunStore, load_error_table, load_records, read_manifest, scan_records, settings_digest,
-                        table_name, write_atomically)
+from .run_store import (FORMAT, RunStore, load_error_table, load_records, read_manifest, read_run_file, read_table,
+                        scan_records, settings_digest, table_paths, write_atomically)
 
-# How work is batched changes speed, not results: a run may resume with other values of these.
-RESULT_NEUTRAL = ("batch_size", "static_shapes", "padded_sizes")
+# A run's extent and whereabouts, not a setting of any result: a run grows to more images, resumes on another
+# number of processes (every rank skips the images any rank finished) and finds its image folder under another
+# path (each image's name and content are checked through its identity). The batch settings are NOT neutral: which rows share
+# a network call changes the stored errors at float rounding (1e-7 relative on the CPU), so a resume with another
+# batch size, images per batch or padding is refused. An out-of-memory halving mid-run is recorded in each record
+# computed after it (``max_rows``) and named by ``verify``.
+RESULT_NEUTRAL = ("n_items", "world_size", "images")
 
 
 @dataclass
@@ -75,10 +82,8 @@ def item_identity(image, name: str) -> dict:
         h.update(image.tobytes())
     else:
         try:
-            with open(image, "rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-        except OSError:
+            h.update(read_image_bytes(image))
+        except ImageLoadError:
             return {"name": name, "sha256": None}  # unreadable: its failure record says why
     return {"name": name, "sha256": h.hexdigest()[:16]}
 
@@ -86,7 +91,9 @@ def item_identity(image, name: str) -> dict:
 @dataclass
 class Verification:
     """What ``verify_run`` found: ``problems`` (one line each), ids whose record cannot be trusted (``damaged``:
-    recomputed on resume), ids outside the run (``foreign``: left out of reports), and the counts."""
+    recomputed on resume), ids outside the run (``foreign``: left out of reports), the counts, and ``notes``
+    (facts that are not damage: records checked without their table, records computed after an out-of-memory
+    halving, whether labels were checked against the dataset)."""
 
     problems: list[str]
     damaged: set
@@ -94,11 +101,12 @@ class Verification:
     done: int
     failed: int
     n_items: int
+    notes: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         head = (f"{self.done} of {self.n_items} images done ({self.failed} failed), "
                 f"{len(self.damaged)} damaged, {len(self.foreign)} outside the run")
-        return "\n".join([head] + [f"  {p}" for p in self.problems])
+        return "\n".join([head] + [f"  {p}" for p in self.problems] + [f"  note: {n}" for n in self.notes])
 
 
 def _expected_prediction(table: np.ndarray) -> int:
@@ -111,72 +119,153 @@ def _expected_prediction(table: np.ndarray) -> int:
     return int(np.argmin(means))
 
 
-def verify_run(run_dir: str | Path) -> Verification:
-    """Check a run directory against itself: records against the manifest, tables against their records.
+Items = tuple[Callable[[int], tuple[object, int]], Callable[[int], str]]  # (get_item, item_name) of a dataset
 
-    Found: lines that are not records; ids outside ``range(n_items)`` or in another rank's share; records made with
-    other settings; records lacking fields; tables missing, unreadable, of the wrong shape or disagreeing with
-    their record (mean errors, evaluations, prediction: an edited record). A table absent as a file is looked up
-    in ``tables.npz`` (a committed run keeps only that).
+
+def verify_run(run_dir: str | Path, items: Items | None = None) -> Verification:
+    """Check a run directory against itself, and with ``items`` against its dataset.
+
+    Found: lines that are not records; ids outside the run (not ``0..n_items-1``); records made with other settings
+    or without their settings digest or image identity (an older or edited record); records lacking fields; tables
+    missing, unreadable, of the wrong shape or disagreeing with their record (mean errors, evaluations,
+    prediction: an edited record). A table absent as a file is looked up in ``tables.npz`` (a committed run keeps
+    only that); where the manifest says tables were not kept (``tables_dropped``), a record is checked against its
+    own mean errors instead. With ``items`` = (get_item, item_name), every record's label and image identity are
+    compared with the dataset's. A run of named items (no ``n_items``: the scene lab) gets the store-level checks.
     """
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     settings = manifest["settings"]
-    n_items, world = settings.get("n_items", 0), settings.get("world_size", 1)
-    k = len(settings.get("candidates", []))
-    digest = settings_digest(settings, RESULT_NEUTRAL)
+    digest = settings_digest(settings, manifest.get("neutral", RESULT_NEUTRAL if "n_items" in settings else ()))
     records, problems = scan_records(run_dir)
+    if manifest.get("format", 1) < FORMAT:
+        problems.append(f"written by an older dcanalysis (format {manifest.get('format', 1)}): run "
+                        f"`dcanalysis upgrade {run_dir}` once to re-check and stamp its records")
+    if "n_items" not in settings:
+        return _verify_named_run(records, problems, digest)
+    n_items, k = settings["n_items"], len(settings.get("candidates", []))
     packed = {}
     if (run_dir / "tables.npz").is_file():
-        with np.load(run_dir / "tables.npz", allow_pickle=False) as z:
+        with np.load(io.BytesIO(read_run_file(run_dir / "tables.npz")), allow_pickle=False) as z:
             packed = dict(zip(z["ids"].tolist(), z["errors"]))
-    damaged, foreign, done, failed = set(), set(), 0, 0
+    dropped = manifest.get("tables_dropped", False)
+    damaged, foreign, done, failed, untabled, halved = set(), set(), 0, 0, 0, 0
     for key, (rank, r) in records.items():
         i = r["id"]
-        if not isinstance(i, int) or not 0 <= i < n_items or i % world != rank:
+        if not isinstance(i, int) or not 0 <= i < n_items:
             foreign.add(key)
             problems.append(f"record id {i!r} in records-rank{rank}.jsonl is not one of this run's images "
-                            f"(0..{n_items - 1}, rank {rank} of {world})")
+                            f"(0..{n_items - 1})")
             continue
         why = None
-        if "run" in r and r["run"] != digest:
-            why = "was computed with other settings"
+        if r.get("run") != digest:
+            why = "was computed with other settings" if "run" in r else "lacks its settings digest (an older record)"
+        elif "item" not in r:
+            why = "lacks its image identity (an older or edited record)"
         elif "error" in r:
             failed += 1
             continue
         elif not {"label", "prediction", "mean_errors", "evaluations"} <= r.keys():
             why = "lacks fields"
         else:
-            why = _table_problem(run_dir, rank, i, r, k, packed)
+            why, checked = _table_problem(run_dir, i, r, k, packed)
+            if why is None and not checked:
+                if dropped:
+                    why, untabled = _self_problem(r, settings, k), untabled + 1
+                else:
+                    why = "its error table is missing"
+        if why is None and items is not None:
+            why = _dataset_problem(items, i, r)
         if why:
             damaged.add(i)
             problems.append(f"image {i}: {why}")
         else:
             done += 1
-    return Verification(problems, damaged, foreign, done, failed, n_items)
+            halved += "max_rows" in r
+    notes = []
+    if untabled:
+        notes.append(f"{untabled} record(s) have no error table (not kept when the run was committed): each was "
+                     "checked against its own mean errors")
+    if halved:
+        notes.append(f"{halved} record(s) were computed after an out-of-memory halving of the batch (their "
+                     "'max_rows'): their errors may differ from the run's others at float rounding")
+    notes.append("labels and images checked against the dataset" if items is not None else
+                 "labels and images not checked against the dataset (give the dataset to check them)")
+    return Verification(problems, damaged, foreign, done, failed, n_items, notes)
 
 
-def _table_problem(run_dir: Path, rank: int, i: int, r: dict, k: int, packed: dict) -> str | None:
-    """Why image i's error table does not back its record, or None."""
-    path = run_dir / f"errors-rank{rank}" / table_name(i)
-    if path.is_file():
+def _verify_named_run(records: dict, problems: list[str], digest: str) -> Verification:
+    """The store-level checks of a run whose items are named, not numbered (the scene lab)."""
+    damaged = set()
+    for key, (rank, r) in records.items():
+        if r.get("run") != digest:
+            damaged.add(key)
+            problems.append(f"item {key!r}: " + ("was computed with other settings" if "run" in r
+                                                   else "lacks its settings digest (an older record)"))
+    n = len(records)
+    return Verification(problems, damaged, set(), n - len(damaged), 0, n, ["a run of named items: every record "
+                                                                           "checked against the run's settings"])
+
+
+def _table_problem(run_dir: Path, i: int, r: dict, k: int, packed: dict) -> tuple[str | None, bool]:
+    """(why image i's error table does not back its record or None, whether a table was found)."""
+    paths = table_paths(run_dir, i)
+    if paths:
         try:
-            table, rtol = np.load(path, allow_pickle=False).astype(np.float64), 1e-4
+            table, rtol = read_table(paths[0]).astype(np.float64), 1e-4
         except (ValueError, OSError, EOFError) as e:
-            return f"its error table {path.name} is unreadable ({type(e).__name__})"
+            return f"its error table {paths[0].name} is unreadable ({type(e).__name__})", True
     elif i in packed:
         table, rtol = packed[i].astype(np.float64), 2e-3  # stored as float16
     else:
-        return "its error table is missing"
+        return None, False
     if table.ndim != 2 or table.shape[0] != k or len(r["mean_errors"]) != k:
-        return f"its error table has shape {table.shape}, the run has {k} candidates"
+        return f"its error table has shape {table.shape}, the run has {k} candidates", True
     with np.errstate(all="ignore"):
         means = np.nanmean(table, axis=1)
     if int((~np.isnan(table)).sum()) != r["evaluations"] or not np.allclose(means, r["mean_errors"], rtol=rtol):
-        return "its record does not match its error table (evaluations or mean errors)"
+        return "its record does not match its error table (evaluations or mean errors)", True
     if r["prediction"] != _expected_prediction(table):
-        return f"its recorded prediction {r['prediction']} is not the one its error table gives"
+        return f"its recorded prediction {r['prediction']} is not the one its error table gives", True
+    return None, True
+
+
+def _self_problem(r: dict, settings: dict, k: int) -> str | None:
+    """Why a record without its table contradicts itself, or None: with one stage that scores every candidate on
+    every trial (an exhaustive schedule), evaluations = K x trials and the prediction is the lowest mean error."""
+    if len(r["mean_errors"]) != k or not 0 <= r["prediction"] < k or not 0 <= r["label"] < k:
+        return f"its record has {len(r['mean_errors'])} mean errors or an index outside the run's {k} candidates"
+    stages = settings.get("classifier", {}).get("schedule", {}).get("stages", [])
+    if len(stages) == 1:
+        if r["evaluations"] != k * stages[0]["trials"]:
+            return f"its record claims {r['evaluations']} evaluations, the schedule makes {k * stages[0]['trials']}"
+        if r["prediction"] != int(np.argmin(r["mean_errors"])):
+            return f"its recorded prediction {r['prediction']} is not its lowest mean error"
     return None
+
+
+def _dataset_problem(items: Items, i: int, r: dict) -> str | None:
+    """Why image i's record does not describe the dataset's image i (label or identity), or None."""
+    get_item, item_name = items
+    try:
+        image, label = get_item(i)
+        now = item_identity(image, item_name(i))
+    except Exception as e:  # noqa: BLE001 (a dataset that cannot list the item: the record cannot be checked)
+        return f"the dataset cannot give image {i} ({type(e).__name__}: {e})"
+    if int(label) != r["label"]:
+        return f"its label {r['label']} is not the dataset's {int(label)} (an edited record)"
+    if (now["name"], now["sha256"]) != (r["item"]["name"], r["item"]["sha256"]):
+        return (f"it was computed on {r['item']['name']!r} (sha256 {r['item']['sha256']}); the dataset now has "
+                f"{now['name']!r} (sha256 {now['sha256']})")
+    return None
+
+
+def trusted_records(run_dir: str | Path, items: Items | None = None) -> tuple[list[dict], Verification]:
+    """The run's own undamaged records (foreign ids and damaged records left out), sorted by id, and what
+    ``verify_run`` found: what every closing line, table and report counts."""
+    check = verify_run(run_dir, items)
+    bad = check.foreign | check.damaged
+    return [r for r in load_records(run_dir) if r["id"] not in bad], check
 
 
 def run_dataset(
@@ -195,6 +284,7 @@ def run_dataset(
     item_name: Callable[[int], str] = str,
     retry_failed: bool = False,
     run_ahead: Callable | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> list[dict]:
     """Classify items ``0..n_items-1`` (this rank's share) into ``run_dir``, resuming where it stopped.
 
@@ -208,7 +298,10 @@ def run_dataset(
     (``DiffusionClassifier.classify_batch``); their records are written together once the group is done.
     ``run_ahead`` runs each group's network work (as in ``DiffusionClassifier.classify_stream``; e.g.
     ``dcanalysis.engine.overlap.overlapped``, which reads the next images meanwhile); None: a plain loop.
-    Returns this rank's records.
+    ``class_names`` (the label of index k is ``class_names[k]``) is a setting: a resume under a reordered class
+    list is refused. The run's extent (``n_items``, ``world_size``) is not: a run grows to more images, and resumes
+    on another number of processes, recomputing no finished image. Records whose label is not the dataset's (an
+    edited record) are recomputed. Returns this rank's records.
     """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} of world size {world_size}: need world_size >= 1 and 0 <= rank < world_size "
@@ -216,6 +309,8 @@ def run_dataset(
     if images_per_batch < 1 or n_items < 0:
         raise ValueError(f"need images_per_batch >= 1 and n_items >= 0; got {images_per_batch}, {n_items}.")
     full = {**settings, "classifier": classifier.config.to_dict(), "candidates": [str(c) for c in candidates],
+            **({"class_names": list(class_names)} if class_names is not None else {}),
+            **({"images_per_batch": images_per_batch} if images_per_batch != 1 else {}),
             "n_items": n_items, "world_size": world_size, "process": describe(classifier.adapter.process)}
     cand_index = {str(c): k for k, c in enumerate(candidates)}
     seed = classifier.config.seed
@@ -226,6 +321,10 @@ def run_dataset(
                   f"{f', {len(check.foreign)} foreign one(s) left out' if check.foreign else ''} "
                   "(dcanalysis verify lists them)")
         todo = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
+        relabelled = [i for i in todo if i in check.damaged]
+        if relabelled:
+            print(f"{store.run_dir}: {len(relabelled)} record(s) whose label or image is not the dataset's will be "
+                  "recomputed")
         start, correct, seen = time.time(), 0, 0
         # disable only when asked: an explicit disable=False would override tqdm's TQDM_DISABLE switch
         bar = tqdm(total=len(todo), desc=f"rank {rank}", mininterval=2, **({} if progress else {"disable": True}))
@@ -254,11 +353,12 @@ def run_dataset(
                 bar.set_postfix(acc=f"{correct / seen:.3f}", img_s=f"{seen / (time.time() - start):.2f}")
         bar.close()
         return [r for r in store.records() if isinstance(r["id"], int) and r["id"] % world_size == rank
-                and r["id"] < n_items]
+                and r["id"] < n_items and r.get("run") == store.digest]
 
 
 def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_items, retry_failed) -> list[int]:
-    """This rank's ids still to compute; refuses to resume over items that are no longer what was computed."""
+    """This rank's ids still to compute (no rank's record, a damaged one, or a label that is not the dataset's);
+    refuses to resume over items that are no longer what was computed."""
     records = {r["id"]: r for r in store.records() if isinstance(r["id"], int)}
     todo, changed = [], []
     for i in range(rank, n_items, world_size):
@@ -266,19 +366,19 @@ def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_i
         if r is None or i in check.damaged:
             todo.append(i)
             continue
-        if "item" in r:
-            try:
-                now = item_identity(get_item(i)[0], item_name(i))
-            except Exception as e:  # noqa: BLE001 (an item that cannot even be listed is retried and recorded)
-                now = {"name": item_name(i), "sha256": None, "why": str(e)}
-            if now["name"] != r["item"]["name"] or now["sha256"] != r["item"]["sha256"]:
-                if "error" in r:
-                    todo.append(i)  # a failed file that changed: perhaps fixed, so try it again
-                else:
-                    changed.append((i, r["item"], now))
-                continue
-        if "error" in r and retry_failed:
-            todo.append(i)
+        try:
+            image, label = get_item(i)
+            now = item_identity(image, item_name(i))
+        except Exception as e:  # noqa: BLE001 (an item that cannot even be listed is retried and recorded)
+            label, now = None, {"name": item_name(i), "sha256": None, "why": str(e)}
+        if now["name"] != r["item"]["name"] or now["sha256"] != r["item"]["sha256"]:
+            if "error" in r:
+                todo.append(i)  # a failed file that changed: perhaps fixed, so try it again
+            else:
+                changed.append((i, r["item"], now))
+            continue
+        if ("error" in r and retry_failed) or ("error" not in r and label is not None and int(label) != r["label"]):
+            todo.append(i)  # asked for, or an edited label: the image itself is what was computed
     if changed:
         i, before, now = changed[0]
         raise ManifestMismatchError(
@@ -325,10 +425,12 @@ def _classify_group(classifier, loaded, candidates, cand_index, seed) -> dict:
                 records[group[0][0]] = _failure(group[0][0], e, group[0][4], seed)
             continue
         per_image = round((time.time() - t0) / len(group), 4)
+        halved = getattr(classifier.adapter, "max_rows", None)  # set by engine.batching.Batched after an OOM
         for (i, _, _, label, ident), res in zip(group, results):
             records[i] = {"id": i, "item": ident, "label": label, "prediction": cand_index[str(res.prediction)],
                           "mean_errors": res.mean_errors.tolist(), "evaluations": res.n_evaluations,
-                          "seconds": per_image, "seed": seed, "_table": res.errors.float().numpy()}
+                          "seconds": per_image, "seed": seed, "_table": res.errors.float().numpy(),
+                          **({"max_rows": halved} if halved else {})}
     return records
 
 
@@ -363,13 +465,13 @@ def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) ->
     resumed elsewhere (records and ``tables.npz`` carried, per-image tables not) can be packed again.
     """
     run_dir = Path(run_dir)
-    records = [r for r in load_records(run_dir) if "error" not in r][:max_images]
+    records = [r for r in trusted_records(run_dir)[0] if "error" not in r][:max_images]  # the run's own only
     if not records:
-        raise ValueError(f"{run_dir} has no finished images.")
+        raise ValueError(f"{run_dir} has no finished images (dcanalysis verify says why).")
     path = run_dir / "tables.npz"
     packed = {}
     if path.is_file():
-        with np.load(path) as z:
+        with np.load(io.BytesIO(read_run_file(path)), allow_pickle=False) as z:
             packed = dict(zip(z["ids"].tolist(), z["errors"]))
 
     def table(image_id: int) -> np.ndarray:
@@ -394,3 +496,77 @@ def run_logits(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
     posterior before any temperature (``calibration``)."""
     ok = [r for r in records if "error" not in r]
     return -np.array([r["mean_errors"] for r in ok]), np.array([r["label"] for r in ok])
+
+
+# The batch settings a format-1 run left out of its records' digest (``RESULT_NEUTRAL`` before format 2).
+FORMAT_1_NEUTRAL = ("batch_size", "static_shapes", "padded_sizes")
+
+
+def upgrade_run(run_dir: str | Path, items: Items | None = None, *, class_names: Sequence[str] | None = None) -> str:
+    """Bring a run written by an older dcanalysis (format 1: records without the settings digest or image identity
+    this version checks) to the current format, once, re-checking every record first; returns a one-line account.
+
+    An image run needs ``items`` (its dataset: (get_item, item_name)): every finished record's label must be the
+    dataset's, its error table (or, where none was kept, its own mean errors) must back it, and a digest it already
+    carries must be the one its manifest's settings give; any failure refuses the whole upgrade, naming the image.
+    Each record is then stamped with its image's identity and the new digest, ``class_names`` joins the settings
+    if given, and the manifest is marked upgraded (``tables_dropped`` where records have no table). A run of named
+    items (the scene lab) is stamped with its digest only. Safe to rerun after a kill (records first, manifest
+    last)."""
+    from .. import __version__
+
+    run_dir = Path(run_dir)
+    manifest = read_manifest(run_dir)
+    if manifest.get("format", 1) >= FORMAT:
+        return f"{run_dir}: already format {manifest['format']}; nothing to do"
+    settings = dict(manifest["settings"])
+    image_run = "n_items" in settings
+    if image_run and items is None:
+        raise ValueError(f"{run_dir} is a run of images: give its dataset so that every record can be re-checked.")
+    if class_names is not None and image_run:
+        settings.setdefault("class_names", list(class_names))
+    neutral = RESULT_NEUTRAL if image_run else ()
+    old_digest = settings_digest(manifest["settings"], FORMAT_1_NEUTRAL if image_run else ())
+    digest = settings_digest(settings, neutral)
+    k, packed = len(settings.get("candidates", [])), {}
+    if (run_dir / "tables.npz").is_file():
+        with np.load(io.BytesIO(read_run_file(run_dir / "tables.npz")), allow_pickle=False) as z:
+            packed = dict(zip(z["ids"].tolist(), z["errors"]))
+    records, problems = scan_records(run_dir)
+    if problems:
+        raise ManifestMismatchError(f"cannot upgrade {run_dir}: {problems[0]} ({len(problems)} problem(s)); repair "
+                                    "the records first.")
+    untabled = 0
+    stamped: dict[int, list[dict]] = {}
+    for key, (rank, r) in sorted(records.items(), key=lambda kv: (type(kv[0]).__name__, kv[0])):
+        if r.get("run", old_digest) not in (old_digest, digest):
+            raise ManifestMismatchError(f"cannot upgrade {run_dir}: record {key!r} was computed with other settings "
+                                        "than its manifest's.")
+        r = {**r}
+        if image_run:
+            i = r["id"]
+            if not isinstance(i, int) or not 0 <= i < settings["n_items"]:
+                raise ManifestMismatchError(f"cannot upgrade {run_dir}: record id {i!r} is not one of its images.")
+            image, label = items[0](i)
+            r["item"] = item_identity(image, items[1](i))
+            if "error" not in r:
+                why, checked = _table_problem(run_dir, i, r, k, packed)
+                if why is None and not checked:
+                    why, untabled = _self_problem(r, settings, k), untabled + 1
+                if why is None and int(label) != r["label"]:
+                    why = f"its label {r['label']} is not the dataset's {int(label)}"
+                if why:
+                    raise ManifestMismatchError(f"cannot upgrade {run_dir}: image {i}: {why}. Recompute the run.")
+        r["run"] = digest
+        stamped.setdefault(rank, []).append(r)
+    for rank, rs in stamped.items():
+        text = "".join(json.dumps(r) + "\n" for r in rs)
+        write_atomically(run_dir / f"records-rank{rank}.jsonl", lambda f, text=text: f.write(text.encode()))
+    manifest = {**manifest, "format": FORMAT, "settings": settings, "neutral": list(neutral),
+                **({"tables_dropped": True} if untabled else {}),
+                "upgraded": {"from_format": manifest.get("format", 1), "by": f"dcanalysis {__version__}",
+                             "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "records": len(records)}}
+    write_atomically(run_dir / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+    checked = "labels, images and tables" if image_run else "settings digests"
+    return (f"{run_dir}: upgraded {len(records)} record(s) to format {FORMAT} ({checked} checked"
+            + (f"; {untabled} without a table, checked against their own means" if untabled else "") + ")")

@@ -21,11 +21,12 @@ from ..estimators import accuracy_interval
 from ..images import pad_to
 from ..noise import make_noise_plan
 from ..evaluation.analysis import auroc, diffusion_ood_score
-from ..evaluation.runs import load_records, run_dataset, summarize
+from ..evaluation.run_store import read_manifest
+from ..evaluation.runs import load_records, run_dataset, summarize, upgrade_run
 from ..schedules import Schedule
 from ..engine.config import add_engine_arguments, engine_from_arguments
 from ..engine.overlap import overlapped
-from ..evaluation.lab_datasets import load_lab_dataset, sklearn_digits_28, to_model_input
+from ..evaluation.lab_datasets import CLASSES, load_lab_dataset, sklearn_digits_28, to_model_input
 from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion
 from .shifts import CORRUPTIONS, corrupt
 
@@ -94,13 +95,46 @@ def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, se
     settings = {"model": model_name, "set": set_name, "timesteps": plan_t, **({"engine": engine} if engine else {})}
     records = run_dataset(clf, lambda i: (x[i], int(labels[i])), len(x), list(range(10)), run_dir,
                           settings=settings, time_limit_s=time_limit_s, images_per_batch=images_per_batch,
-                          run_ahead=overlapped if overlap else None)
+                          run_ahead=overlapped if overlap else None,
+                          class_names=CLASSES[model_name.removesuffix("_unet")])
     s = summarize(records)
     return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
             "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}
 
 
+def set_images(dataset: str, set_name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 (n, 28, 28), labels) of one named set of this job: the test head, a shifted set or the far-OOD
+    set (the other dataset's test head, labelled 0)."""
+    if set_name == "test":
+        ds = load_lab_dataset(dataset, test_only=True)
+        return ds.test_images[:n], ds.test_labels[:n]
+    if set_name.startswith("far_ood_"):
+        images = load_lab_dataset(set_name.removeprefix("far_ood_"), test_only=True).test_images[:n]
+        return images, np.zeros(len(images), int)
+    sets = shifted_sets(dataset, n, seed=seed)
+    if set_name not in sets:
+        raise ValueError(f"unknown set {set_name!r}; this job makes test, {sorted(sets)} and far_ood_<dataset>.")
+    return sets[set_name]
+
+
+def upgrade(run_dirs: list[Path]) -> None:
+    """Upgrade runs this job wrote with an older dcanalysis (``runs.upgrade_run``), rebuilding each run's images
+    from its manifest (model, set, seed) so that every record's label and image are re-checked."""
+    for run_dir in run_dirs:
+        settings = read_manifest(run_dir)["settings"]
+        dataset = settings["model"].removesuffix("_unet")
+        images, labels = set_images(dataset, settings["set"], settings["n_items"], settings["classifier"]["seed"])
+        x = to_model_input(images)
+        print(upgrade_run(run_dir, (lambda i: (x[i], int(labels[i])), str), class_names=CLASSES[dataset]))
+
+
 def main(argv=None):
+    if argv is None:
+        argv = __import__("sys").argv[1:]
+    if argv[:1] == ["--upgrade"]:
+        if len(argv) < 2:
+            raise SystemExit("usage: python -m dcanalysis.lab.evaluate --upgrade RUN_DIR [RUN_DIR ...]")
+        return upgrade([Path(d) for d in argv[1:]])
     p = argparse.ArgumentParser(description="Evaluate lab models (Diffusion Classifier and baselines).")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
     p.add_argument("--out", required=True, type=Path, help="run directories are created inside")

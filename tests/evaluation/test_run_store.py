@@ -91,7 +91,7 @@ def test_any_per_image_failure_is_recorded_and_the_run_goes_on(tmp_path, monkeyp
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10**8)
     clf.adapter.predict = original
     recs = run_dataset(clf, folder.__getitem__, 4, list(range(10)), tmp_path / "run", settings={},
-                       item_name=folder.relative_name, progress=False, retry_failed=True)
+                       item_name=folder.relative_name, progress=False, retry_failed=True, images_per_batch=2)
     assert all("prediction" in r for r in recs)
 
 
