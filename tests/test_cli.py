@@ -191,3 +191,27 @@ def test_cuda_graphs_and_tuned_kernels_compile_with_those_options_and_enter_the_
     assert "cuda_graphs" not in plain and "tuned_kernels" not in plain  # earlier runs' manifests still match
     assert EngineConfig(cuda_graphs=True).identity() != plain
     assert EngineConfig(tune_kernels=True).identity() != plain
+
+
+def test_the_resume_command_under_torchrun_is_the_launchers_own(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import time
+
+    from dcanalysis.cli import resume_command
+
+    launcher = tmp_path / "bin" / "torchrun"
+    launcher.parent.mkdir()
+    launcher.write_text("import time\ntime.sleep(60)\n")
+    argv = [sys.executable, str(launcher), "--nproc_per_node", "2", "-m", "dcanalysis", "eval", "--out", "my run"]
+    proc = subprocess.Popen(argv)
+    try:
+        time.sleep(0.5)
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "x")
+        monkeypatch.setattr("dcanalysis.cli.os.getppid", lambda: proc.pid)
+        assert shlex.split(resume_command(["eval", "--out", "my run"])) == argv
+    finally:
+        proc.kill()
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert resume_command(["eval", "--out", "my run"]) == "dcanalysis eval --out 'my run'"

@@ -15,7 +15,7 @@ import torch
 from ..paths import MODELS_DIR
 from .pipeline import PipelineAdapter
 from .pixel import PixelAdapter
-from .weights import resolve_pretrained, weights_fingerprint
+from .weights import config_fingerprint, resolve_pretrained, weights_fingerprint
 
 # our lab's class-conditional UNets, each a folder of data/models with its model card (dcanalysis.lab trains them)
 LAB_MODELS = ("fashion_mnist_unet", "mnist_unet")
@@ -102,10 +102,12 @@ def model_folder(model: str) -> Path:
 
 def model_identity(model: str, *, dtype: torch.dtype, device: str) -> dict:
     """What of the model decides a run's numbers besides the classifier's settings and the engine's
-    (``dcanalysis.engine.config.EngineConfig.identity``): its weights (``weights_fingerprint``), the dtype and the
-    kind of device. Recorded in a run's manifest; a resume with any other is refused."""
+    (``dcanalysis.engine.config.EngineConfig.identity``): its weights (``weights_fingerprint``), every other file of
+    its folder (configs, scheduler, tokenizer: ``config_fingerprint``), the dtype and the kind of device. Recorded
+    in a run's manifest; a resume with any other is refused."""
     kind = torch.device(device).type
     if kind == "cuda":
         kind = f"cuda {torch.cuda.get_device_name(torch.device(device))}"
-    return {"weights": weights_fingerprint(model_folder(model)), "dtype": str(dtype).removeprefix("torch."),
-            "device": kind}
+    folder = model_folder(model)
+    return {"weights": weights_fingerprint(folder), "configs": config_fingerprint(folder),
+            "dtype": str(dtype).removeprefix("torch."), "device": kind}

@@ -81,3 +81,27 @@ def weights_fingerprint(folder: str | os.PathLike, *, sample_bytes: int = 4 << 2
                 f.seek(-sample_bytes, os.SEEK_END)
             h.update(f.read(sample_bytes))
     return h.hexdigest()[:16]
+
+
+# files of a model folder that cannot change its outputs: documentation, and what git or the hub cache keep beside
+IGNORED_FILES = (".md", ".gitattributes", ".lock", ".metadata")
+CONFIG_BYTES = 64 << 20  # a config, scheduler config or tokenizer file is far smaller; a larger file is hashed by size
+
+
+def config_fingerprint(folder: str | os.PathLike) -> str:
+    """16 hex digits that change when any file under ``folder`` other than a weight file does: model, scheduler and
+    VAE configs (``norm_eps``, ``beta_schedule``, ...), tokenizer files, a lab model's card. Every such file is
+    hashed whole with its relative path (one larger than ``CONFIG_BYTES`` by its size), so an edited config is never
+    mixed into a run computed before it."""
+    h = hashlib.sha256()
+    root = Path(folder)
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if (not p.is_file() or p.suffix in WEIGHT_SUFFIXES or p.name.endswith(IGNORED_FILES)
+                or any(part.startswith(".") for part in rel.parts)):
+            continue
+        size = p.stat().st_size
+        h.update(f"{rel}\0{size}\0".encode())
+        if size <= CONFIG_BYTES:
+            h.update(p.read_bytes())
+    return h.hexdigest()[:16]

@@ -107,6 +107,11 @@ def resume_state(path: Path, digest: str, model, opt, ema, gen, device) -> tuple
     except pickle.UnpicklingError as e:
         raise ValueError(f"{path} holds something other than a training state (tensors, numbers, lists); it was "
                          f"refused unread ({str(e).splitlines()[0]}). Delete it or use another --out.") from None
+    except (EOFError, RuntimeError) as e:  # empty (EOFError) or cut (RuntimeError: not a zip archive) by a crash
+        raise ValueError(f"{path} is empty or cut short ({type(e).__name__}); it cannot be resumed from. Delete it "
+                         "to start training again, or use another --out.") from None
+    if not isinstance(st, dict) or "digest" not in st:
+        raise ValueError(f"{path} is not a training state this trainer wrote; delete it or use another --out.")
     if st["digest"] != digest:
         raise ValueError(f"{path} was written with another configuration; delete it or use another --out.")
     model.load_state_dict(st["model"])

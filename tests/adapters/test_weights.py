@@ -21,3 +21,24 @@ def test_missing_folder_and_missing_components(tmp_path):
     (tmp_path / "unet").mkdir()
     with pytest.raises(WeightsNotFoundError, match=r"\['vae'\]"):
         resolve_pretrained(tmp_path, subfolders=("unet", "vae"))
+
+
+def test_the_config_fingerprint_changes_with_any_config_and_not_with_documentation(tmp_path):
+    import json
+    import shutil
+
+    from dcanalysis.adapters.weights import config_fingerprint
+    from dcanalysis.paths import MODELS_DIR
+
+    copy = shutil.copytree(MODELS_DIR / "mnist_unet", tmp_path / "m")
+    base = config_fingerprint(copy)
+    (copy / "README.md").write_text("notes")
+    assert config_fingerprint(copy) == base
+    config = json.loads((copy / "config.json").read_text())
+    config["norm_eps"] = config.get("norm_eps", 1e-5) * 2  # changes the network's outputs, not its weights
+    (copy / "config.json").write_text(json.dumps(config))
+    edited = config_fingerprint(copy)
+    assert edited != base
+    (copy / "scheduler").mkdir()
+    (copy / "scheduler" / "scheduler_config.json").write_text('{"beta_schedule": "linear"}')
+    assert config_fingerprint(copy) != edited

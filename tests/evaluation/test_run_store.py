@@ -1,6 +1,7 @@
 """The run store and dataset runs against careless and hostile use: each case once broke a run silently."""
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
 from dcanalysis.evaluation.datasets import ImageFolder
 from dcanalysis.evaluation.run_store import RunStore, load_records
 from dcanalysis.evaluation.runs import run_dataset, summarize, verify_run
-from dcanalysis.exceptions import ManifestMismatchError, RunLockedError
+from dcanalysis.exceptions import ManifestMismatchError, RunLockedError, UnsafeRunFileError
 
 
 def toy_classifier(toy_adapter, seed=0):
@@ -204,3 +205,178 @@ def test_a_run_feeds_the_timestep_chapters_or_says_why_not(toy_adapter, tmp_path
     empty = ErrorTables(tables.errors, tables.labels, np.array([]), tables.ids)
     with pytest.raises(ValueError, match="record no timesteps.*dcanalysis tables"):
         single_timestep_accuracy(empty)
+
+
+# --- round two: links, labels, configs, old records, hostile files (issue 37) ---
+
+def test_a_link_at_a_records_name_is_refused_and_its_target_untouched(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=2)
+    secret = tmp_path / "secret.txt"
+    secret.write_text('{"id": 0, "private": 1}\nlast line without break')
+    os.chmod(secret, 0o600)
+    (run / "records-rank0.jsonl").unlink()
+    (run / "records-rank0.jsonl").symlink_to(secret)
+    with pytest.raises(UnsafeRunFileError, match="symbolic link.*not followed"):
+        toy_run(toy_adapter, run, n=2)
+    assert secret.read_text().endswith("last line without break") and not (run / "damaged-rank0.jsonl").exists()
+    with pytest.raises(UnsafeRunFileError):
+        verify_run(run)
+
+
+def test_a_linked_table_folder_and_a_fifo_in_the_run_are_refused(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=2)
+    elsewhere = tmp_path / "elsewhere"
+    (run / "errors-rank0").rename(elsewhere)
+    (run / "errors-rank0").symlink_to(elsewhere)
+    with pytest.raises(UnsafeRunFileError, match="symbolic link"):
+        toy_run(toy_adapter, run, n=3)
+    (run / "errors-rank0").unlink()
+    elsewhere.rename(run / "errors-rank0")
+    os.mkfifo(run / "damaged-rank0.jsonl")
+    (run / "records-rank0.jsonl").open("a").write("garbage\n")  # makes the store write damaged-rank0.jsonl
+    with pytest.raises(UnsafeRunFileError, match="FIFO"):
+        toy_run(toy_adapter, run, n=3)
+
+
+def test_every_file_of_a_run_has_one_mode_and_killed_temporaries_are_removed(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    old = os.umask(0o022)
+    try:
+        toy_run(toy_adapter, run, n=2)
+        from dcanalysis.evaluation.runs import consolidate_tables
+
+        consolidate_tables(run)
+    finally:
+        os.umask(old)
+    files = [p for p in run.rglob("*") if p.is_file()]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o644"}, [(p.name, oct(p.stat().st_mode)) for p in files]
+    orphan = run / "errors-rank0" / ".0000001.npy-abcd.tmp"
+    orphan.write_bytes(b"half a table")
+    toy_run(toy_adapter, run, n=2)
+    assert not orphan.exists()
+
+
+def test_an_emptied_manifest_gets_one_line(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=2)
+    (run / "manifest.json").write_text("{}")
+    with pytest.raises(ManifestMismatchError, match="holds no run settings.*Restore it"):
+        toy_run(toy_adapter, run, n=2)
+
+
+def test_the_manifest_is_created_once_when_ranks_race(tmp_path, monkeypatch):
+    """Another rank's manifest appears between our check and our write: ours must not replace it."""
+    from dcanalysis.evaluation import run_store
+
+    real_link = os.link
+
+    def racing_link(src, dst):
+        if str(dst).endswith("manifest.json") and not os.path.exists(dst):
+            Path(dst).write_text(json.dumps({"format": run_store.FORMAT, "settings": {"seed": 1}, "neutral": []}))
+        return real_link(src, dst)
+
+    monkeypatch.setattr(run_store.os, "link", racing_link)
+    with pytest.raises(ManifestMismatchError, match="other settings.*'seed': \\(1, 2\\)"):
+        run_store.write_manifest(tmp_path, {"seed": 2})
+    assert json.loads((tmp_path / "manifest.json").read_text())["settings"] == {"seed": 1}
+
+
+def test_a_resume_under_other_library_versions_is_warned_about(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=2)
+    m = json.loads((run / "manifest.json").read_text())
+    m["environment"]["torch"] = "1.0.0"
+    (run / "manifest.json").write_text(json.dumps(m))
+    with pytest.warns(UserWarning, match=r"started with \{'torch': \('1.0.0'"):
+        toy_run(toy_adapter, run, n=2)
+
+
+def test_fifos_devices_and_huge_files_among_images_fail_alone_without_hanging(tmp_path):
+    import signal
+
+    root = folder_of_pngs(tmp_path / "images", ["a.png", "d.png"])
+    os.mkfifo(root / "cat" / "b.png")
+    (root / "cat" / "c.png").symlink_to("/dev/zero")
+    signal.alarm(60)  # a hang fails the test instead of the suite
+    try:
+        recs = folder_run(root, tmp_path / "run")
+    finally:
+        signal.alarm(0)
+    assert "FIFO" in recs[1]["error"] and "FIFO, device" in recs[2]["error"]
+    assert "prediction" in recs[0] and "prediction" in recs[3]
+
+
+def test_an_edited_label_is_found_by_verify_and_recomputed_on_resume(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=4)
+    path = run / "records-rank0.jsonl"
+    lines = [json.loads(ln) for ln in path.read_text().splitlines()]
+    lines[2]["label"] = 1 - lines[2]["label"]
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    get = points(4)
+    check = verify_run(run, (get, str))
+    assert check.damaged == {2} and "label" in check.problems[0] and "(an edited record)" in check.problems[0]
+    assert verify_run(run).damaged == set()  # without the dataset the label cannot be checked: said in a note
+    recs = toy_run(toy_adapter, run, n=4)
+    assert recs[2]["label"] == get(2)[1] and verify_run(run, (get, str)).problems == []
+
+
+def test_a_reordered_class_list_is_another_run(toy_adapter, tmp_path):
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=2, class_names=["cat", "dog"])
+    with pytest.raises(ManifestMismatchError, match=r"'class_names': \(\['cat', 'dog'\], \['dog', 'cat'\]\)"):
+        toy_run(toy_adapter, run, n=2, class_names=["dog", "cat"])
+
+
+def test_foreign_ids_count_nowhere(toy_adapter, tmp_path):
+    from dcanalysis.evaluation.runs import consolidate_tables, trusted_records
+
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=3)
+    with open(run / "records-rank0.jsonl", "a") as f:
+        f.write(json.dumps({**load_records(run)[0], "id": 7}) + "\n")
+    records, check = trusted_records(run)
+    assert [r["id"] for r in records] == [0, 1, 2] and check.foreign == {7}
+    assert np.load(consolidate_tables(run))["ids"].tolist() == [0, 1, 2]
+
+
+def test_a_run_grows_and_resumes_on_another_world_size_without_recomputing(toy_adapter, tmp_path):
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    whole = toy_run(toy_adapter, ref, n=6)
+    toy_run(toy_adapter, run, n=4, rank=0, world_size=2)
+    toy_run(toy_adapter, run, n=4, rank=1, world_size=2)
+    before = {r["id"]: r for r in load_records(run)}
+    calls = []
+    clf = toy_classifier(toy_adapter)
+    original = clf.classify_batch
+    clf.classify_batch = lambda images, *a, image_indices, **kw: calls.extend(image_indices) or original(
+        images, *a, image_indices=image_indices, **kw)
+    run_dataset(clf, points(6), 6, [0, 1], run, settings={"m": "toy"}, progress=False)  # one process, 6 images
+    assert sorted(calls) == [4, 5]
+    after = load_records(run)
+    assert all(before[i] == r for r in after for i in [r["id"]] if i in before)
+    assert [r["prediction"] for r in after] == [r["prediction"] for r in whole]
+    assert json.loads((run / "manifest.json").read_text())["settings"]["n_items"] == 6 and not verify_run(run).problems
+
+
+def test_an_older_run_is_refused_until_upgraded_and_the_upgrade_rechecks_labels(toy_adapter, tmp_path):
+    from dcanalysis.evaluation.runs import upgrade_run
+
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=3)
+    # make it look like a format-1 run: no format, records without their image identity and digest
+    m = json.loads((run / "manifest.json").read_text())
+    del m["format"], m["neutral"]
+    (run / "manifest.json").write_text(json.dumps(m))
+    old = [{k: v for k, v in r.items() if k not in ("item", "run")} for r in load_records(run)]
+    (run / "records-rank0.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    with pytest.raises(ManifestMismatchError, match="older dcanalysis.*dcanalysis upgrade"):
+        toy_run(toy_adapter, run, n=3)
+    assert "older dcanalysis" in verify_run(run).problems[0]
+    wrong = lambda i: (points(3)(i)[0], 1 - points(3)(i)[1])  # noqa: E731 (a dataset whose labels differ)
+    with pytest.raises(ManifestMismatchError, match="cannot upgrade.*image 0: its label"):
+        upgrade_run(run, (wrong, str))
+    assert "upgraded 3 record(s)" in upgrade_run(run, (points(3), str))
+    assert verify_run(run, (points(3), str)).problems == [] and len(toy_run(toy_adapter, run, n=3)) == 3

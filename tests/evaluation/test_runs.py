@@ -130,3 +130,30 @@ def test_the_progress_bar_follows_tqdms_own_switch(tmp_path, switch, shown):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TQDM_")} | switch
     err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
     assert ("rank 0" in err) is shown
+
+
+def committed_runs():
+    from dcanalysis.paths import RESULTS_DIR
+
+    return sorted(p.parent for p in (RESULTS_DIR / "lab").rglob("manifest.json"))
+
+
+@pytest.mark.parametrize("run", committed_runs(), ids=lambda p: p.name)
+def test_every_committed_run_is_complete_and_undamaged(run):
+    check = verify_run(run)
+    assert check.problems == [] and check.done + check.failed == check.n_items > 0, str(check)
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist_strategy_middle", "mnist_sklearn_digits", "mnist_far_ood_fashion_mnist"])
+def test_committed_lab_runs_match_their_images_and_labels(name):
+    from dcanalysis.evaluation.lab_datasets import to_model_input
+    from dcanalysis.evaluation.run_store import read_manifest
+    from dcanalysis.lab.evaluate import set_images
+    from dcanalysis.paths import RESULTS_DIR
+
+    run = RESULTS_DIR / "lab" / name
+    s = read_manifest(run)["settings"]
+    images, labels = set_images(s["model"].removesuffix("_unet"), s["set"], s["n_items"], s["classifier"]["seed"])
+    x = to_model_input(images)
+    check = verify_run(run, (lambda i: (x[i], int(labels[i])), str))
+    assert check.problems == [] and check.done == s["n_items"] and "checked against the dataset" in check.notes[-1]

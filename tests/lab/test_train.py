@@ -49,6 +49,15 @@ def test_a_planted_pickle_in_the_training_state_is_refused_unrun(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short"])
+def test_an_empty_or_cut_training_state_gets_one_line(tmp_path, content):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_state.pt").write_bytes(content)
+    with pytest.raises(ValueError, match="empty or cut short.*Delete it"):
+        train(TrainConfig(model="unet-small", dataset="mnist", steps=2, batch_size=4), out, device="cpu")
+
+
 def test_a_labelled_subset_is_class_balanced_reproducible_and_its_own_configuration(tmp_path):
     import torch
 
