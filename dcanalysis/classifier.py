@@ -13,12 +13,13 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from .denoiser import Conditioning, DiffusionAdapter, RowGroups, conditioning_to, index_conditioning, row_groups
 from .denoising_error import denoising_error, noisy_sample
 from .exceptions import NonFiniteError
-from .images import ImageSource
+from .images import ImageSource, model_input
 from .losses import get_loss
 from .noise import NoisePlan, make_noise_plan
 from .posterior import posterior
@@ -241,6 +242,23 @@ def evaluate_triples(
     return out
 
 
+def check_image_indices(indices, n_images: int, seen: set[int] | None = None) -> list[int]:
+    """The image indices as ints, checked: one per image and none repeated (also across the calls that share
+    ``seen``): an index names an image's noise stream, so two images with one index would share their noise. A
+    repeat is what a DataLoader's (images, labels) batches give in place of (images, image indices)."""
+    indices = [int(i) for i in indices]
+    if len(indices) != n_images:
+        raise ValueError(f"{n_images} images but {len(indices)} image indices; give one index per image.")
+    seen = set() if seen is None else seen
+    for i in indices:
+        if i in seen:
+            raise ValueError(f"image index {i} is given twice: each image needs its own index (its noise stream). A "
+                             "DataLoader yields (images, labels), not (images, image indices): pass "
+                             "(x, range(k * B, k * B + len(x))) for k, (x, _) in enumerate(loader), or use run_dataset.")
+        seen.add(i)
+    return indices
+
+
 class DiffusionClassifier:
     """A conditional diffusion model used as a classifier.
 
@@ -266,10 +284,15 @@ class DiffusionClassifier:
         return self._embedding_cache[key]
 
     def pixels(self, image: ImageSource | torch.Tensor) -> torch.Tensor:
-        """Image file or PIL image -> model-input tensor (C, H, W) in [-1, 1]; tensors pass through.
+        """Image file, PIL image or NumPy uint8 array -> model-input tensor (C, H, W) in [-1, 1]; float tensors in
+        [-1, 1] pass through, uint8 tensors are scaled (the convention: ``images.model_input``).
 
-        Raises ``ImageLoadError`` for unreadable files, before any network work.
+        Raises ``ImageLoadError`` for unreadable files and ``ValueError`` for tensors outside the convention,
+        before any network work.
         """
+        if isinstance(image, np.ndarray) or (isinstance(image, torch.Tensor) and (
+                image.ndim in (3, 4) or image.dtype == torch.uint8)):  # an image (or a batch given as one), not toy data
+            image = model_input(image)
         return image if isinstance(image, torch.Tensor) else self.adapter.load(image)
 
     def prepare(self, image: ImageSource | torch.Tensor) -> torch.Tensor:
@@ -327,6 +350,7 @@ class DiffusionClassifier:
         candidates = check_candidates(candidates)
         if image_indices is None:
             image_indices = range(len(images))
+        image_indices = check_image_indices(image_indices, len(images))
         x0 = self._x0(images, image_indices)
         if not len(x0):
             return []
@@ -399,8 +423,9 @@ class DiffusionClassifier:
         candidates = check_candidates(candidates)
 
         def staged():
+            seen: set[int] = set()
             for images, indices in batches:
-                indices = list(indices)
+                indices = check_image_indices(indices, len(images), seen)
                 pixels, plans = self.host_inputs(images, indices, plan_for=plan_for)
                 shape = self.sample_shape(pixels[0]) if pixels else ()
                 yield pixels, indices, *stack_plans(plans, shape, self.config.schedule.total_trials)

@@ -27,7 +27,7 @@ import torch
 
 from .classifier import ClassifierConfig
 from .engine.config import add_engine_arguments, engine_from_arguments
-from .evaluation.datasets import available_datasets, dataset_candidates
+from .evaluation.datasets import ClassList, available_datasets
 from .jobs import ClassifyJob, EvalJob, classify, evaluate, run_source
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
@@ -69,7 +69,16 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=250, help="(trial, class) pairs per network call")
     p.add_argument("--seed", type=int, default=0, help="seed of every image's noise plan")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--fp32", action="store_true", help="float32 on the GPU (default bfloat16)")
+    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+                   help="the network's dtype (default: float32 on the CPU, bfloat16 on a GPU)")
+    p.add_argument("--fp32", action="store_true", help="the same as --dtype float32 (kept for older scripts)")
+    p.add_argument("--classes", type=Path, default=None,
+                   help="your own classes: a text file, one class name per line (for a text-conditional model each "
+                        "becomes a prompt through --template); the label order of --images root/<class>/ folders")
+    p.add_argument("--prompts", type=Path, default=None,
+                   help="your own prompts: a text file, one prompt per line (each prompt is its class's name)")
+    p.add_argument("--template", default="a photo of a {}.",
+                   help="how --classes names become prompts, '{}' standing for the name (default: 'a photo of a {}.')")
     add_engine_arguments(p)
 
 
@@ -79,15 +88,31 @@ def classifier_config(a: argparse.Namespace) -> ClassifierConfig:
                             batch_size=a.batch_size, seed=a.seed)
 
 
+def class_list(a: argparse.Namespace) -> ClassList | None:
+    """``--classes`` or ``--prompts`` read and checked (before any model is loaded), or None."""
+    if a.classes and a.prompts:
+        raise ValueError("give --classes FILE or --prompts FILE, not both.")
+    if a.classes or a.prompts:
+        return ClassList.from_file(a.classes or a.prompts, template=a.template, prompts=a.prompts is not None)
+    return None
+
+
+def dtype_of(a: argparse.Namespace) -> str | None:
+    if a.fp32 and a.dtype not in (None, "float32"):
+        raise ValueError(f"--fp32 and --dtype {a.dtype} disagree; give one.")
+    return "float32" if a.fp32 else a.dtype
+
+
 def classify_job(a: argparse.Namespace) -> ClassifyJob:
-    return ClassifyJob(model=a.model, image=a.image, dataset=a.dataset, device=a.device, fp32=a.fp32,
-                       classifier=classifier_config(a), engine=engine_from_arguments(a))
+    return ClassifyJob(model=a.model, image=a.image, dataset=a.dataset, classes=class_list(a), device=a.device,
+                       dtype=dtype_of(a), classifier=classifier_config(a), engine=engine_from_arguments(a))
 
 
 def eval_job(a: argparse.Namespace) -> EvalJob:
-    return EvalJob(model=a.model, dataset=a.dataset, out=a.out, images=a.images, n_images=a.n_images,
+    return EvalJob(model=a.model, dataset=a.dataset, classes=class_list(a), out=a.out, images=a.images,
+                   n_images=a.n_images,
                    images_per_batch=a.images_per_batch, rank=a.rank, world_size=a.world_size,
-                   retry_failed=a.retry_failed, device=a.device, fp32=a.fp32, classifier=classifier_config(a),
+                   retry_failed=a.retry_failed, device=a.device, dtype=dtype_of(a), classifier=classifier_config(a),
                    engine=engine_from_arguments(a))
 
 
@@ -134,8 +159,8 @@ def cmd_report(a) -> None:
     for name, acc in s.per_class.items():
         print(f"  class {name:12s} {100 * acc:6.2f}%")
     plain = calibration["plain"]
-    print(f"Eq. 7 posterior (softmax of minus the mean errors): NLL {plain['nll']:.3f}, ECE "
-          f"{100 * plain['ece']:.1f}% (log K = {calibration['log_k']:.3f}: a uniform guess)")
+    print(f"mean-error softmax (minus the per-pixel mean errors; Eq. 7's posterior sums over pixels instead): NLL "
+          f"{plain['nll']:.3f}, ECE {100 * plain['ece']:.1f}% (log K = {calibration['log_k']:.3f}: a uniform guess)")
     if "fitted" not in calibration:
         print("  fit a temperature on other images of the same model with --calibrate-on OTHER_RUN")
         return
@@ -145,12 +170,14 @@ def cmd_report(a) -> None:
 
 
 def calibration_report(records, calibrate_on: Path | None, run_dir: Path) -> dict:
-    """NLL and ECE of the Eq. 7 posterior, and with a temperature fitted on another run's images."""
+    """NLL and ECE of the mean-error softmax (``posterior.mean_error_softmax``), and with a temperature fitted on
+    another run's images."""
     from .evaluation import calibration as C
 
     z, y = run_logits(records)
     plain = C.summary(C.softmax(z), y)
-    out = {"log_k": float(np.log(z.shape[1])), "plain": {"nll": plain["nll"], "ece": plain["ece_width"]}}
+    out = {"of": "mean-error softmax", "log_k": float(np.log(z.shape[1])),
+           "plain": {"nll": plain["nll"], "ece": plain["ece_width"]}}
     if calibrate_on is None:
         return out
     if Path(calibrate_on).resolve() == Path(run_dir).resolve():
@@ -188,7 +215,7 @@ def cmd_upgrade(a) -> None:
                          "upgrade it with: python -m dcanalysis.lab.evaluate --upgrade RUN_DIR")
     items = run_source(settings, a.images)
     print(upgrade_run(a.run_dir, items, class_names=settings.get("class_names") or (
-        dataset_candidates(settings["dataset"], None)[1] if "dataset" in settings else None)))
+        list(ClassList.of_dataset(settings["dataset"]).names) if settings.get("dataset") else None)))
 
 
 def resume_command(argv: list[str]) -> str:
@@ -214,12 +241,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("classify", help="classify one image and print the posterior")
     c.add_argument("image", help="image file (any PIL-readable format)")
-    c.add_argument("--dataset", default="mnist", help=f"label set: mnist, fashion_mnist or one of {available_datasets()}")
+    c.add_argument("--dataset", default=None, help=f"the classes of mnist, fashion_mnist or one of "
+                                                   f"{available_datasets()} (default: a lab model's own; or give "
+                                                   "--classes / --prompts)")
     c.add_argument("--top", type=int, default=5, help="how many classes to print, most probable first")
     add_common(c)
     c.set_defaults(func=cmd_classify, make_job=classify_job)
     e = sub.add_parser("eval", help="classify a dataset into a resumable run directory")
-    e.add_argument("--dataset", required=True, help=f"mnist, fashion_mnist or one of {available_datasets()}")
+    e.add_argument("--dataset", default=None, help=f"mnist, fashion_mnist or one of {available_datasets()}; or your "
+                                                   "own --images folder with --classes / --prompts")
     e.add_argument("--images", type=Path, help="root/<class>/<image> folder (not needed for mnist, fashion_mnist)")
     e.add_argument("--out", required=True, type=Path, help="run directory; rerun the same command to resume")
     e.add_argument("--n-images", type=int, default=0, help="first N images only (0: all)")

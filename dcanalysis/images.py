@@ -120,6 +120,37 @@ def to_pil(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a)
 
 
+def model_input(image: torch.Tensor | np.ndarray) -> torch.Tensor | Image.Image:
+    """Check an in-memory image against dcanalysis's convention and return it as the classifier takes it.
+
+    The convention (that of diffusers' pipelines): a float tensor (C, H, W) with values in [-1, 1] is a model
+    input and passes through; a uint8 tensor (C, H, W) holds 0..255 and is scaled to [-1, 1]; a NumPy uint8 array
+    (H, W) or (H, W, C) is an image (read like a PIL image: resized and cropped to the model). Refused with one
+    line: a batch (N, C, H, W) where one image is expected, float values outside [-1, 1], float NumPy arrays.
+    Warned about: a float tensor whose values all lie in [0, 1] (torchvision's ``ToTensor`` convention), which is
+    taken as [-1, 1] as given."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"a NumPy array of dtype {image.dtype} and shape {image.shape}: pass uint8 pixels (H, W) "
+                             "or (H, W, C), or a float tensor (C, H, W) in [-1, 1].")
+        return Image.fromarray(image[:, :, 0] if image.ndim == 3 and image.shape[2] == 1 else image)
+    if image.ndim != 3:
+        raise ValueError(f"an image tensor of shape {tuple(image.shape)}: one image is (C, H, W); pass a batch "
+                         "(N, C, H, W) as a list or to classify_batch, which takes one image per entry.")
+    if image.dtype == torch.uint8:
+        return image.float() / 127.5 - 1.0
+    if not image.is_floating_point():
+        raise ValueError(f"an image tensor of dtype {image.dtype}: pass float values in [-1, 1] or uint8 0..255.")
+    lo, hi = float(image.min()), float(image.max())
+    if lo < -1.001 or hi > 1.001:
+        raise ValueError(f"image values span [{lo:.3g}, {hi:.3g}]; dcanalysis takes float tensors in [-1, 1] (for "
+                         "0..255 pass a uint8 tensor, for [0, 1] pass x * 2 - 1).")
+    if lo >= 0.0 and hi > lo:
+        warnings.warn(f"image values all lie in [0, 1] ([{lo:.3g}, {hi:.3g}]): taken as [-1, 1], so the image is read "
+                      "as a washed-out one. If it came from torchvision's ToTensor, pass x * 2 - 1.", stacklevel=3)
+    return image
+
+
 def load_image(source: ImageSource, *, size: int, mode: str = "RGB") -> torch.Tensor:
     """Read, convert, resize and scale one image. Returns (C, H, W) in [-1, 1] with C = 3 for RGB, 1 for L."""
     image = open_image(source)

@@ -18,27 +18,32 @@ from pathlib import Path
 
 import torch
 
-from .adapters.registry import load_adapter, model_identity
+from .adapters.registry import LAB_MODELS, load_adapter, model_identity
 from .classifier import ClassificationResult, ClassifierConfig, DiffusionClassifier
 from .engine.config import EngineConfig
 from .engine.overlap import overlapped
-from .evaluation.datasets import ImageFolder, dataset_candidates
+from .evaluation.datasets import ClassList, ImageFolder, available_datasets
 from .evaluation.lab_datasets import CLASSES, load_lab_dataset, to_model_input
 from .evaluation.runs import run_dataset
 
 
 @dataclass(frozen=True)
 class ClassifyJob:
-    """Classify ``image`` among ``dataset``'s classes (a lab dataset, or one of ``data/datasets`` whose prompts a
-    text-conditional model reads) with ``model`` (a lab model name or a diffusers pipeline folder / hub id)."""
+    """Classify ``image`` with ``model`` (a lab model name or a diffusers pipeline folder / hub id) among
+    ``classes`` (your own list: ``ClassList.from_file``), else ``dataset``'s (a lab dataset, or one of
+    ``data/datasets`` whose prompts a text-conditional model reads), else a lab model's own dataset's."""
 
     model: str
     image: str
-    dataset: str = "mnist"
+    dataset: str | None = None
+    classes: ClassList | None = None
     device: str = "cpu"
-    fp32: bool = False  # float32 on a GPU (default bfloat16; the CPU always runs float32)
+    dtype: str | None = None  # float32, bfloat16 or float16; None: float32 on the CPU, bfloat16 on a GPU
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self):
+        check_dtype(self.dtype)
 
 
 @dataclass(frozen=True)
@@ -48,16 +53,17 @@ class EvalJob:
     ``images_per_batch`` images share each network call; rerunning the same job resumes it."""
 
     model: str
-    dataset: str
+    dataset: str | None
     out: Path
     images: Path | None = None
+    classes: ClassList | None = None  # your own class list (then ``images`` holds root/<class>/<image>)
     n_images: int = 0
     images_per_batch: int = 1
     rank: int = 0
     world_size: int = 1
     retry_failed: bool = False
     device: str = "cpu"
-    fp32: bool = False
+    dtype: str | None = None
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     # how long a rank that finished waits for the others under torchrun: a resume on another number of processes
@@ -71,20 +77,46 @@ class EvalJob:
                              "< world size (each rank takes the images rank, rank + world size, ...).")
         if self.images_per_batch < 1 or self.n_images < 0:
             raise ValueError("--images-per-batch must be >= 1 and --n-images >= 0 (0: all images).")
+        if self.dataset is None and (self.classes is None or self.images is None):
+            raise ValueError("give --dataset (mnist, fashion_mnist or a dataset of data/datasets), or --images with "
+                             "--classes FILE or --prompts FILE for your own folder of root/<class>/<image>.")
+        check_dtype(self.dtype)
 
 
-def compute_dtype(device: str, fp32: bool) -> torch.dtype:
-    """float32 on the CPU or when asked, else bfloat16."""
-    return torch.float32 if fp32 or torch.device(device).type == "cpu" else torch.bfloat16
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def check_dtype(dtype: str | None) -> None:
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(f"--dtype {dtype!r}: choose one of {sorted(DTYPES)}.")
+
+
+def compute_dtype(device: str, dtype: str | None = None) -> torch.dtype:
+    """The dtype asked for, else float32 on the CPU and bfloat16 on a GPU."""
+    if dtype is not None:
+        return DTYPES[dtype]
+    return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
+
+
+def job_classes(job: ClassifyJob | EvalJob) -> ClassList:
+    """The classes a job chooses among: its own list, else its dataset's, else a lab model's dataset's."""
+    if job.classes is not None:
+        return job.classes
+    if job.dataset is not None:
+        return ClassList.of_dataset(job.dataset)
+    if job.model in LAB_MODELS and job.model.removesuffix("_unet") in CLASSES:
+        return ClassList.of_dataset(job.model.removesuffix("_unet"))
+    raise ValueError(f"which classes? give --classes FILE (one class name per line), --prompts FILE (one prompt per "
+                     f"line) or --dataset (one of {['mnist', 'fashion_mnist', *available_datasets()]}).")
 
 
 def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[DiffusionClassifier, EngineConfig]:
     """The job's model behind its engine, and the classifier; the engine with ``compile`` decided for a run over
     ``n_images`` images (``compile_rule``; on a GPU its reason is printed where the job left it open)."""
-    dtype = compute_dtype(job.device, job.fp32)
+    dtype = compute_dtype(job.device, job.dtype)
     adapter = load_adapter(job.model, device=job.device, dtype=dtype, place_network=job.engine.place_network(),
                            text_device=job.engine.text_device)
-    n_evaluations = n_images * job.classifier.schedule.evaluations(len(dataset_candidates(job.dataset, adapter)[0]))
+    n_evaluations = n_images * job.classifier.schedule.evaluations(len(job_classes(job).names))
     adapter, engine = job.engine.prepare(adapter, n_evaluations=n_evaluations, device=job.device,
                                          batch_size=job.classifier.batch_size)
     return DiffusionClassifier(adapter, job.classifier), engine
@@ -92,9 +124,9 @@ def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[Dif
 
 def classify(job: ClassifyJob) -> tuple[ClassificationResult, list[str]]:
     """The job's image classified; with the class names in the candidates' order."""
+    classes = job_classes(job)  # before loading: a bad list fails in a second
     clf, _ = build_classifier(job)
-    cands, names = dataset_candidates(job.dataset, clf.adapter)
-    return clf.classify(job.image, cands), names
+    return clf.classify(job.image, classes.candidates(clf.adapter)), list(classes.names)
 
 
 def eval_settings(job: EvalJob, clf: DiffusionClassifier, engine: EngineConfig) -> dict:
@@ -130,15 +162,16 @@ def dataset_items(job: EvalJob, names: list[str]):
     return dataset_source(job.dataset, job.images, names, job.n_images)
 
 
-def dataset_source(dataset: str, images: Path | None, names: list[str], n_images: int = 0):
+def dataset_source(dataset: str | None, images: Path | None, names: list[str], n_images: int = 0):
     """(number of images, get(i) -> (image, label), name(i)) of a lab dataset's test split or of an ``images``
     folder laid out as root/<class>/<image>, its first ``n_images`` (0: all)."""
-    if dataset in CLASSES:
+    if dataset in CLASSES and images is None:
         ds = load_lab_dataset(dataset, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels
         return (min(n_images or len(x), len(x)), lambda i: (x[i], int(y[i])), lambda i: f"{dataset}/test/{i}")
     if images is None:
         raise ValueError(f"--images is required for {dataset!r}: a folder laid out as root/<class>/<image>.")
+    # a folder: its class sub-folders are matched to the names (case-insensitively, '_' read as ' ')
     folder = ImageFolder(images, classes=names)
     return min(n_images or len(folder), len(folder)), folder.__getitem__, folder.relative_name
 
@@ -149,7 +182,7 @@ def run_source(settings: dict, images: Path | None = None):
     if "dataset" not in settings:
         return None
     folder = images or (Path(settings["images"]) if settings.get("images") else None)
-    names = settings.get("class_names") or dataset_candidates(settings["dataset"], None)[1]
+    names = settings.get("class_names") or list(ClassList.of_dataset(settings["dataset"]).names)
     _, get, name = dataset_source(settings["dataset"], folder, names)
     return get, name
 
@@ -157,10 +190,11 @@ def run_source(settings: dict, images: Path | None = None):
 def evaluate(job: EvalJob) -> tuple[EvalJob, list[dict]]:
     """Run (or resume) the job; returns the job as it ran (its rank under torchrun) and this rank's records."""
     job, distributed = distributed_rank(job)
-    names = dataset_candidates(job.dataset, None)[1]  # the class names alone: no model needed yet
+    classes = job_classes(job)  # the class names alone: no model needed yet
+    names = list(classes.names)
     n, get, name_of = dataset_items(job, names)
     clf, engine = build_classifier(job, n_images=-(-n // job.world_size))  # this process's share of the images
-    cands, _ = dataset_candidates(job.dataset, clf.adapter)
+    cands = classes.candidates(clf.adapter)
     if hasattr(clf.adapter, "release_text_encoders"):  # the candidates are fixed for the run: embed, then free
         clf.embed(cands)
         clf.adapter.release_text_encoders()

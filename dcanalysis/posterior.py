@@ -1,4 +1,11 @@
-"""From mean errors to p(c | x): Bayes' rule with the ELBO standing in for log p(x | c) (paper Eq. 7)."""
+"""From mean errors to p(c | x): Bayes' rule with the ELBO standing in for log p(x | c) (paper Eq. 7).
+
+One name, one thing: the **posterior** is Eq. 7, the softmax of minus each class's squared error summed over the
+image's D elements (``posterior(mean_errors, n_elements=D)``, what ``ClassificationResult.posterior`` holds; it is
+usually confident). The softmax of minus the per-element *mean* errors is another quantity, the **mean-error
+softmax** (``mean_error_softmax``): Eq. 7 at temperature D, nearly uniform, the logits that calibration fits a
+temperature to.
+"""
 from __future__ import annotations
 
 import torch
@@ -40,3 +47,10 @@ def posterior(
             raise ValueError(f"log_prior has shape {tuple(log_prior.shape)}, expected {tuple(e.shape)}.")
         logits = logits + log_prior.double()
     return torch.softmax(logits, dim=0)
+
+
+def mean_error_softmax(mean_errors: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
+    """Softmax of minus the per-element mean errors (K,) -> (K,) float64: NOT the paper's posterior (which sums over
+    the D elements, ``posterior(..., n_elements=D)``) but that posterior at temperature D; nearly uniform, the
+    logits ``evaluation.calibration`` fits a temperature to."""
+    return posterior(mean_errors, n_elements=1, temperature=temperature)

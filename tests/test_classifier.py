@@ -180,3 +180,37 @@ def test_classify_batch_numbers_the_images_by_position_by_default(toy_adapter):
     named = clf.classify_batch(points, [0, 1], image_indices=[0, 1, 2])
     assert [r.image_index for r in default] == [0, 1, 2]
     assert all(torch.equal(a.errors, b.errors) for a, b in zip(default, named))
+
+
+def test_in_memory_images_follow_one_convention():
+    import numpy as np
+    import pytest
+
+    from dcanalysis.images import model_input
+
+    x = torch.rand(1, 8, 8) * 2 - 1
+    assert model_input(x) is x
+    u = torch.randint(0, 256, (1, 8, 8), dtype=torch.uint8)
+    torch.testing.assert_close(model_input(u), u.float() / 127.5 - 1)
+    assert model_input(np.zeros((8, 8), np.uint8)).size == (8, 8)  # a NumPy image reads like a PIL image
+    with pytest.raises(ValueError, match="NumPy array of dtype float64"):
+        model_input(np.zeros((8, 8)))
+    with pytest.raises(ValueError, match=r"span \[0, 255\].*uint8"):
+        model_input(torch.arange(256.0).reshape(1, 16, 16))
+    with pytest.raises(ValueError, match="one image is \\(C, H, W\\)"):
+        model_input(torch.zeros(2, 1, 8, 8))
+    with pytest.warns(UserWarning, match=r"all lie in \[0, 1\].*x \* 2 - 1"):
+        model_input(torch.rand(1, 8, 8))
+
+
+def test_a_dataloaders_labels_as_image_indices_are_refused(toy_adapter):
+    import pytest
+
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(2)))
+    pts = torch.randn(4, 2)
+    with pytest.raises(ValueError, match="image index 1 is given twice.*DataLoader yields \\(images, labels\\)"):
+        clf.classify_batch(list(pts), [0, 1], image_indices=[0, 1, 1, 0])
+    batches = [(pts[:2], torch.tensor([0, 1])), (pts[2:], torch.tensor([1, 0]))]  # (images, labels) batches
+    with pytest.raises(ValueError, match="image index 1 is given twice"):
+        list(clf.classify_stream(batches, [0, 1]))
+    assert len(list(clf.classify_stream([(pts[:2], [0, 1]), (pts[2:], [2, 3])], [0, 1]))) == 2

@@ -95,7 +95,7 @@ class EngineConfig:
         """What of the engine decides a run's numbers, as its manifest records it (an option that is off and did
         not exist in earlier runs is left out, so their manifests still match)."""
         return {"share_prefix": self.share_prefix, **({"fp8_linears": True} if self.fp8_linears else {}),
-                **self.compile_identity()}
+                **self.compile_identity(), **({"padded_sizes": self.padded_sizes} if self.padded_sizes != 1 else {})}
 
     def compile_identity(self) -> dict:
         """``compile``, and CUDA graphs and inductor's tuned kernels each only when on."""

@@ -85,13 +85,64 @@ class ImageFolder:
         return self.items[i][0].relative_to(self.root).as_posix()
 
 
+@dataclass(frozen=True)
+class ClassList:
+    """The classes a job chooses among: ``names`` (label k is ``names[k]``) and one prompt per class for a
+    text-conditional model (``prompts``; a class-conditional model takes the indices). ``source`` says where the
+    list came from, for messages."""
+
+    names: tuple[str, ...]
+    prompts: tuple[str, ...]
+    source: str
+
+    def __post_init__(self):
+        if len(self.names) < 2 or len(self.prompts) != len(self.names):
+            raise ValueError(f"{self.source}: need at least two classes, one prompt each; got {len(self.names)} "
+                             f"names and {len(self.prompts)} prompts.")
+        repeated = sorted({n for n in self.names if self.names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{self.source}: class {repeated[0]!r} is listed twice; each class once, one per line.")
+
+    @classmethod
+    def of_dataset(cls, dataset: str, template: str | None = None) -> "ClassList":
+        """A lab dataset's classes (mnist, fashion_mnist) or one of ``available_datasets()`` with its first prompt
+        template (or ``template``, '{}' standing for the class name)."""
+        from .lab_datasets import CLASSES
+
+        if dataset in CLASSES:
+            names = tuple(CLASSES[dataset])
+            return cls(names, tuple((template or "{}").format(n) for n in names), f"dataset {dataset}")
+        info = dataset_info(dataset)
+        prompts = info.prompts() if template is None else [template.format(c) for c in info.classes]
+        return cls(info.classes, tuple(prompts), f"dataset {dataset}")
+
+    @classmethod
+    def from_file(cls, path: str | Path, *, template: str = "a photo of a {}.", prompts: bool = False) -> "ClassList":
+        """One class name per line (blank lines and '#' comments skipped), each made a prompt by ``template``;
+        with ``prompts``, each line is the prompt itself (and the class's name)."""
+        path = Path(path)
+        what = "--prompts" if prompts else "--classes"
+        if "{}" not in template:
+            raise ValueError(f"--template {template!r} has no '{{}}' where the class name goes, e.g. 'a photo of a {{}}.'")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ValueError(f"{what} {str(path)!r} does not exist; give a text file with one "
+                             f"{'prompt' if prompts else 'class name'} per line.") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{what} {str(path)!r} is not UTF-8 text; save it as a plain text file.") from None
+        lines = tuple(ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
+        made = lines if prompts else tuple(template.format(n) for n in lines)
+        return cls(lines, made, f"{what} {str(path)!r}")
+
+    def candidates(self, adapter) -> list:
+        """What the model is conditioned on: the prompts for a text-conditional model, else the class indices."""
+        return list(self.prompts) if getattr(adapter, "takes_prompts", False) else list(range(len(self.names)))
+
+
 def dataset_candidates(dataset: str, adapter) -> tuple[list, list[str]]:
     """Conditions and display names for a dataset: class indices for class-conditional models, the dataset's
     prompts for text-conditional ones (``adapter.takes_prompts``). ``dataset`` is a lab dataset (mnist,
     fashion_mnist) or one of ``available_datasets()``."""
-    from .lab_datasets import CLASSES
-
-    names = list(CLASSES[dataset]) if dataset in CLASSES else list(dataset_info(dataset).classes)
-    if getattr(adapter, "takes_prompts", False):
-        return dataset_info(dataset).prompts(), names
-    return list(range(len(names))), names
+    classes = ClassList.of_dataset(dataset)
+    return classes.candidates(adapter), list(classes.names)

@@ -492,8 +492,9 @@ def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) ->
 
 
 def run_logits(records: Sequence[dict]) -> tuple[np.ndarray, np.ndarray]:
-    """(logits (N, K), labels (N,)) of a run's finished images: minus each candidate's mean error, the paper's
-    posterior before any temperature (``calibration``)."""
+    """(logits (N, K), labels (N,)) of a run's finished images: minus each candidate's per-element mean error, the
+    logits of the mean-error softmax (``posterior.mean_error_softmax``; Eq. 7's posterior is these times the number
+    of elements D), to which ``calibration`` fits a temperature."""
     ok = [r for r in records if "error" not in r]
     return -np.array([r["mean_errors"] for r in ok]), np.array([r["label"] for r in ok])
 
