@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .adapters.weights import HubOptions
 from .classifier import ClassifierConfig
 from .engine.config import add_engine_arguments, engine_from_arguments
 from .evaluation.datasets import ClassList, available_datasets
@@ -72,6 +73,12 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                    help="the network's dtype (default: float32 on the CPU, bfloat16 on a GPU)")
     p.add_argument("--fp32", action="store_true", help="the same as --dtype float32 (kept for older scripts)")
+    p.add_argument("--variant", default=None, help="a diffusers pipeline's weight variant, e.g. fp16 (its "
+                                                   "*.fp16.safetensors files)")
+    p.add_argument("--revision", default=None, help="the branch, tag or commit of a cached hub id")
+    p.add_argument("--cache-dir", default=None, help="a Hugging Face cache other than the default")
+    p.add_argument("--no-t5", action="store_true", help="SD 3: leave out the T5 text encoder (4.7 B parameters; "
+                                                        "prompts are then read by the two CLIP encoders only)")
     p.add_argument("--classes", type=Path, default=None,
                    help="your own classes: a text file, one class name per line (for a text-conditional model each "
                         "becomes a prompt through --template); the label order of --images root/<class>/ folders")
@@ -97,6 +104,10 @@ def class_list(a: argparse.Namespace) -> ClassList | None:
     return None
 
 
+def hub_options(a: argparse.Namespace) -> HubOptions:
+    return HubOptions(variant=a.variant, revision=a.revision, cache_dir=a.cache_dir)
+
+
 def dtype_of(a: argparse.Namespace) -> str | None:
     if a.fp32 and a.dtype not in (None, "float32"):
         raise ValueError(f"--fp32 and --dtype {a.dtype} disagree; give one.")
@@ -105,14 +116,16 @@ def dtype_of(a: argparse.Namespace) -> str | None:
 
 def classify_job(a: argparse.Namespace) -> ClassifyJob:
     return ClassifyJob(model=a.model, image=a.image, dataset=a.dataset, classes=class_list(a), device=a.device,
-                       dtype=dtype_of(a), classifier=classifier_config(a), engine=engine_from_arguments(a))
+                       dtype=dtype_of(a), hub=hub_options(a), without_t5=a.no_t5, classifier=classifier_config(a),
+                       engine=engine_from_arguments(a))
 
 
 def eval_job(a: argparse.Namespace) -> EvalJob:
     return EvalJob(model=a.model, dataset=a.dataset, classes=class_list(a), out=a.out, images=a.images,
                    n_images=a.n_images,
                    images_per_batch=a.images_per_batch, rank=a.rank, world_size=a.world_size,
-                   retry_failed=a.retry_failed, device=a.device, dtype=dtype_of(a), classifier=classifier_config(a),
+                   retry_failed=a.retry_failed, device=a.device, dtype=dtype_of(a), hub=hub_options(a),
+                   without_t5=a.no_t5, classifier=classifier_config(a),
                    engine=engine_from_arguments(a))
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .adapters.registry import LAB_MODELS, load_adapter, model_identity
+from .adapters.weights import HubOptions
 from .classifier import ClassificationResult, ClassifierConfig, DiffusionClassifier
 from .engine.config import EngineConfig
 from .engine.overlap import overlapped
@@ -39,6 +40,8 @@ class ClassifyJob:
     classes: ClassList | None = None
     device: str = "cpu"
     dtype: str | None = None  # float32, bfloat16 or float16; None: float32 on the CPU, bfloat16 on a GPU
+    hub: HubOptions = field(default_factory=HubOptions)  # variant, revision, cache_dir of a diffusers pipeline
+    without_t5: bool = False  # SD 3: leave out the T5 text encoder (text_encoder_3, 4.7 B parameters)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
 
@@ -64,6 +67,8 @@ class EvalJob:
     retry_failed: bool = False
     device: str = "cpu"
     dtype: str | None = None
+    hub: HubOptions = field(default_factory=HubOptions)
+    without_t5: bool = False
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     # how long a rank that finished waits for the others under torchrun: a resume on another number of processes
@@ -98,6 +103,11 @@ def compute_dtype(device: str, dtype: str | None = None) -> torch.dtype:
     return torch.float32 if torch.device(device).type == "cpu" else torch.bfloat16
 
 
+def dropped_components(job: ClassifyJob | EvalJob) -> dict:
+    """The pipeline components a job leaves out (set to None for diffusers)."""
+    return {"text_encoder_3": None, "tokenizer_3": None} if job.without_t5 else {}
+
+
 def job_classes(job: ClassifyJob | EvalJob) -> ClassList:
     """The classes a job chooses among: its own list, else its dataset's, else a lab model's dataset's."""
     if job.classes is not None:
@@ -114,8 +124,8 @@ def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[Dif
     """The job's model behind its engine, and the classifier; the engine with ``compile`` decided for a run over
     ``n_images`` images (``compile_rule``; on a GPU its reason is printed where the job left it open)."""
     dtype = compute_dtype(job.device, job.dtype)
-    adapter = load_adapter(job.model, device=job.device, dtype=dtype, place_network=job.engine.place_network(),
-                           text_device=job.engine.text_device)
+    adapter = load_adapter(job.model, device=job.device, dtype=dtype, hub=job.hub, **dropped_components(job),
+                           place_network=job.engine.place_network(), text_device=job.engine.text_device)
     n_evaluations = n_images * job.classifier.schedule.evaluations(len(job_classes(job).names))
     adapter, engine = job.engine.prepare(adapter, n_evaluations=n_evaluations, device=job.device,
                                          batch_size=job.classifier.batch_size)
@@ -135,7 +145,8 @@ def eval_settings(job: EvalJob, clf: DiffusionClassifier, engine: EngineConfig) 
     # the folder's resolved path, so a relative or linked --images names the same run (not a setting: each image's
     # name and content are checked through its identity, so a moved dataset resumes)
     return {"model": job.model, "dataset": job.dataset, "images": str(job.images.resolve()) if job.images else None,
-            "model_identity": {**model_identity(job.model, dtype=clf.adapter.dtype, device=job.device),
+            "model_identity": {**model_identity(job.model, dtype=clf.adapter.dtype, device=job.device, hub=job.hub,
+                                                dropped=tuple(dropped_components(job))),
                                **engine.identity()}}
 
 

@@ -90,7 +90,9 @@ def test_cli_errors_are_one_line_and_name_the_fix(tmp_path, capsys):
               "--world-size", "2", "--device", "cpu", "--schedule", "2:1", "--n-images", "2"])
     assert "--rank 3 --world-size 2" in str(e.value) and "\n" not in str(e.value) and "--debug" in str(e.value)
     with pytest.raises(SystemExit, match="unknown model 'mnist_unett'.*mnist_unet"):
-        main(["classify", "x.png", "--model", "mnist_unett", "--device", "cpu"])
+        main(["classify", "x.png", "--model", "mnist_unett", "--dataset", "mnist", "--device", "cpu"])
+    with pytest.raises(SystemExit, match="which classes\\? give --classes FILE"):  # before any model is loaded
+        main(["classify", "x.png", "--model", "/models/sd-2", "--device", "cpu"])
 
 
 def test_a_pipeline_folder_without_weights_says_so(tmp_path):

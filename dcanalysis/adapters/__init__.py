@@ -9,6 +9,7 @@ from .sdxl import StableDiffusionXLAdapter
 from .stable_diffusion import StableDiffusionAdapter
 from .text_pixel import TextPixelAdapter
 from .toy import GaussianMixtureAdapter
+from .weights import HubOptions
 
 __all__ = ["Conditioning", "DiffusionAdapter", "index_conditioning", "DiTAdapter", "FluxAdapter", "PixArtAdapter",
            "PixelAdapter", "StableDiffusion3Adapter", "StableDiffusionXLAdapter", "StableDiffusionAdapter",

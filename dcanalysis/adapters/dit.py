@@ -5,9 +5,9 @@ from typing import Sequence
 
 import torch
 
-from .base import place_module
+from .base import check_borrowed, place_module
 from .latent import LatentImages, vae_downsampling
-from .weights import resolve_pretrained
+from .weights import HubOptions, resolve_pretrained
 from ..processes import DDPM
 
 DIT_COMPONENTS = ("transformer", "vae", "scheduler")
@@ -31,22 +31,28 @@ class DiTAdapter(LatentImages):
         self.resolution = transformer.config.sample_size * vae_downsampling(vae)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "DiTAdapter":
-        """Load from a DiT pipeline folder or a cached hub id, e.g. 'facebook/DiT-XL-2-256'."""
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32,
+                        hub: HubOptions | None = None) -> "DiTAdapter":
+        """Load from a DiT pipeline folder or a cached hub id, e.g. 'facebook/DiT-XL-2-256', in ``dtype`` from the
+        start; ``hub``: variant, revision, cache_dir."""
         from diffusers import AutoencoderKL, DDPMScheduler, DiTTransformer2DModel
 
-        folder = str(resolve_pretrained(name_or_path, subfolders=DIT_COMPONENTS))
-        kw = dict(local_files_only=True)
+        hub = hub or HubOptions()
+        folder = str(resolve_pretrained(name_or_path, subfolders=DIT_COMPONENTS, hub=hub))
+        kw = hub.loading(dtype)
         return cls(
             transformer=DiTTransformer2DModel.from_pretrained(folder, subfolder="transformer", **kw),
             vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw),
-            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
+            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True),
             device=device, dtype=dtype,
         )
 
     @classmethod
-    def from_pipe(cls, pipe, *, device=None, dtype=None) -> "DiTAdapter":
-        """Wrap a loaded ``DiTPipeline``."""
+    def from_pipe(cls, pipe, *, device=None, dtype=None, take_ownership: bool = False) -> "DiTAdapter":
+        """Wrap a loaded ``DiTPipeline`` (its modules are used, not copied: a device or dtype that would move or
+        cast them is refused unless ``take_ownership``)."""
+        check_borrowed({k: getattr(pipe, k) for k in ("transformer", "vae")}, device, dtype,
+                       take_ownership=take_ownership)
         return cls(**{k: getattr(pipe, k) for k in DIT_COMPONENTS}, device=device or pipe.transformer.device,
                    dtype=dtype or pipe.transformer.dtype)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from .base import place_module
+from .base import check_borrowed, place_module
 from .latent import LatentImages, vae_downsampling
-from .weights import resolve_pretrained
+from .weights import HubOptions, resolve_pretrained
 
 
 class PipelineAdapter(LatentImages):
@@ -68,37 +68,48 @@ class PipelineAdapter(LatentImages):
                                  "(transformers can return a placeholder when a hub tokenizer is unreachable). Point "
                                  f"at a folder that holds {tok}/ files.")
         self._released = False
+        self.owns_pipeline = True  # from_pipe says otherwise: then nothing of the caller's pipeline is released
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32, **options):
-        """Load from a diffusers pipeline folder or a cached hub id (never downloads); ``options`` go to the
-        adapter, except components set to None (``text_encoder_3=None`` drops SD 3's T5), which go to diffusers."""
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32, hub: HubOptions | None = None,
+                        **options):
+        """Load from a diffusers pipeline folder or a cached hub id (never downloads), in ``dtype`` from the start
+        (diffusers' ``dtype=``: no float32 copy first); ``hub``: variant, revision, cache_dir. ``options`` go to the
+        adapter, except components set to None (``text_encoder_3=None, tokenizer_3=None`` drops SD 3's T5), which
+        go to diffusers."""
         import diffusers
 
-        folder = resolve_pretrained(name_or_path, subfolders=(cls.NETWORK, "vae", "scheduler"))
+        hub = hub or HubOptions()
+        folder = resolve_pretrained(name_or_path, subfolders=(cls.NETWORK, "vae", "scheduler"), hub=hub)
         dropped = {k: None for k, v in list(options.items()) if v is None and k.startswith(("text_encoder", "tokenizer"))}
         for k in dropped:
             options.pop(k)
-        pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), local_files_only=True, torch_dtype=dtype,
-                                                           **dropped)
+        pipe = diffusers.DiffusionPipeline.from_pretrained(str(folder), **hub.loading(dtype), **dropped)
         return cls(pipe, device=device, dtype=dtype, **options)
 
     @classmethod
-    def from_pipe(cls, pipe, *, device=None, dtype=None, **options):
+    def from_pipe(cls, pipe, *, device=None, dtype=None, take_ownership: bool = False, **options):
         """Wrap a pipeline already in memory (its components are used, not copied); device and dtype default
-        to the denoiser's."""
+        to the denoiser's. The pipeline stays yours: a device or dtype that would move or cast its modules is
+        refused unless ``take_ownership``, and ``release_text_encoders`` leaves its encoders in place."""
         network = getattr(pipe, cls.NETWORK)
-        return cls(pipe, device=device or network.device, dtype=dtype or network.dtype, **options)
+        modules = {name: getattr(pipe, name, None) for name in (cls.NETWORK, "vae", *cls.TEXT)}
+        check_borrowed(modules, device, dtype, take_ownership=take_ownership)
+        adapter = cls(pipe, device=device or network.device, dtype=dtype or network.dtype, **options)
+        adapter.owns_pipeline = take_ownership
+        return adapter
 
     def release_text_encoders(self) -> None:
         """Free the text encoders (SD 3's T5 alone is 4.7 B parameters) once every candidate is embedded; a
-        later ``embed`` raises."""
-        for name in self.TEXT:
-            if getattr(self.pipe, name, None) is not None:
-                setattr(self.pipe, name, None)
+        later ``embed`` raises. A pipeline the caller passed to ``from_pipe`` keeps its encoders (they are the
+        caller's; nothing is freed) unless it was handed over with ``take_ownership``."""
+        if self.owns_pipeline:
+            for name in self.TEXT:
+                if getattr(self.pipe, name, None) is not None:
+                    setattr(self.pipe, name, None)
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
         self._released = True
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
 
     def _check_text_encoders(self) -> None:
         if self._released:

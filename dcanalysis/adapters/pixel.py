@@ -37,7 +37,8 @@ class PixelAdapter:
     def from_pretrained(cls, folder: str | Path, *, image_size: int, device="cpu", dtype=torch.float32) -> "PixelAdapter":
         from diffusers import UNet2DModel
 
-        return cls(UNet2DModel.from_pretrained(str(folder), local_files_only=True), image_size=image_size,
+        # loaded in its dtype (a cast afterwards makes diffusers warn, and holds a float32 copy first)
+        return cls(UNet2DModel.from_pretrained(str(folder), local_files_only=True, dtype=dtype), image_size=image_size,
                    device=device, dtype=dtype)
 
     @classmethod

@@ -7,9 +7,9 @@ from typing import Sequence
 
 import torch
 
-from .base import place_module
+from .base import check_borrowed, place_module
 from .latent import LatentImages, vae_downsampling
-from .weights import resolve_pretrained
+from .weights import HubOptions, resolve_pretrained
 from ..processes import DDPM
 
 SD_COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
@@ -46,25 +46,32 @@ class StableDiffusionAdapter(LatentImages):
             )
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32) -> "StableDiffusionAdapter":
-        """Load from a diffusers pipeline folder or a cached hub id, e.g. 'stabilityai/stable-diffusion-2-base'."""
+    def from_pretrained(cls, name_or_path: str, *, device="cpu", dtype=torch.float32,
+                        hub: HubOptions | None = None) -> "StableDiffusionAdapter":
+        """Load from a diffusers pipeline folder or a cached hub id, e.g. 'stabilityai/stable-diffusion-2-base', each
+        network in ``dtype`` from the start (no float32 copy first); ``hub``: variant, revision, cache_dir."""
         from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer
 
-        folder = str(resolve_pretrained(name_or_path, subfolders=SD_COMPONENTS))
-        kw = dict(local_files_only=True)
+        hub = hub or HubOptions()
+        folder = str(resolve_pretrained(name_or_path, subfolders=SD_COMPONENTS, hub=hub))
+        kw = hub.loading(dtype)
         return cls(
             unet=UNet2DConditionModel.from_pretrained(folder, subfolder="unet", **kw),
             vae=AutoencoderKL.from_pretrained(folder, subfolder="vae", **kw),
             text_encoder=CLIPTextModel.from_pretrained(folder, subfolder="text_encoder", **kw),
-            tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", **kw),
-            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", **kw),
+            tokenizer=CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer", local_files_only=True),
+            scheduler=DDPMScheduler.from_pretrained(folder, subfolder="scheduler", local_files_only=True),
             device=device, dtype=dtype,
         )
 
     @classmethod
-    def from_pipe(cls, pipe, *, device=None, dtype=None) -> "StableDiffusionAdapter":
-        """Wrap a loaded ``StableDiffusionPipeline`` (its safety checker and feature extractor are not needed)."""
+    def from_pipe(cls, pipe, *, device=None, dtype=None, take_ownership: bool = False) -> "StableDiffusionAdapter":
+        """Wrap a loaded ``StableDiffusionPipeline`` (its safety checker and feature extractor are not needed). Its
+        modules are used, not copied: a device or dtype that would move or cast them is refused unless
+        ``take_ownership``."""
+        check_borrowed({k: getattr(pipe, k) for k in ("unet", "vae", "text_encoder")}, device, dtype,
+                       take_ownership=take_ownership)
         return cls(**{k: getattr(pipe, k) for k in SD_COMPONENTS}, device=device or pipe.unet.device,
                    dtype=dtype or pipe.unet.dtype)
 

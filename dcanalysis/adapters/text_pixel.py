@@ -40,7 +40,7 @@ class TextPixelAdapter:
                         dtype=torch.float32) -> "TextPixelAdapter":
         from diffusers import UNet2DConditionModel
 
-        return cls(UNet2DConditionModel.from_pretrained(str(folder), local_files_only=True), encode,
+        return cls(UNet2DConditionModel.from_pretrained(str(folder), local_files_only=True, dtype=dtype), encode,
                    device=device, dtype=dtype)
 
     def load(self, source: ImageSource) -> torch.Tensor:

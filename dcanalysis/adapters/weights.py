@@ -8,16 +8,38 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..exceptions import WeightsNotFoundError
 
 
-def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str, ...]) -> Path:
-    """Return a local folder holding ``subfolders`` (e.g. "unet", "vae") for a hub id or a path.
+@dataclass(frozen=True)
+class HubOptions:
+    """Which files of a pipeline diffusers reads, by its own ``from_pretrained`` options: ``variant`` ('fp16': the
+    ``*.fp16.safetensors`` files a folder may hold beside or instead of the full ones), ``revision`` (a branch, tag
+    or commit of a cached hub id) and ``cache_dir`` (a Hugging Face cache other than the default)."""
+
+    variant: str | None = None
+    revision: str | None = None
+    cache_dir: str | None = None
+
+    def loading(self, dtype=None) -> dict:
+        """Keyword arguments for a diffusers / transformers ``from_pretrained`` of a model component: offline, in
+        ``dtype`` from the start (``dtype=``, diffusers' and transformers' current name), safetensors only where the
+        folder has them (no fallback to pickled weights)."""
+        return {"local_files_only": True, **({"dtype": dtype} if dtype is not None else {}),
+                **({"variant": self.variant} if self.variant else {})}
+
+
+def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str, ...],
+                       hub: HubOptions | None = None) -> Path:
+    """Return a local folder holding ``subfolders`` (e.g. "unet", "vae") for a hub id or a path (``hub``: revision
+    and cache of a hub id, variant of the weight files).
 
     Raises ``WeightsNotFoundError`` naming the missing pieces and the fix.
     """
+    hub = hub or HubOptions()
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.exists():
@@ -32,13 +54,15 @@ def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str
         try:
             from huggingface_hub import snapshot_download
 
-            folder = Path(snapshot_download(text, local_files_only=True))
+            folder = Path(snapshot_download(text, local_files_only=True, revision=hub.revision,
+                                            cache_dir=hub.cache_dir))
         except Exception as e:  # huggingface_hub raises several types for 'not cached'
-            cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+            cache = hub.cache_dir or os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+            rev = f" at revision {hub.revision!r}" if hub.revision else ""
             raise WeightsNotFoundError(
-                f"weights for {text!r} are not in the local Hugging Face cache ({cache}) and dcanalysis never "
-                "downloads them itself. On a machine with internet run `huggingface-cli download "
-                f"{text} --local-dir PATH`, copy PATH here and pass model='PATH'. ({type(e).__name__})"
+                f"weights for {text!r}{rev} are not in the local Hugging Face cache ({cache}) and dcanalysis never "
+                f"downloads them itself. On a machine with internet run `hf download {text} --local-dir PATH`, "
+                f"copy PATH here and pass --model PATH (in Python: load_adapter('PATH')). ({type(e).__name__})"
             ) from None
         where = f"cached snapshot of {text!r} at {str(folder)!r}"
     missing = [s for s in subfolders if not (folder / s).is_dir()]
@@ -48,8 +72,19 @@ def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str
             f"{list(subfolders)}. Save one with `pipeline.save_pretrained(PATH)`."
         )
     # a model component (it has a config.json) needs its weights beside it; say so before diffusers asks for a .bin
-    empty = [p.name for p in sorted(folder.iterdir()) if p.is_dir() and (p / "config.json").is_file()
-             and not any(next(p.glob(f"*{ext}"), None) for ext in WEIGHT_SUFFIXES)]
+    components = [p for p in sorted(folder.iterdir()) if p.is_dir() and (p / "config.json").is_file()]
+    found = {p.name: [w.name for ext in WEIGHT_SUFFIXES for w in p.glob(f"*{ext}")] for p in components}
+    # without a variant, a variant's files (unet/*.fp16.safetensors) are not the weights diffusers looks for; with
+    # one, diffusers takes the variant's files where a component has them and the full ones elsewhere
+    found = {k: [w for w in v if len(w.split(".")) == 2 or "-of-" in w or (hub.variant and f".{hub.variant}." in w)]
+             for k, v in found.items()}
+    variants = sorted({w.split(".")[-2] for p in components for ext in WEIGHT_SUFFIXES for w in
+                       (x.name for x in p.glob(f"*{ext}")) if len(w.split(".")) > 2 and "-of-" not in w})
+    empty = [name for name, files in found.items() if not files]
+    if empty and variants and not hub.variant:
+        raise WeightsNotFoundError(
+            f"the {where} holds only {variants[0]!r}-variant weights in {empty} (*.{variants[0]}.safetensors): pass "
+            f"--variant {variants[0]} (in Python: hub=HubOptions(variant={variants[0]!r})).")
     if empty:
         raise WeightsNotFoundError(
             f"the {where} has no weights in {empty} (no {' / '.join(WEIGHT_SUFFIXES)} file beside config.json): "

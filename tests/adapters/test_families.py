@@ -107,8 +107,12 @@ def test_flux_dev_guidance_and_sd3_without_t5(tmp_path):
     assert torch.isfinite(r.errors).all()
 
 
-def test_text_encoders_are_released_after_embedding(tmp_path):
-    _, adapter = adapter_of("sd3", tmp_path)
+def test_text_encoders_are_released_after_embedding_only_from_a_pipeline_the_adapter_owns(tmp_path):
+    pipe, borrowed = adapter_of("sd3", tmp_path)
+    DiffusionClassifier(borrowed, ClassifierConfig(schedule=Schedule.exhaustive(2))).embed(PROMPTS)
+    borrowed.release_text_encoders()
+    assert pipe.text_encoder_3 is not None  # the caller's pipeline still works
+    adapter = adapter_for_pipe(pipe, resolution=16, max_sequence_length=16, take_ownership=True)
     clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(2)))
     clf.embed(PROMPTS)
     adapter.release_text_encoders()
@@ -175,3 +179,22 @@ def test_the_cli_classifies_and_evaluates_with_a_family_folder(family, tmp_path,
     main(["eval", "--model", str(tmp_path / "pipe"), "--dataset", "cifar10", "--images", str(tmp_path / "images"),
           "--schedule", "2:1", "--device", "cpu", "--out", str(tmp_path / "run")])
     assert "on 1 images" in capsys.readouterr().out
+
+
+def test_an_adapter_never_casts_a_callers_pipeline_unless_handed_over(tmp_path):
+    pipe = T.tiny_sd3_pipeline(tmp_path)
+    with pytest.raises(ValueError, match="transformer is float32.*cast or move it in place to bfloat16.*take_ownership"):
+        adapter_for_pipe(pipe, dtype=torch.bfloat16, resolution=16)
+    assert pipe.transformer.dtype == torch.float32
+    adapter_for_pipe(pipe, dtype=torch.bfloat16, resolution=16, take_ownership=True)
+    assert pipe.transformer.dtype == torch.bfloat16
+
+
+def test_load_adapter_drops_t5_when_asked(tmp_path):
+    pipe = T.tiny_sd3_pipeline(tmp_path)
+    pipe.save_pretrained(tmp_path / "sd3")
+    assert load_adapter(str(tmp_path / "sd3")).pipe.text_encoder_3 is not None
+    without = load_adapter(str(tmp_path / "sd3"), text_encoder_3=None, tokenizer_3=None)
+    assert without.pipe.text_encoder_3 is None and without.pipe.tokenizer_3 is None
+    with pytest.raises(ValueError, match="--no-t5: mnist_unet is a lab model"):
+        load_adapter("mnist_unet", text_encoder_3=None)

@@ -8,7 +8,8 @@ from dcanalysis.adapters.weights import WeightsNotFoundError, resolve_pretrained
 
 def test_uncached_hub_id_fails_fast_with_the_fix():
     start = time.time()
-    with pytest.raises(WeightsNotFoundError, match="huggingface-cli download"):
+    with pytest.raises(WeightsNotFoundError, match="`hf download stabilityai/stable-diffusion-2-base --local-dir PATH`"
+                                                   ".*--model PATH"):
         StableDiffusionAdapter.from_pretrained("stabilityai/stable-diffusion-2-base")
     with pytest.raises(WeightsNotFoundError, match="local Hugging Face cache"):
         DiTAdapter.from_pretrained("facebook/DiT-XL-2-256")
@@ -42,3 +43,20 @@ def test_the_config_fingerprint_changes_with_any_config_and_not_with_documentati
     (copy / "scheduler").mkdir()
     (copy / "scheduler" / "scheduler_config.json").write_text('{"beta_schedule": "linear"}')
     assert config_fingerprint(copy) != edited
+
+
+def test_variant_only_folders_name_the_variant_and_load_with_it(tmp_path):
+    """A folder saved with variant='fp16' has no full weights: the message names --variant, and with it the
+    pipeline loads from the variant's files (in safetensors, never a pickle fallback)."""
+    import torch
+
+    import tiny_models as T
+    from dcanalysis.adapters import HubOptions
+    from dcanalysis.adapters.registry import load_adapter
+
+    pipe = T.tiny_sd3_pipeline(tmp_path)
+    pipe.save_pretrained(tmp_path / "sd3", variant="fp16")
+    with pytest.raises(WeightsNotFoundError, match="only 'fp16'-variant weights.*--variant fp16"):
+        load_adapter(str(tmp_path / "sd3"))
+    adapter = load_adapter(str(tmp_path / "sd3"), hub=HubOptions(variant="fp16"))
+    torch.testing.assert_close(next(adapter.network.parameters()), next(pipe.transformer.parameters()))
