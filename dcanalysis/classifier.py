@@ -267,9 +267,14 @@ class DiffusionClassifier:
     >>> result.prediction, result.posterior
     """
 
-    def __init__(self, adapter: DiffusionAdapter, config: ClassifierConfig | None = None):
+    def __init__(self, adapter: DiffusionAdapter, config: ClassifierConfig | None = None, *,
+                 progress: bool | Callable[[int, int | None], None] = False):
+        """``progress``: True shows a tqdm bar of network evaluations for each ``classify*`` call (tqdm's
+        ``TQDM_DISABLE`` switch is respected); a callable is called as ``progress(done, total)`` after every
+        network batch (``total``: the schedule's most, None for a sequential test); False: silent."""
         self.adapter = adapter
         self.config = config or ClassifierConfig()
+        self.progress = progress
         if self.config.target is not None:  # the process names the parameterisations it can compare in
             adapter.process.coefficients(self.config.target, torch.zeros(1, dtype=torch.long))
         self._embedding_cache: dict[tuple, Conditioning] = {}
@@ -374,6 +379,7 @@ class DiffusionClassifier:
         CPU): the GPU's share of ``classify_batch``."""
         cond = self.embed(candidates)
         errors = torch.full((len(x0), len(candidates), timesteps.shape[1]), float("nan"), dtype=torch.float64)
+        report = self._progress_reporter(len(x0), len(candidates))
 
         def fill(alive: torch.Tensor, lo: int, hi: int) -> None:
             """errors[b, k, lo:hi] wherever alive[b, k] (B, K), in batches shared between the images."""
@@ -384,9 +390,38 @@ class DiffusionClassifier:
             cfg = self.config
             errors[bi, ci, ti] = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci,
                                                   error=cfg.error, target=cfg.target, batch_size=cfg.batch_size)
+            report(len(bi))
 
-        decided = prune(self.config.schedule, errors, fill)
+        try:
+            decided = prune(self.config.schedule, errors, fill)
+        finally:
+            report(None)
         return BatchErrors(candidates, errors, timesteps, decided.reached, tuple(x0.shape[1:]), image_indices)
+
+    def _progress_reporter(self, n_images: int, n_candidates: int) -> Callable[[int | None], None]:
+        """report(rows) after each network batch, report(None) at the end (``progress``; a no-op when False)."""
+        if not self.progress:
+            return lambda rows: None
+        most = getattr(self.config.schedule, "evaluations", None)
+        total = n_images * most(n_candidates) if most else None
+        done = [0]
+        bar = None
+        if self.progress is True:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, unit="eval", desc="classify", mininterval=1, leave=False)
+
+        def report(rows: int | None) -> None:
+            if rows is None:
+                if bar is not None:
+                    bar.close()
+                return
+            done[0] += rows
+            if bar is not None:
+                bar.update(rows)
+            else:
+                self.progress(done[0], total)
+        return report
 
     def _results(self, batch: BatchErrors, log_prior: torch.Tensor | None) -> list[ClassificationResult]:
         """The host's share of ``classify_batch`` after the GPU's: one result per image."""

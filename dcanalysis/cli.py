@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shlex
 import signal
@@ -116,8 +117,8 @@ def dtype_of(a: argparse.Namespace) -> str | None:
 
 def classify_job(a: argparse.Namespace) -> ClassifyJob:
     return ClassifyJob(model=a.model, image=a.image, dataset=a.dataset, classes=class_list(a), device=a.device,
-                       dtype=dtype_of(a), hub=hub_options(a), without_t5=a.no_t5, classifier=classifier_config(a),
-                       engine=engine_from_arguments(a))
+                       dtype=dtype_of(a), hub=hub_options(a), without_t5=a.no_t5, progress=not a.quiet,
+                       classifier=classifier_config(a), engine=engine_from_arguments(a))
 
 
 def eval_job(a: argparse.Namespace) -> EvalJob:
@@ -125,7 +126,7 @@ def eval_job(a: argparse.Namespace) -> EvalJob:
                    n_images=a.n_images,
                    images_per_batch=a.images_per_batch, rank=a.rank, world_size=a.world_size,
                    retry_failed=a.retry_failed, device=a.device, dtype=dtype_of(a), hub=hub_options(a),
-                   without_t5=a.no_t5, classifier=classifier_config(a),
+                   without_t5=a.no_t5, progress=not a.quiet, classifier=classifier_config(a),
                    engine=engine_from_arguments(a))
 
 
@@ -231,6 +232,18 @@ def cmd_upgrade(a) -> None:
         list(ClassList.of_dataset(settings["dataset"]).names) if settings.get("dataset") else None)))
 
 
+def show_library_messages(*, quiet: bool) -> None:
+    """The library logs through ``logging`` (``dcanalysis.*`` loggers) and never prints; the command line shows its
+    notes (INFO: a time limit reached, the compile decision) and warnings on stderr, only warnings with --quiet."""
+    logger = logging.getLogger("dcanalysis")
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not any(getattr(h, "dcanalysis_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        handler.dcanalysis_cli = True
+        logger.addHandler(handler)
+
+
 def resume_command(argv: list[str]) -> str:
     """The command that resumes this run, shell-quoted; under torchrun, the launcher's own command line."""
     if "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -297,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_tables)
     for sp in (c, e, r, v, u, t):
         sp.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+        sp.add_argument("--quiet", action="store_true", help="no progress bars and no notes, only results and "
+                                                             "warnings")
     return p
 
 
@@ -304,6 +319,7 @@ def main(argv=None):
     own_process = argv is None  # the console command (not a caller's process): leave without waiting on threads
     argv = sys.argv[1:] if argv is None else list(argv)
     a = build_parser().parse_args(argv)
+    show_library_messages(quiet=a.quiet)
     interrupted = []
 
     def on_interrupt(signum, frame):

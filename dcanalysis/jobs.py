@@ -42,6 +42,7 @@ class ClassifyJob:
     dtype: str | None = None  # float32, bfloat16 or float16; None: float32 on the CPU, bfloat16 on a GPU
     hub: HubOptions = field(default_factory=HubOptions)  # variant, revision, cache_dir of a diffusers pipeline
     without_t5: bool = False  # SD 3: leave out the T5 text encoder (text_encoder_3, 4.7 B parameters)
+    progress: bool = True  # a tqdm bar of network evaluations
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
 
@@ -69,6 +70,7 @@ class EvalJob:
     dtype: str | None = None
     hub: HubOptions = field(default_factory=HubOptions)
     without_t5: bool = False
+    progress: bool = True  # a tqdm bar of images
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     # how long a rank that finished waits for the others under torchrun: a resume on another number of processes
@@ -129,7 +131,8 @@ def build_classifier(job: ClassifyJob | EvalJob, n_images: int = 1) -> tuple[Dif
     n_evaluations = n_images * job.classifier.schedule.evaluations(len(job_classes(job).names))
     adapter, engine = job.engine.prepare(adapter, n_evaluations=n_evaluations, device=job.device,
                                          batch_size=job.classifier.batch_size)
-    return DiffusionClassifier(adapter, job.classifier), engine
+    # a one-image job shows the network evaluations; a run shows its images (run_dataset's bar)
+    return DiffusionClassifier(adapter, job.classifier, progress=job.progress and isinstance(job, ClassifyJob)), engine
 
 
 def classify(job: ClassifyJob) -> tuple[ClassificationResult, list[str]]:
@@ -212,7 +215,7 @@ def evaluate(job: EvalJob) -> tuple[EvalJob, list[dict]]:
     records = run_dataset(clf, get, n, cands, job.out, settings=eval_settings(job, clf, engine), rank=job.rank,
                           world_size=job.world_size, images_per_batch=job.images_per_batch, item_name=name_of,
                           retry_failed=job.retry_failed, run_ahead=overlapped if engine.overlap else None,
-                          class_names=names)
+                          class_names=names, progress=job.progress)
     if distributed:
         import torch.distributed as dist
 

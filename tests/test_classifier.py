@@ -214,3 +214,13 @@ def test_a_dataloaders_labels_as_image_indices_are_refused(toy_adapter):
     with pytest.raises(ValueError, match="image index 1 is given twice"):
         list(clf.classify_stream(batches, [0, 1]))
     assert len(list(clf.classify_stream([(pts[:2], [0, 1]), (pts[2:], [2, 3])], [0, 1]))) == 2
+
+
+def test_progress_reaches_a_callback_after_every_network_batch(toy_adapter):
+    calls = []
+    schedule = Schedule.from_lists((4, 8), (1, 1))
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=schedule, batch_size=3),
+                              progress=lambda done, total: calls.append((done, total)))
+    r = clf.classify_batch(list(torch.randn(2, 2)), [0, 1])
+    assert calls[-1] == (sum(x.n_evaluations for x in r), 2 * schedule.evaluations(2))
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) > 2

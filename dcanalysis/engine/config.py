@@ -11,12 +11,15 @@ products, so a run records its engine (``identity``) and refuses to resume under
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 
 from .compile_rule import choose_compile
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class EngineConfig:
         name = network_attribute(adapter)
         engine, why = self.resolved(getattr(adapter, name) if name else None, n_evaluations, device)
         if why and torch.device(device).type == "cuda":
-            print(f"--compile not given: {why}")
+            log.info(f"--compile not given: {why}")
         return engine.apply(adapter, batch_size=batch_size), engine
 
     def place_network(self) -> Callable | None:

@@ -32,6 +32,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -46,6 +47,8 @@ import numpy as np
 import torch
 
 from ..exceptions import ManifestMismatchError, RunLockedError, UnsafeRunFileError
+
+log = logging.getLogger(__name__)
 
 # 2: every record carries the run digest (and an image run's records their image's identity); the digest covers
 # the batch settings. Runs of format 1 are upgraded once (``runs.upgrade_run``) before they are resumed.
@@ -432,7 +435,8 @@ class RunStore:
             f.writelines(ln if ln.endswith("\n") else ln + "\n" for ln in bad)
         good = "".join(ln for ln in lines if _parse(ln) is not None)
         write_atomically(self.records_path, lambda f: f.write(good.encode()))
-        print(f"{self.records_path.name}: {len(bad)} line(s) that are not records moved to damaged-rank{self.rank}.jsonl")
+        log.warning("%s: %d line(s) that are not records moved to damaged-rank%d.jsonl", self.records_path.name,
+                    len(bad), self.rank)
 
     def __exit__(self, *exc) -> None:
         if self._out is not None:

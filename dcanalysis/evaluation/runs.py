@@ -8,9 +8,10 @@ recomputes none. Ranks (``rank``, ``world_size``) shard the images round-robin; 
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 import io
+import json
+import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,6 +29,8 @@ from ..noise import plan_timesteps
 from ..processes import describe
 from .run_store import (FORMAT, RunStore, load_error_table, load_records, read_manifest, read_run_file, read_table,
                         scan_records, settings_digest, table_paths, write_atomically)
+
+log = logging.getLogger(__name__)
 
 # A run's extent and whereabouts, not a setting of any result: a run grows to more images, resumes on another
 # number of processes (every rank skips the images any rank finished) and finds its image folder under another
@@ -317,14 +320,14 @@ def run_dataset(
     with RunStore(run_dir, json.loads(json.dumps(full, default=str)), rank=rank, neutral=RESULT_NEUTRAL) as store:
         check = verify_run(store.run_dir)
         if check.problems:
-            print(f"{store.run_dir}: {len(check.damaged)} damaged record(s) will be recomputed"
-                  f"{f', {len(check.foreign)} foreign one(s) left out' if check.foreign else ''} "
-                  "(dcanalysis verify lists them)")
+            log.warning(f"{store.run_dir}: {len(check.damaged)} damaged record(s) will be recomputed"
+                        f"{f', {len(check.foreign)} foreign one(s) left out' if check.foreign else ''} "
+                        "(dcanalysis verify lists them)")
         todo = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
         relabelled = [i for i in todo if i in check.damaged]
         if relabelled:
-            print(f"{store.run_dir}: {len(relabelled)} record(s) whose label or image is not the dataset's will be "
-                  "recomputed")
+            log.warning(f"{store.run_dir}: {len(relabelled)} record(s) whose label or image is not the dataset's "
+                        "will be recomputed")
         start, correct, seen = time.time(), 0, 0
         # disable only when asked: an explicit disable=False would override tqdm's TQDM_DISABLE switch
         bar = tqdm(total=len(todo), desc=f"rank {rank}", mininterval=2, **({} if progress else {"disable": True}))
@@ -333,7 +336,7 @@ def run_dataset(
         def loaded():  # in this thread (with run_ahead, while the worker classifies the chunk before)
             for k, chunk in enumerate(chunks):
                 if time_limit_s and time.time() - start > time_limit_s:
-                    print(f"time limit reached; {len(todo) - sum(map(len, chunks[:k]))} images left for the next run")
+                    log.info(f"time limit reached; {len(todo) - sum(map(len, chunks[:k]))} images left for the next run")
                     return
                 yield chunk, *_load_chunk(classifier, chunk, get_item, item_name, seed)
 

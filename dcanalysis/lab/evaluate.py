@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -135,6 +136,7 @@ def main(argv=None):
         if len(argv) < 2:
             raise SystemExit("usage: python -m dcanalysis.lab.evaluate --upgrade RUN_DIR [RUN_DIR ...]")
         return upgrade([Path(d) for d in argv[1:]])
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the library's notes (a time limit reached)
     p = argparse.ArgumentParser(description="Evaluate lab models (Diffusion Classifier and baselines).")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
     p.add_argument("--out", required=True, type=Path, help="run directories are created inside")

@@ -380,3 +380,16 @@ def test_an_older_run_is_refused_until_upgraded_and_the_upgrade_rechecks_labels(
         upgrade_run(run, (wrong, str))
     assert "upgraded 3 record(s)" in upgrade_run(run, (points(3), str))
     assert verify_run(run, (points(3), str)).problems == [] and len(toy_run(toy_adapter, run, n=3)) == 3
+
+
+def test_the_library_logs_and_never_prints(toy_adapter, tmp_path, capsys, caplog):
+    import logging
+
+    run = tmp_path / "run"
+    toy_run(toy_adapter, run, n=2)
+    (run / "records-rank0.jsonl").open("a").write("garbage\n")
+    with caplog.at_level(logging.INFO, logger="dcanalysis"):
+        toy_run(toy_adapter, run, n=3, time_limit_s=1e-9)
+    assert capsys.readouterr().out == ""
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("moved to damaged-rank0.jsonl" in m for m in messages) and any("time limit" in m for m in messages)
