@@ -197,8 +197,10 @@ def evaluate_triples(
     error: str = "l2",
     target: str | None = None,
     batch_size: int = 64,
+    after_batch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """``denoising_error`` of (image, trial, candidate) triples, ``batch_size`` of them per network call.
+    """``denoising_error`` of (image, trial, candidate) triples, ``batch_size`` of them per network call
+    (``after_batch(rows)`` after each call is queued; it must not wait for the GPU).
 
     x0 : (B, *sample_shape) on the adapter's device; cond : embeddings of all K candidates, on the device;
     timesteps : (B, N) and noise : (B, N, *sample_shape), the noise plans of the B images (CPU);
@@ -231,6 +233,8 @@ def evaluate_triples(
         with torch.no_grad():
             out = adapter.predict(x_t, t, index_conditioning(cond, ci), groups)
         errs.append(denoising_error(process, out, x_t, x, eps, t, loss=error, target=target))
+        if after_batch is not None:
+            after_batch(len(r))
     out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)
     if not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).nonzero()[0])
@@ -389,8 +393,8 @@ class DiffusionClassifier:
             ti = ti + lo
             cfg = self.config
             errors[bi, ci, ti] = evaluate_triples(self.adapter, x0, cond, timesteps, noise, bi, ti, ci,
-                                                  error=cfg.error, target=cfg.target, batch_size=cfg.batch_size)
-            report(len(bi))
+                                                  error=cfg.error, target=cfg.target, batch_size=cfg.batch_size,
+                                                  after_batch=report if self.progress else None)
 
         try:
             decided = prune(self.config.schedule, errors, fill)
@@ -399,7 +403,7 @@ class DiffusionClassifier:
         return BatchErrors(candidates, errors, timesteps, decided.reached, tuple(x0.shape[1:]), image_indices)
 
     def _progress_reporter(self, n_images: int, n_candidates: int) -> Callable[[int | None], None]:
-        """report(rows) after each network batch, report(None) at the end (``progress``; a no-op when False)."""
+        """report(rows) after each network call, report(None) at the end (``progress``; a no-op when False)."""
         if not self.progress:
             return lambda rows: None
         most = getattr(self.config.schedule, "evaluations", None)
