@@ -217,3 +217,24 @@ def test_the_resume_command_under_torchrun_is_the_launchers_own(tmp_path, monkey
     monkeypatch.delenv("TORCHELASTIC_RUN_ID")
     monkeypatch.setenv("WORLD_SIZE", "1")
     assert resume_command(["eval", "--out", "my run"]) == "dcanalysis eval --out 'my run'"
+
+
+def test_the_same_images_through_a_relative_or_linked_path_are_the_same_run(tmp_path, monkeypatch):
+    import numpy as np
+
+    from dcanalysis.evaluation.runs import load_records
+
+    for k, name in enumerate(["zero", "one"]):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.fromarray(np.full((28, 28), 100 * k, np.uint8)).save(tmp_path / "data" / name / "a.png")
+    (tmp_path / "classes.txt").write_text("zero\none\n")
+    (tmp_path / "linked").symlink_to(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    common = ["eval", "--model", "mnist_unet", "--classes", "classes.txt", "--out", "run", "--schedule", "2:1",
+              "--device", "cpu", "--quiet"]
+    main([*common, "--images", "data"])
+    before = load_records(tmp_path / "run")
+    main([*common, "--images", str(tmp_path / "linked")])  # refused before: the path string was a setting
+    assert load_records(tmp_path / "run") == before and len(before) == 2
+    with pytest.raises(SystemExit, match="--world-size 0.*need world size >= 1"):
+        main([*common, "--images", "data", "--world-size", "0"])

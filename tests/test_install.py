@@ -93,3 +93,46 @@ def test_the_cli_tells_its_version(capsys):
     import tomllib
 
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"] == dcanalysis.__version__
+
+
+def test_a_researchers_first_hour_from_the_wheel(installed):
+    """Install, --version, classify with a prompts file on a tiny saved SD pipeline, eval on a folder of images,
+    grow the run, report --json: all from the installed wheel in a clean folder, no lab dataset involved."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from tiny_models import save_sd_folder, tiny_sd_components
+
+    pipeline = save_sd_folder(tiny_sd_components(installed), installed / "my-sd")
+    (installed / "prompts.txt").write_text("a photo of a cat\na photo of a dog\n")
+    for k, name in enumerate(["cat", "dog"]):
+        (installed / "images" / name).mkdir(parents=True, exist_ok=True)
+        for j in range(3):
+            Image.fromarray(np.full((16, 16, 3), 40 * k + 10 * j, np.uint8)).save(installed / "images" / name / f"{j}.png")
+    (installed / "classes.txt").write_text("cat\ndog\n")
+    common = ["--model", str(pipeline), "--schedule", "2:1", "--device", "cpu", "--quiet"]
+    out = run_installed(installed, f"""
+import subprocess, sys
+from dcanalysis.cli import main
+for argv in (["--version"],
+             ["classify", "images/cat/0.png", "--prompts", "prompts.txt", *{common!r}],
+             ["eval", "--images", "images", "--classes", "classes.txt", "--out", "run", "--n-images", "2", *{common!r}],
+             ["eval", "--images", "images", "--classes", "classes.txt", "--out", "run", *{common!r}],
+             ["report", "run", "--json"]):
+    try:
+        main(argv)
+    except SystemExit as e:
+        if e.code not in (0, None):
+            raise
+    print("=== done", argv[0])
+""")
+    parts = out.split("=== done")
+    assert parts[0].strip().startswith("dcanalysis ")
+    assert "prediction: a photo of a" in parts[1]
+    report = json.loads(parts[4].split("\n", 1)[1])
+    assert report["n_items"] == report["done"] == 6 and report["to_go"] == 0
+    assert report["class_names"] == ["cat", "dog"] and set(report["per_class_accuracy"]) == {"cat", "dog"}
+    records = [json.loads(ln) for ln in (installed / "run" / "records-rank0.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == list(range(6))  # the pilot's 2 images were not recomputed
