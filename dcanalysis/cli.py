@@ -70,7 +70,8 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--error", default="l2", choices=sorted(LOSSES), help="the denoising error (default: l2)")
     p.add_argument("--batch-size", type=int, default=250, help="(trial, class) pairs per network call")
     p.add_argument("--seed", type=int, default=0, help="seed of every image's noise plan")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="where the network runs: cuda, cuda:1, cpu (default: cuda when there is one)")
     p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
                    help="the network's dtype (default: float32 on the CPU, bfloat16 on a GPU)")
     p.add_argument("--fp32", action="store_true", help="the same as --dtype float32 (kept for older scripts)")
@@ -287,25 +288,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_common(e)
     e.set_defaults(func=cmd_eval, make_job=eval_job)
     r = sub.add_parser("report", help="accuracy with a 95%% interval and per-class accuracy of a run")
-    r.add_argument("run_dir", type=Path)
+    r.add_argument("run_dir", type=Path, help="a run directory that dcanalysis eval wrote")
     r.add_argument("--calibrate-on", type=Path, default=None,
                    help="a run on other images of the same model: fit a temperature there, report NLL/ECE here")
     r.add_argument("--json", action="store_true", help="print the report as one JSON object (class names included)")
     r.set_defaults(func=cmd_report)
     v = sub.add_parser("verify", help="check a run directory for damage: foreign lines, tables that disagree with "
                                       "their records, records of other settings")
-    v.add_argument("run_dir", type=Path)
+    v.add_argument("run_dir", type=Path, help="a run directory that dcanalysis eval (or the lab) wrote")
     v.add_argument("--images", type=Path, default=None,
                    help="the run's image folder, if it moved (labels and images are checked against the dataset)")
     v.set_defaults(func=cmd_verify)
     u = sub.add_parser("upgrade", help="bring a run written by an older dcanalysis to this version's format, once, "
                                        "re-checking every record against its image, label and table")
-    u.add_argument("run_dir", type=Path)
+    u.add_argument("run_dir", type=Path, help="a run directory written by dcanalysis before format 2")
     u.add_argument("--images", type=Path, default=None, help="the run's image folder, if it moved")
     u.set_defaults(func=cmd_upgrade)
     t = sub.add_parser("tables", help="pack a run's per-image error tables into RUN_DIR/tables.npz, with the "
                                       "timestep of every trial (what the book's chapters 3-5 read)")
-    t.add_argument("run_dir", type=Path)
+    t.add_argument("run_dir", type=Path, help="a run directory with per-image error tables")
     t.add_argument("--max-images", type=int, default=None, help="the lowest ids only")
     t.set_defaults(func=cmd_tables)
     for sp in (c, e, r, v, u, t):

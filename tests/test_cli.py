@@ -238,3 +238,13 @@ def test_the_same_images_through_a_relative_or_linked_path_are_the_same_run(tmp_
     assert load_records(tmp_path / "run") == before and len(before) == 2
     with pytest.raises(SystemExit, match="--world-size 0.*need world size >= 1"):
         main([*common, "--images", "data", "--world-size", "0"])
+
+
+def test_every_flag_of_every_command_has_help_text():
+    from dcanalysis.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    missing = [f"{name} {action.option_strings or action.dest}" for name, sub in commands.items()
+               for action in sub._actions if action.help is None]
+    assert missing == []
