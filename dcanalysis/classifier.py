@@ -246,13 +246,17 @@ def evaluate_triples(
     return out
 
 
-def check_image_indices(indices, n_images: int, seen: set[int] | None = None) -> list[int]:
+def check_image_indices(indices, n_images: int, seen: set[int] | None = None, *,
+                        shared_noise: bool = False) -> list[int]:
     """The image indices as ints, checked: one per image and none repeated (also across the calls that share
-    ``seen``): an index names an image's noise stream, so two images with one index would share their noise. A
-    repeat is what a DataLoader's (images, labels) batches give in place of (images, image indices)."""
+    ``seen``): an index names an image's noise stream, so two images with one index share their noise. A repeat
+    is what a DataLoader's (images, labels) batches give in place of (images, image indices); ``shared_noise``
+    allows it where it is meant (Winoground's images compared under the same noise)."""
     indices = [int(i) for i in indices]
     if len(indices) != n_images:
         raise ValueError(f"{n_images} images but {len(indices)} image indices; give one index per image.")
+    if shared_noise:
+        return indices
     seen = set() if seen is None else seen
     for i in indices:
         if i in seen:
@@ -348,18 +352,20 @@ class DiffusionClassifier:
         image_indices: Sequence[int] | None = None,
         plans: Sequence[NoisePlan] | None = None,
         log_prior: torch.Tensor | None = None,
+        shared_noise: bool = False,
     ) -> list[ClassificationResult]:
         """Classify several images at once; each result equals ``classify`` of that image alone.
 
         Network calls are shared between the images, step by step of the pruning policy, so a small model sees
         large batches; every image's decisions depend on its own errors only. ``image_indices`` name each image's
         noise stream (default: their positions 0, 1, ...; pass dataset indices so that a resumed or sharded run
-        draws the same noise for the same image).
+        draws the same noise for the same image). A repeated index is refused unless ``shared_noise`` (images
+        meant to be compared under one noise plan, as Winoground's are).
         """
         candidates = check_candidates(candidates)
         if image_indices is None:
             image_indices = range(len(images))
-        image_indices = check_image_indices(image_indices, len(images))
+        image_indices = check_image_indices(image_indices, len(images), shared_noise=shared_noise)
         x0 = self._x0(images, image_indices)
         if not len(x0):
             return []

@@ -224,3 +224,14 @@ def test_progress_reaches_a_callback_after_every_network_batch(toy_adapter):
     r = clf.classify_batch(list(torch.randn(2, 2)), [0, 1])
     assert calls[-1] == (sum(x.n_evaluations for x in r), 2 * schedule.evaluations(2))
     assert [d for d, _ in calls] == sorted(d for d, _ in calls) and len(calls) > 2
+
+
+def test_shared_noise_is_allowed_only_when_asked(toy_adapter):
+    import pytest
+
+    clf = DiffusionClassifier(toy_adapter, ClassifierConfig(schedule=Schedule.exhaustive(3)))
+    a, b = torch.randn(2, 2)
+    with pytest.raises(ValueError, match="given twice"):
+        clf.classify_batch([a, b], [0, 1], image_indices=[5, 5])
+    ra, rb = clf.classify_batch([a, b], [0, 1], image_indices=[5, 5], shared_noise=True)
+    assert torch.equal(ra.timesteps, rb.timesteps)

@@ -124,7 +124,8 @@ def diffusion_scores(classifier, example: WinogroundExample, *, index: int, null
         raise ValueError("Winoground scoring needs an exhaustive schedule: ClassifierConfig(schedule="
                          "Schedule.exhaustive(n)); a pruning schedule leaves some captions unscored.")
     captions = list(example.captions) + ([null_caption] if null_caption is not None else [])
-    results = classifier.classify_batch(list(example.images), captions, image_indices=[index, index])
+    results = classifier.classify_batch(list(example.images), captions, image_indices=[index, index],
+                                        shared_noise=True)  # Eq. 9 compares the two images under one noise plan
     err = torch.stack([r.mean_errors for r in results], dim=1).numpy()  # (captions, images)
     out = {"raw": -err[:2]}
     if null_caption is not None:

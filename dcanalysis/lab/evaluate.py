@@ -97,7 +97,7 @@ def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, se
     records = run_dataset(clf, lambda i: (x[i], int(labels[i])), len(x), list(range(10)), run_dir,
                           settings=settings, time_limit_s=time_limit_s, images_per_batch=images_per_batch,
                           run_ahead=overlapped if overlap else None,
-                          class_names=CLASSES[model_name.removesuffix("_unet")])
+                          class_names=CLASSES.get(model_name.removesuffix("_unet")))
     s = summarize(records)
     return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
             "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}

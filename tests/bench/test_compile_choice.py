@@ -41,7 +41,9 @@ def test_the_rule_decides_by_device_network_and_run_size():
     assert "never measured" in choose_compile(other, 10**9, "cuda")[1]
 
 
-def test_the_cli_default_resolves_compile_once_from_the_job(monkeypatch, capsys):
+def test_the_cli_default_resolves_compile_once_from_the_job(monkeypatch, caplog):
+    import logging
+
     from dcanalysis import cli, jobs
     from dcanalysis.engine import compile_rule
 
@@ -50,14 +52,16 @@ def test_the_cli_default_resolves_compile_once_from_the_job(monkeypatch, capsys)
     monkeypatch.setattr("dcanalysis.engine.compile.compile_adapter", lambda adapter, **options: compiled.append(adapter))
     monkeypatch.setattr(jobs, "load_adapter", lambda *args, **kw: type("A", (), {"unet": torch.nn.Linear(1, 1),
                                                                                  "dtype": torch.float32})())
-    monkeypatch.setattr(jobs, "DiffusionClassifier", lambda adapter, cfg: adapter)
+    monkeypatch.setattr(jobs, "DiffusionClassifier", lambda adapter, cfg, **kw: adapter)
     for n_images, expect in ((1, False), (10, True)):  # 1 or 10 images x (100 trials x 10 classes)
         a = cli.build_parser().parse_args(["classify", "x.png", "--model", "fashion_mnist_unet", "--dataset",
                                            "fashion_mnist", "--device", "cuda", "--fp32"])
-        adapter, engine = jobs.build_classifier(cli.classify_job(a), n_images=n_images)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="dcanalysis"):
+            adapter, engine = jobs.build_classifier(cli.classify_job(a), n_images=n_images)
         assert engine.compile is expect and (adapter.static_rows is not None) is expect
         assert len(compiled) == int(expect)
-        assert ("compiled: at most 10,000" if expect else "eager: at most 1,000") in capsys.readouterr().out
+        assert ("compiled: at most 10,000" if expect else "eager: at most 1,000") in caplog.text
 
 
 def test_first_call_and_band_rows_read_both_cache_states():
