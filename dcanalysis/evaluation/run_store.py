@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import io
 import json
 import logging
 import os
@@ -355,6 +356,16 @@ def read_table(path: Path) -> np.ndarray:
     fd = open_run_file(path, os.O_RDONLY)
     with os.fdopen(fd, "rb") as f:
         return np.load(f, allow_pickle=False)
+
+
+def load_packed_tables(run_dir: Path) -> dict:
+    """{id: (candidates x trials) float16 table} from the run's ``tables.npz`` (a committed run keeps only that),
+    or {} when there is none."""
+    path = Path(run_dir) / "tables.npz"
+    if not path.is_file():
+        return {}
+    with np.load(io.BytesIO(read_run_file(path)), allow_pickle=False) as z:
+        return dict(zip(z["ids"].tolist(), z["errors"]))
 
 
 def load_error_table(run_dir: Path, image_id) -> np.ndarray:

@@ -8,7 +8,6 @@ recomputes none. Ranks (``rank``, ``world_size``) shard the images round-robin; 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import time
@@ -27,8 +26,8 @@ from ..exceptions import ImageLoadError, ManifestMismatchError, NonFiniteError
 from ..images import read_image_bytes
 from ..noise import plan_timesteps
 from ..processes import describe
-from .run_store import (FORMAT, RunStore, load_error_table, load_records, read_manifest, read_run_file, read_table,
-                        scan_records, settings_digest, table_paths, write_atomically)
+from .run_store import (FORMAT, RunStore, load_error_table, load_packed_tables, load_records, read_manifest,
+                        read_table, scan_records, settings_digest, table_paths, write_atomically)
 
 log = logging.getLogger(__name__)
 
@@ -147,10 +146,7 @@ def verify_run(run_dir: str | Path, items: Items | None = None) -> Verification:
     if "n_items" not in settings:
         return _verify_named_run(records, problems, digest)
     n_items, k = settings["n_items"], len(settings.get("candidates", []))
-    packed = {}
-    if (run_dir / "tables.npz").is_file():
-        with np.load(io.BytesIO(read_run_file(run_dir / "tables.npz")), allow_pickle=False) as z:
-            packed = dict(zip(z["ids"].tolist(), z["errors"]))
+    packed = load_packed_tables(run_dir)
     dropped = manifest.get("tables_dropped", False)
     damaged, foreign, done, failed, untabled, halved = set(), set(), 0, 0, 0, 0
     for key, (rank, r) in records.items():
@@ -323,10 +319,9 @@ def run_dataset(
             log.warning(f"{store.run_dir}: {len(check.damaged)} damaged record(s) will be recomputed"
                         f"{f', {len(check.foreign)} foreign one(s) left out' if check.foreign else ''} "
                         "(dcanalysis verify lists them)")
-        todo = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
-        relabelled = [i for i in todo if i in check.damaged]
+        todo, relabelled = _todo(store, check, get_item, item_name, rank, world_size, n_items, retry_failed)
         if relabelled:
-            log.warning(f"{store.run_dir}: {len(relabelled)} record(s) whose label or image is not the dataset's "
+            log.warning(f"{store.run_dir}: {len(relabelled)} record(s) whose label is not the dataset's (edited) "
                         "will be recomputed")
         start, correct, seen = time.time(), 0, 0
         # disable only when asked: an explicit disable=False would override tqdm's TQDM_DISABLE switch
@@ -359,11 +354,13 @@ def run_dataset(
                 and r["id"] < n_items and r.get("run") == store.digest]
 
 
-def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_items, retry_failed) -> list[int]:
-    """This rank's ids still to compute (no rank's record, a damaged one, or a label that is not the dataset's);
-    refuses to resume over items that are no longer what was computed."""
+def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_items,
+          retry_failed) -> tuple[list[int], list[int]]:
+    """This rank's ids still to compute (no rank's record, a damaged one, a failure to retry, or a label that is
+    not the dataset's), and those of them whose recorded label was not the dataset's; refuses to resume over items
+    that are no longer what was computed."""
     records = {r["id"]: r for r in store.records() if isinstance(r["id"], int)}
-    todo, changed = [], []
+    todo, changed, relabelled = [], [], []
     for i in range(rank, n_items, world_size):
         r = records.get(i)
         if r is None or i in check.damaged:
@@ -380,15 +377,18 @@ def _todo(store, check: Verification, get_item, item_name, rank, world_size, n_i
             else:
                 changed.append((i, r["item"], now))
             continue
-        if ("error" in r and retry_failed) or ("error" not in r and label is not None and int(label) != r["label"]):
-            todo.append(i)  # asked for, or an edited label: the image itself is what was computed
+        if "error" in r and retry_failed:
+            todo.append(i)
+        elif "error" not in r and label is not None and int(label) != r["label"]:
+            todo.append(i)  # an edited label: the image itself is what was computed, so compute it again
+            relabelled.append(i)
     if changed:
         i, before, now = changed[0]
         raise ManifestMismatchError(
             f"{len(changed)} image(s) changed since they were classified: image {i} was {before['name']!r} "
             f"(sha256 {before['sha256']}), is now {now['name']!r} (sha256 {now['sha256']}). Restore the dataset "
             f"as it was to resume {str(store.run_dir)!r}, or start a fresh run in a new --out.")
-    return todo
+    return todo, relabelled
 
 
 def _load_chunk(classifier, chunk, get_item, item_name, seed) -> tuple[dict, list]:
@@ -472,10 +472,7 @@ def consolidate_tables(run_dir: str | Path, *, max_images: int | None = None) ->
     if not records:
         raise ValueError(f"{run_dir} has no finished images (dcanalysis verify says why).")
     path = run_dir / "tables.npz"
-    packed = {}
-    if path.is_file():
-        with np.load(io.BytesIO(read_run_file(path)), allow_pickle=False) as z:
-            packed = dict(zip(z["ids"].tolist(), z["errors"]))
+    packed = load_packed_tables(run_dir)
 
     def table(image_id: int) -> np.ndarray:
         try:
@@ -532,10 +529,7 @@ def upgrade_run(run_dir: str | Path, items: Items | None = None, *, class_names:
     neutral = RESULT_NEUTRAL if image_run else ()
     old_digest = settings_digest(manifest["settings"], FORMAT_1_NEUTRAL if image_run else ())
     digest = settings_digest(settings, neutral)
-    k, packed = len(settings.get("candidates", [])), {}
-    if (run_dir / "tables.npz").is_file():
-        with np.load(io.BytesIO(read_run_file(run_dir / "tables.npz")), allow_pickle=False) as z:
-            packed = dict(zip(z["ids"].tolist(), z["errors"]))
+    k, packed = len(settings.get("candidates", [])), load_packed_tables(run_dir)
     records, problems = scan_records(run_dir)
     if problems:
         raise ManifestMismatchError(f"cannot upgrade {run_dir}: {problems[0]} ({len(problems)} problem(s)); repair "

@@ -308,7 +308,7 @@ def test_fifos_devices_and_huge_files_among_images_fail_alone_without_hanging(tm
     assert "prediction" in recs[0] and "prediction" in recs[3]
 
 
-def test_an_edited_label_is_found_by_verify_and_recomputed_on_resume(toy_adapter, tmp_path):
+def test_an_edited_label_is_found_by_verify_and_recomputed_on_resume(toy_adapter, tmp_path, caplog):
     run = tmp_path / "run"
     toy_run(toy_adapter, run, n=4)
     path = run / "records-rank0.jsonl"
@@ -321,6 +321,7 @@ def test_an_edited_label_is_found_by_verify_and_recomputed_on_resume(toy_adapter
     assert verify_run(run).damaged == set()  # without the dataset the label cannot be checked: said in a note
     recs = toy_run(toy_adapter, run, n=4)
     assert recs[2]["label"] == get(2)[1] and verify_run(run, (get, str)).problems == []
+    assert "1 record(s) whose label is not the dataset's (edited) will be recomputed" in caplog.text
 
 
 def test_a_reordered_class_list_is_another_run(toy_adapter, tmp_path):
