@@ -30,7 +30,7 @@ from .adapters.weights import HubOptions
 from .classifier import ClassifierConfig
 from .engine.config import add_engine_arguments, engine_from_arguments
 from .evaluation.datasets import ClassList, available_datasets
-from .jobs import ClassifyJob, EvalJob, classify, evaluate, run_source
+from .jobs import DTYPES, ClassifyJob, EvalJob, classify, evaluate, run_source
 from .losses import LOSSES
 from .evaluation.run_store import read_manifest
 from .evaluation.runs import (consolidate_tables, load_records, run_logits, summarize, trusted_records, upgrade_run,
@@ -72,7 +72,7 @@ def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every image's noise plan")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="where the network runs: cuda, cuda:1, cpu (default: cuda when there is one)")
-    p.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+    p.add_argument("--dtype", choices=sorted(DTYPES), default=None,
                    help="the network's dtype (default: float32 on the CPU, bfloat16 on a GPU)")
     p.add_argument("--fp32", action="store_true", help="the same as --dtype float32 (kept for older scripts)")
     p.add_argument("--variant", default=None, help="a diffusers pipeline's weight variant, e.g. fp16 (its "

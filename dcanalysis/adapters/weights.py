@@ -26,8 +26,9 @@ class HubOptions:
 
     def loading(self, dtype=None) -> dict:
         """Keyword arguments for a diffusers / transformers ``from_pretrained`` of a model component: offline, in
-        ``dtype`` from the start (``dtype=``, diffusers' and transformers' current name), safetensors only where the
-        folder has them (no fallback to pickled weights)."""
+        ``dtype`` from the start (``dtype=``, diffusers' and transformers' current name), the variant's files if one
+        is given (``resolve_pretrained`` refuses a variant-only folder without it, before diffusers would look for
+        other weight files)."""
         return {"local_files_only": True, **({"dtype": dtype} if dtype is not None else {}),
                 **({"variant": self.variant} if self.variant else {})}
 
@@ -73,13 +74,14 @@ def resolve_pretrained(name_or_path: str | os.PathLike, *, subfolders: tuple[str
         )
     # a model component (it has a config.json) needs its weights beside it; say so before diffusers asks for a .bin
     components = [p for p in sorted(folder.iterdir()) if p.is_dir() and (p / "config.json").is_file()]
-    found = {p.name: [w.name for ext in WEIGHT_SUFFIXES for w in p.glob(f"*{ext}")] for p in components}
-    # without a variant, a variant's files (unet/*.fp16.safetensors) are not the weights diffusers looks for; with
-    # one, diffusers takes the variant's files where a component has them and the full ones elsewhere
-    found = {k: [w for w in v if len(w.split(".")) == 2 or "-of-" in w or (hub.variant and f".{hub.variant}." in w)]
-             for k, v in found.items()}
-    variants = sorted({w.split(".")[-2] for p in components for ext in WEIGHT_SUFFIXES for w in
-                       (x.name for x in p.glob(f"*{ext}")) if len(w.split(".")) > 2 and "-of-" not in w})
+    files = {p.name: [w.name for ext in WEIGHT_SUFFIXES for w in p.glob(f"*{ext}")] for p in components}
+    # a variant's file is NAME.VARIANT.EXT (a shard, NAME-00001-of-00002.EXT, is a full weight file); without a
+    # variant its files are not the weights diffusers looks for, with one diffusers takes them where a component
+    # has them and the full ones elsewhere
+    is_variant = lambda w: len(w.split(".")) > 2 and "-of-" not in w  # noqa: E731
+    found = {k: [w for w in v if not is_variant(w) or (hub.variant and f".{hub.variant}." in w)]
+             for k, v in files.items()}
+    variants = sorted({w.split(".")[-2] for v in files.values() for w in v if is_variant(w)})
     empty = [name for name, files in found.items() if not files]
     if empty and variants and not hub.variant:
         raise WeightsNotFoundError(
