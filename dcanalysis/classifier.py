@@ -179,7 +179,7 @@ def stack_plans(plans: Sequence[NoisePlan], shape: tuple[int, ...], n: int) -> t
 
 def to_device_async(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Copy a small host tensor to ``device`` without waiting for the GPU's queue (through pinned memory)."""
-    if device.type != "cuda":
+    if device.type != "cuda" or x.device.type != "cpu":
         return x.to(device)
     return x.pin_memory().to(device, non_blocking=True)
 
@@ -238,12 +238,16 @@ def evaluate_triples(
     out = torch.cat(errs).double().cpu() if errs else torch.empty(0, dtype=torch.float64)
     if not torch.isfinite(out).all():
         bad = int((~torch.isfinite(out)).nonzero()[0])
-        raise NonFiniteError(
-            f"the network returned NaN/inf at t={int(timesteps[img_idx[bad], trial_idx[bad]])} for candidate "
-            f"#{int(cand_idx[bad])}. Check the model weights and dtype (fp16 overflow is common; try "
-            "dtype=torch.float32 or bfloat16)."
-        )
+        raise non_finite_error(int(timesteps[img_idx[bad], trial_idx[bad]]), int(cand_idx[bad]))
     return out
+
+
+def non_finite_error(timestep: int, candidate: int) -> NonFiniteError:
+    """The error for a NaN/inf denoising error at ``timestep`` for candidate #``candidate``."""
+    return NonFiniteError(
+        f"the network returned NaN/inf at t={timestep} for candidate #{candidate}. Check the model weights and dtype "
+        "(fp16 overflow is common; try dtype=torch.float32 or bfloat16)."
+    )
 
 
 def check_image_indices(indices, n_images: int, seen: set[int] | None = None, *,

@@ -51,10 +51,8 @@ def prune(policy: Policy, errors: torch.Tensor, fill: Fill | None = None) -> Pru
     alive = torch.ones(B, K, dtype=torch.bool)
     reached = torch.zeros(B, K, dtype=torch.long)
     trials = torch.zeros(B, K, dtype=torch.long)
-    # the sequential test stops spending on an image once one candidate is left; a staged schedule runs its
-    # stages whatever they keep (``Schedule.evaluations`` counts them)
-    stops = isinstance(policy, SequentialTest)
-    for step, (lo, hi, keep) in enumerate(_steps(policy), start=1):
+    stops = stops_early(policy)
+    for step, (lo, hi, keep) in enumerate(policy_steps(policy), start=1):
         active = alive & (alive.sum(dim=1, keepdim=True) >= 2) if stops and step > 1 else alive
         images = active.any(dim=1)
         if not images.any():
@@ -73,8 +71,19 @@ def _masked_means(sub: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
     return torch.where(alive, sub.double().mean(dim=2), torch.inf)
 
 
-def _steps(policy: Policy):
-    """(lo, hi, keep) per step: run trials lo:hi, then ``keep`` (see ``Keep``) picks the survivors."""
+def stops_early(policy: Policy) -> bool:
+    """Whether an image stops getting trials once one candidate is left: the sequential test does; a staged
+    schedule runs its stages whatever they keep (``Schedule.evaluations`` counts them)."""
+    return isinstance(policy, SequentialTest)
+
+
+def policy_steps(policy: Policy) -> list[tuple[int, int, Keep]]:
+    """(lo, hi, keep) per step: run trials lo:hi, then ``keep`` (see ``Keep``) picks the survivors. The one rule
+    both ``prune`` (every image in lockstep) and ``engine.refill`` (each image at its own pace) apply."""
+    return list(_step_rules(policy))
+
+
+def _step_rules(policy: Policy):
     if isinstance(policy, Schedule):
         done = 0
         for stage in policy.stages:

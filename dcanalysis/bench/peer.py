@@ -35,6 +35,20 @@ def stage_timesteps(grid: Sequence[int], n: int) -> list[int]:
     return list(grid[len(grid) // n // 2::len(grid) // n])[:n]
 
 
+def rows_per_stage(num_timesteps: int, n_candidates: int, n_samples: Sequence[int], to_keep: Sequence[int]) -> list[int]:
+    """The (timestep, prompt) pairs each stage sends to the network: a ``batch_size`` of their maximum gives one
+    network call per stage, the official loop at its fastest on a GPU with room for it."""
+    grid = official_grid(num_timesteps, max(n_samples))
+    done: set[int] = set()
+    remaining, out = n_candidates, []
+    for n, keep in zip(n_samples, to_keep):
+        new = [t for t in stage_timesteps(grid, n) if t not in done]
+        done |= set(new)
+        out.append(remaining * len(new))
+        remaining = keep
+    return out
+
+
 @dataclass(frozen=True)
 class PeerResult:
     prediction: int  # candidate index

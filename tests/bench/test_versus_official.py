@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule
@@ -58,3 +59,30 @@ def test_throughput_rows_time_the_bare_variants_and_save_each_row_as_it_comes(mo
                                     variants=["compiled"], per_calls=(2,), calls=2, agree_images=2, rows=rows,
                                     one_by_one=False)
     assert [r.get("overlap") for r in rows if r["task"] != "bare forward"] == [True]
+
+
+@pytest.mark.slow  # 95 s here: the lab UNet runs about 30 evaluations/s on a 2-core CPU
+def test_the_gpu_command_runs_end_to_end_in_miniature_on_the_cpu(tmp_path, monkeypatch):
+    """The whole ``versus_official`` job, tiny and eager, on the CPU: every row it writes, the fair ratio (the
+    official loop at one call per stage) beside the default-batch one, the refilled test against the network."""
+    import json
+
+    from dcanalysis.bench import versus_official
+
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: model)  # CPU: no inductor
+    # the lab UNet runs about 30 evaluations/s on this CPU: 48 evaluations an image for the peer, not 2,750
+    monkeypatch.setattr(versus_official, "PEER_STAGES", ((4, 8), (2, 1)))
+    monkeypatch.setattr(versus_official, "SEQUENTIAL_CANDIDATES", [dict(step=2, confidence=0.99)])
+    out = tmp_path / "v.json"
+    versus_official.main(["--device", "cpu", "--n-images", "4", "--refill-images", "6", "--tune-images", "4",
+                          "--trials", "8", "--rows", "16", "32", "--in-flight", "3", "--peer-seconds", "0",
+                          "--seconds", "0", "--out", str(out)])
+    r = json.loads(out.read_text())["datasets"]["fashion_mnist"]
+    assert r["official_default"]["batch"] == 32 and r["official"]["batch"] == 10 * 4  # the largest stage's rows
+    assert [row["rows"] for row in r["refill"]] == [16, 32]
+    assert all(row["images"] == 6 and row["same_images"]["images"] == 4 for row in r["refill"])
+    # results identical to the lockstep run's on the images both classified
+    assert all(row["vs_lockstep"]["same_prediction"] == 1.0 for row in r["refill"])
+    assert r["refill"][0]["of_network"] == pytest.approx(r["refill"][0]["evals_per_s"] / r["network"]["16"]["evals_per_s"])
+    assert r["speedup"] == pytest.approx(r["official"]["seconds_per_image"] / r["dcanalysis"]["seconds_per_image"])
+    assert r["official_decisions"]["images"] == 4 and isinstance(r["inside_official_interval"], bool)

@@ -1,0 +1,260 @@
+"""Pruning at the network's rate: a fixed number of images in flight, each finished one replaced by the next.
+
+``classify_batch`` walks its images through the policy in lockstep: one round of rows for every image still
+undecided, then the decisions, then the next round. Under a sequential test the rounds shrink as images finish, and
+the GPU waits while the host decides, so on the lab models it ran at about a third of the compiled network's rate
+(issue 41). ``classify_refilled`` instead keeps ``in_flight`` images in slots on the device and one queue of rows:
+
+- every network call takes the next ``rows`` rows of the queue (one batch shape for a compiled network);
+- the host reads a call's errors back while the GPU runs the next call, so no decision makes the GPU wait;
+- the moment all rows of an image's round are back, that image is decided by the policy's own rule
+  (``pruning.policy_steps``, the rule ``prune`` applies): its next round joins the end of the queue, or, decided,
+  it leaves, and the next image takes its slot.
+
+Each image's decisions depend on its own errors only, and each row's error on that row only, so the results are
+those of ``classify_batch`` (``tests/engine/test_refill.py``); they come out in the order the images finish.
+"""
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from ..classifier import (ClassificationResult, DiffusionClassifier, check_candidates, check_image_indices,
+                          non_finite_error, to_device_async)
+from ..denoiser import RowGroups, index_conditioning, row_groups
+from ..denoising_error import denoising_error, noisy_sample
+from ..images import ImageSource
+from ..pruning import policy_steps, stops_early
+
+
+class _Call:
+    """One network call in flight: its rows (n, 3) = (slot, trial, candidate) on the host, and its errors on their
+    way back (a pinned host buffer, filled when ``done`` has passed)."""
+
+    def __init__(self, rows: torch.Tensor, errors: torch.Tensor, done: torch.cuda.Event | None):
+        self.rows, self.errors, self.done = rows, errors, done
+
+    def result(self) -> torch.Tensor:
+        """(n,) float64 errors, waiting for this call only (the calls queued after it keep the GPU busy)."""
+        if self.done is not None:
+            self.done.synchronize()
+        return self.errors.double()
+
+
+class _RowQueue:
+    """Rows waiting for the network, in order: (n, 3) LongTensors of (slot, trial, candidate)."""
+
+    def __init__(self):
+        self.parts: deque[torch.Tensor] = deque()
+        self.size = 0
+
+    def put(self, rows: torch.Tensor) -> None:
+        if len(rows):
+            self.parts.append(rows)
+            self.size += len(rows)
+
+    def take(self, n: int) -> torch.Tensor:
+        """The first min(n, size) rows."""
+        out, need = [], n
+        while need and self.parts:
+            head = self.parts.popleft()
+            if len(head) > need:
+                self.parts.appendleft(head[need:])
+                head = head[:need]
+            out.append(head)
+            need -= len(head)
+        self.size -= n - need
+        return torch.cat(out) if out else torch.empty(0, 3, dtype=torch.long)
+
+
+def classify_refilled(
+    clf: DiffusionClassifier,
+    images: Sequence[ImageSource | torch.Tensor],
+    candidates: Sequence,
+    *,
+    image_indices: Sequence[int] | None = None,
+    in_flight: int = 1000,
+    rows: int | None = None,
+    log_prior: torch.Tensor | None = None,
+    progress: bool = False,
+) -> Iterator[ClassificationResult]:
+    """Classify ``images`` with ``clf``'s policy, ``in_flight`` images at a time (see the module docstring); yields
+    each image's ``ClassificationResult`` as it is decided (equal to ``clf.classify_batch``'s for that image).
+
+    ``rows``: rows per network call (default ``clf.config.batch_size``); the queue keeps every call full while
+    ``in_flight`` images have at least ``2 * rows`` rows outstanding (a sequential test of step s over K classes:
+    ``in_flight * s * (candidates alive)``). ``image_indices`` name the noise streams (default 0, 1, ...). The device
+    holds ``in_flight`` noise plans: ``in_flight * trials * sample size`` floats (the lab models at 1,000 images:
+    0.3 GB). ``progress``: a tqdm bar of images decided.
+    """
+    candidates = check_candidates(candidates)
+    indices = check_image_indices(range(len(images)) if image_indices is None else image_indices, len(images))
+    if in_flight < 1:
+        raise ValueError(f"in_flight must be >= 1, got {in_flight}.")
+    rows = rows or clf.config.batch_size
+    waiting = iter(zip(images, indices))
+    bar = tqdm(total=len(indices), unit="image", desc="classify", mininterval=1, leave=False, disable=not progress)
+    try:
+        yield from _Refill(clf, candidates, in_flight, rows, log_prior).run(waiting, bar)
+    finally:
+        bar.close()
+
+
+class _Refill:
+    """The state of one ``classify_refilled`` run: slots on the device, decisions on the host."""
+
+    def __init__(self, clf: DiffusionClassifier, candidates: list, in_flight: int, rows: int, log_prior):
+        self.clf, self.candidates, self.slots, self.rows, self.log_prior = clf, candidates, in_flight, rows, log_prior
+        self.adapter = clf.adapter
+        self.device = torch.device(self.adapter.device)
+        self.process = self.adapter.process.to(self.device)
+        self.cond = clf.embed(candidates)
+        self.policy = clf.config.schedule
+        self.steps = policy_steps(self.policy)
+        self.stops = stops_early(self.policy)
+        self.trials = self.policy.total_trials
+        self.queue = _RowQueue()
+        self.free = list(range(in_flight - 1, -1, -1))  # popped from the end: slot 0 first
+        self.shape: tuple[int, ...] | None = None
+        self.tell_rows = getattr(self.adapter, "uses_row_groups", False)
+
+    def _allocate(self, shape: tuple[int, ...]) -> None:
+        """Device slots for x_0, noise and timesteps; host tables for errors and decisions."""
+        S, K, N, dev = self.slots, len(self.candidates), self.trials, self.device
+        self.shape = shape
+        self.x0 = torch.empty(S, *shape, device=dev)
+        self.noise = torch.empty(S, N, *shape, device=dev)
+        self.t = torch.empty(S, N, dtype=torch.long, device=dev)
+        self.t_host = torch.empty(S, N, dtype=torch.long)
+        self.errors = torch.full((S, K, N), float("nan"), dtype=torch.float64)
+        self.alive = torch.zeros(S, K, dtype=torch.bool)
+        self.active = torch.zeros(S, K, dtype=torch.bool)  # the candidates of each slot's current round
+        self.reached = torch.zeros(S, K, dtype=torch.long)
+        self.step = torch.zeros(S, dtype=torch.long)
+        self.pending = torch.zeros(S, dtype=torch.long)  # rows of the current round not yet back
+        self.index = [-1] * S  # the image index in each slot
+
+    # -- admitting images
+    def _admit(self, items: list) -> None:
+        """Put (image, index) items into free slots: their x_0 and noise plans on the device, their first round
+        in the queue. Copies go through pinned memory, so nothing here waits for the GPU's queue."""
+        pixels = [self.clf.pixels(im) for im, _ in items]
+        shape = self.clf.sample_shape(pixels[0])
+        if self.shape is None:
+            self._allocate(shape)
+        plans = []
+        for px, (_, i) in zip(pixels, items):
+            if self.clf.sample_shape(px) != self.shape:
+                raise ValueError(f"image {i} has diffusion-space shape {self.clf.sample_shape(px)}; this run's images "
+                                 f"have {self.shape}: resize them to one size, or classify each size apart.")
+            plans.append(self.clf.noise_plan(self.shape, i))
+        slots = [self.free.pop() for _ in items]
+        at = to_device_async(torch.tensor(slots), self.device)
+        with torch.no_grad():
+            x0 = torch.stack([self.adapter.encode(to_device_async(px.unsqueeze(0), self.device))[0].float()
+                              for px in pixels])
+        self.x0.index_copy_(0, at, x0)
+        timesteps = torch.stack([p.timesteps[:self.trials] for p in plans])
+        self.noise.index_copy_(0, at, to_device_async(torch.stack([p.noise[:self.trials] for p in plans]), self.device))
+        self.t.index_copy_(0, at, to_device_async(timesteps, self.device))
+        s = torch.tensor(slots)
+        self.t_host[s] = timesteps
+        self.errors[s] = float("nan")
+        self.alive[s] = True
+        self.reached[s] = 0
+        self.step[s] = 0
+        for slot, (_, i) in zip(slots, items):
+            self.index[slot] = i
+        self._enqueue(s, 0)
+
+    def _enqueue(self, s: torch.Tensor, j: int) -> None:
+        """The rows of round j (0-based) of slots ``s``: trial-major within each image, as ``classify_batch``
+        orders them, so one x_t's candidates travel together."""
+        lo, hi, _ = self.steps[j]
+        active = self.alive[s]
+        if self.stops and j > 0:
+            active = active & (active.sum(dim=1, keepdim=True) >= 2)
+        self.active[s] = active
+        self.pending[s] = active.sum(dim=1) * (hi - lo)
+        i, trial, cand = active.unsqueeze(1).expand(-1, hi - lo, -1).nonzero().unbind(1)
+        self.queue.put(torch.stack([s[i], trial + lo, cand], dim=1))
+
+    # -- the network
+    def _launch(self, rows: torch.Tensor) -> _Call:
+        """Queue one network call for ``rows`` (n, 3) and the copy of its errors back; returns at once on a GPU."""
+        s, trial, cand = to_device_async(rows.T.contiguous(), self.device)
+        t, eps, x = self.t[s, trial], self.noise[s, trial], self.x0[s]
+        x_t = noisy_sample(self.process, x, eps, t)
+        groups = None
+        if self.tell_rows:  # rows of one (slot, trial) hold the same x_t
+            g = row_groups(rows[:, 0] * self.trials + rows[:, 1])
+            groups = RowGroups(to_device_async(g.starts, self.device), to_device_async(g.index, self.device))
+        cfg = self.clf.config
+        with torch.no_grad():
+            out = self.adapter.predict(x_t, t, index_conditioning(self.cond, cand), groups)
+            err = denoising_error(self.process, out, x_t, x, eps, t, loss=cfg.error, target=cfg.target)
+        if self.device.type != "cuda":
+            return _Call(rows, err, None)
+        back = torch.empty(err.shape, dtype=err.dtype, pin_memory=True)
+        back.copy_(err, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record()
+        return _Call(rows, back, done)
+
+    # -- decisions
+    def _take_back(self, call: _Call) -> list[ClassificationResult]:
+        """Store a finished call's errors; decide every image whose round is now complete. Returns the results
+        of the images decided."""
+        errs = call.result()
+        s, trial, cand = call.rows.unbind(1)
+        if not torch.isfinite(errs).all():
+            bad = int((~torch.isfinite(errs)).nonzero()[0])
+            raise non_finite_error(int(self.t_host[s[bad], trial[bad]]), int(cand[bad]))
+        self.errors[s, cand, trial] = errs
+        self.pending.index_add_(0, s, torch.full_like(s, -1))
+        touched = torch.unique(s)
+        complete = touched[self.pending[touched] == 0]
+        finished, rounds = [], self.step[complete]  # read before any slot moves on to its next round
+        for j in torch.unique(rounds).tolist():
+            g = complete[rounds == j]
+            _, hi, keep = self.steps[j]
+            survivors = keep(self.errors[g, :, :hi], self.active[g])
+            self.alive[g] = survivors
+            self.reached[g] = torch.where(survivors, j + 1, self.reached[g])
+            last = j + 1 == len(self.steps)
+            done = torch.full((len(g),), last) | (self.stops & (survivors.sum(dim=1) < 2))
+            finished += g[done].tolist()
+            if (~done).any():
+                self.step[g[~done]] = j + 1
+                self._enqueue(g[~done], j + 1)
+        return [self._finish(slot) for slot in finished]
+
+    def _finish(self, slot: int) -> ClassificationResult:
+        """The result of the image in ``slot``; the slot is free again."""
+        result = self.clf._result(self.candidates, self.errors[slot].clone(), self.t_host[slot].clone(),
+                                  self.reached[slot].tolist(), self.shape, self.index[slot], self.log_prior)
+        self.free.append(slot)
+        return result
+
+    def run(self, waiting: Iterator, bar) -> Iterator[ClassificationResult]:
+        """The loop: admit into free slots, launch the next call, then take back the one before it."""
+        more, in_call = True, None
+        while True:
+            if more and self.free and self.queue.size < 2 * self.rows:
+                items = [item for _, item in zip(range(len(self.free)), waiting)]
+                more = len(items) == len(self.free)
+                if items:
+                    self._admit(items)
+            call = self._launch(self.queue.take(self.rows)) if self.queue.size else None
+            if in_call is not None:
+                for result in self._take_back(in_call):
+                    bar.update(1)
+                    yield result
+            in_call = call
+            if in_call is None and not self.queue.size and not (more and self.free):
+                if len(self.free) != self.slots:  # every image in a slot has a round queued or in a call
+                    raise RuntimeError("classify_refilled lost track of an image: this is a bug, please report it.")
+                return

@@ -1,0 +1,79 @@
+import pytest
+import torch
+
+from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule, SequentialTest
+from dcanalysis.adapters.toy import GaussianMixtureAdapter, two_moons_like
+from dcanalysis.engine.batching import Batched
+from dcanalysis.engine.refill import classify_refilled
+
+
+def _same(a, b, *, exact: bool = True):
+    assert a.image_index == b.image_index
+    assert a.ranking == b.ranking and a.n_evaluations == b.n_evaluations
+    assert torch.equal(torch.isnan(a.errors), torch.isnan(b.errors))
+    assert torch.equal(a.timesteps, b.timesteps)
+    if exact:
+        assert torch.equal(torch.nan_to_num(a.errors), torch.nan_to_num(b.errors))
+        assert torch.equal(a.posterior, b.posterior)
+    else:
+        torch.testing.assert_close(a.errors, b.errors, rtol=1e-5, atol=1e-7, equal_nan=True)
+
+
+@pytest.mark.parametrize("policy", [
+    SequentialTest(step=2, min_trials=4, max_trials=30, confidence=0.99),
+    SequentialTest(step=3, min_trials=3, max_trials=31, confidence=0.9),  # a last round shorter than the rest
+    Schedule.from_lists([6, 24], [2, 1]),  # a staged schedule runs every stage, whatever it keeps
+], ids=["sequential", "sequential-short-last-round", "staged"])
+@pytest.mark.parametrize("in_flight, rows", [(5, 7), (1, 3), (64, 1000)])
+def test_refilled_results_are_classify_batchs_for_every_image(policy, in_flight, rows):
+    adapter = GaussianMixtureAdapter(two_moons_like(4))
+    points = torch.randn(23, 2, generator=torch.Generator().manual_seed(3)) * 1.5
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=50, seed=7))
+    indices = list(range(100, 123))
+    reference = {r.image_index: r for r in clf.classify_batch(list(points), [0, 1, 2, 3], image_indices=indices)}
+    got = list(classify_refilled(clf, list(points), [0, 1, 2, 3], image_indices=indices, in_flight=in_flight,
+                                 rows=rows))
+    assert sorted(r.image_index for r in got) == indices  # each image once, in the order they were decided
+    for r in got:
+        _same(r, reference[r.image_index])
+    # the sequential test spends unequal budgets, so images finish out of order once slots are refilled
+    if isinstance(policy, SequentialTest) and in_flight == 5:
+        assert [r.image_index for r in got] != indices
+
+
+def test_a_lab_unet_gives_classify_batchs_decisions_through_one_static_batch_shape(monkeypatch):
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
+    from dcanalysis.lab.registry import load_lab_diffusion
+
+    adapter = load_lab_diffusion("fashion_mnist_unet")
+    seen = []
+    predict = adapter.predict
+
+    def spy(x_t, *a, **kw):
+        seen.append(x_t.shape[0])
+        return predict(x_t, *a, **kw)
+
+    monkeypatch.setattr(adapter, "predict", spy)
+    x = to_model_input(load_lab_dataset("fashion_mnist", test_only=True).test_images[:6])
+    policy = SequentialTest(step=2, min_trials=4, max_trials=10, confidence=0.99)
+    clf = DiffusionClassifier(Batched(adapter, static_rows=24), ClassifierConfig(schedule=policy, batch_size=24))
+    reference = {r.image_index: r for r in clf.classify_batch(list(x), list(range(10)))}
+    seen.clear()
+    got = list(classify_refilled(clf, list(x), list(range(10)), in_flight=3, rows=24))
+    assert set(seen) == {24}  # the last, partial calls are padded to the one shape a compiled network saw
+    for r in got:
+        _same(r, reference[r.image_index], exact=False)
+        assert r.prediction_index == reference[r.image_index].prediction_index
+
+
+def test_bad_input_is_refused_before_any_network_work():
+    adapter = GaussianMixtureAdapter(two_moons_like(2))
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=SequentialTest(step=2, min_trials=4, max_trials=8)))
+    points = list(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="in_flight must be >= 1"):
+        next(classify_refilled(clf, points, [0, 1], in_flight=0))
+    with pytest.raises(ValueError, match="image index 1 is given twice"):
+        next(classify_refilled(clf, points, [0, 1], image_indices=[0, 1, 1]))
+    with pytest.raises(ValueError, match="duplicate candidates"):
+        next(classify_refilled(clf, points, [0, 0]))
+    assert list(classify_refilled(clf, [], [0, 1])) == []
