@@ -53,7 +53,10 @@ from .peer import official_grid, peer_classify, rows_per_stage, stage_timesteps
 from .timing import sync
 
 PEER_STAGES = ((50, 500), (5, 1))  # the official repository's command for its 10-class datasets
-SEQUENTIAL_CANDIDATES = [dict(step=s, confidence=c) for s in (2, 5, 10) for c in (0.99, 0.999)]
+# step and confidence, first pruned after two rounds (the 2026-11 grid), then also smaller steps pruned from the
+# fourth trial on: fewer evaluations where the tuning images allow it (issue 41)
+SEQUENTIAL_CANDIDATES = ([dict(step=s, min_trials=2 * s, confidence=c) for s in (2, 5, 10) for c in (0.99, 0.999)]
+                         + [dict(step=s, min_trials=4, confidence=c) for s in (1, 2) for c in (0.99, 0.999)])
 
 
 def accuracy_row(name: str, correct: np.ndarray, evaluations: float, seconds: float, **extra) -> dict:
@@ -189,9 +192,10 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
     exhaustive = float(np.mean([r.prediction_index == y for r, y in zip(results, labels)]))
     rows = []
     for c in SEQUENTIAL_CANDIDATES:
-        acc, ev = replay(tables, SequentialTest(step=c["step"], min_trials=2 * c["step"], max_trials=trials,
+        min_trials = c.get("min_trials", 2 * c["step"])
+        acc, ev = replay(tables, SequentialTest(step=c["step"], min_trials=min_trials, max_trials=trials,
                                                 confidence=c["confidence"]))
-        rows.append({**c, "min_trials": 2 * c["step"], "max_trials": trials, "accuracy": acc, "evaluations": ev})
+        rows.append({**c, "min_trials": min_trials, "max_trials": trials, "accuracy": acc, "evaluations": ev})
     ok = [r for r in rows if r["accuracy"] >= exhaustive - tolerance]
     chosen = min(ok, key=lambda r: r["evaluations"]) if ok else max(rows, key=lambda r: r["accuracy"])
     return {"images": len(x), "exhaustive_accuracy": exhaustive, "exhaustive_trials": trials, "tolerance": tolerance,
