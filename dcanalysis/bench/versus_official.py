@@ -477,19 +477,33 @@ if __name__ == "__main__":
 
 def summary_rows(results: dict) -> list[dict]:
     """One row per dataset of a ``versus_official`` JSON: the official algorithm (accuracy from its decisions on
-    every image, time from its own loop) beside dcanalysis, in %, evaluations and milliseconds per image."""
+    every image, time from its own loop) beside dcanalysis, in %, evaluations and milliseconds per image. Runs that
+    also timed the official loop at one call per stage show that ratio first (the fair one), then the one at its
+    default batch of 32."""
     rows = []
     for name, r in results["datasets"].items():
         if "official" not in r:
             continue
-        off, dec, ours = r["official"], r["official_decisions"], r["dcanalysis"]
+        dec, ours = r["official_decisions"], r["dcanalysis"]
         pct = lambda row: f"{100 * row['accuracy']:.1f} % [{100 * row['ci95'][0]:.1f}, {100 * row['ci95'][1]:.1f}]"  # noqa: E731
-        rows.append({"dataset": name, "images": ours["images"],
-                     "official: accuracy [95 %]": pct(dec), "official: evals/image": round(dec["evaluations_per_image"]),
-                     "official loop: ms/image": round(1e3 * off["seconds_per_image"], 1),
-                     "official loop: images timed": off["images"],
-                     "dcanalysis: accuracy [95 %]": pct(ours), "dcanalysis: evals/image": round(ours["evaluations_per_image"], 1),
-                     "dcanalysis: ms/image": round(1e3 * ours["seconds_per_image"], 2),
-                     "x less time per image": round(r["speedup"], 1),
-                     "inside the official interval": r["inside_official_interval"]})
+        row = {"dataset": name, "images": ours["images"],
+               "official: accuracy [95 %]": pct(dec), "official: evals/image": round(dec["evaluations_per_image"])}
+        if "official_default" in r:
+            best, default = r["official"], r["official_default"]
+            row.update({f"official loop, batch {best['batch']:,} (one call per stage): ms/image":
+                        round(1e3 * best["seconds_per_image"], 1),
+                        "official loop, batch 32: ms/image": round(1e3 * default["seconds_per_image"], 1),
+                        "official loop: images timed": f"{best['images']} and {default['images']}"})
+        else:
+            row.update({"official loop: ms/image": round(1e3 * r["official"]["seconds_per_image"], 1),
+                        "official loop: images timed": r["official"]["images"]})
+        row.update({"dcanalysis: accuracy [95 %]": pct(ours), "dcanalysis: evals/image": round(ours["evaluations_per_image"], 1),
+                    "dcanalysis: ms/image": round(1e3 * ours["seconds_per_image"], 2)})
+        if "official_default" in r:
+            row.update({"x less time than the official loop at its best": round(r["speedup"], 1),
+                        "x less time than at its default batch": round(r["speedup_default_batch"], 1)})
+        else:
+            row["x less time per image"] = round(r["speedup"], 1)
+        row["inside the official interval"] = r["inside_official_interval"]
+        rows.append(row)
     return rows
