@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The official algorithm against dcanalysis's fastest configuration on the lab models, on one H200 (issue: speed
-# against the peer): accuracy with intervals, evaluations and wall time per image, same test images; with
-# --throughput also the bare network against classify_batch. Sent with `trim_tree.sh hide A`, carrying .whl and
+# The official algorithm against dcanalysis's fastest configuration on the lab models, on one H200 (issues: speed
+# against the peer; issue 41: the peer at its best batch, the sequential test refilled): accuracy with intervals,
+# evaluations and wall time per image, same test images; with --throughput also the bare network against
+# classify_batch. One dataset per command fits the device's 10 minutes (about 6 minutes each). Sent with `trim_tree.sh hide A`, carrying .whl and
 # data/lab/{mnist,fashion_mnist}-test.npz.
 # Usage: bash data/jobs/versus_official_h200.sh OUTDIR TAG [versus_official options...]
 set -u
