@@ -475,6 +475,18 @@ if __name__ == "__main__":
     main()
 
 
+def merge_runs(*results: dict) -> dict:
+    """One ``versus_official`` JSON of several runs' datasets (one dataset per GPU command fits its time limit);
+    the runs must come from one device."""
+    devices = {r["device"] for r in results}
+    if len(devices) > 1:
+        raise ValueError(f"runs from different devices {sorted(devices)}: their times do not compare.")
+    merged = {k: v for k, v in results[0].items() if k != "datasets"}
+    merged["command"] = "; ".join(r["command"] for r in results)
+    merged["datasets"] = {name: r for run in results for name, r in run["datasets"].items()}
+    return merged
+
+
 def summary_rows(results: dict) -> list[dict]:
     """One row per dataset of a ``versus_official`` JSON: the official algorithm (accuracy from its decisions on
     every image, time from its own loop) beside dcanalysis, in %, evaluations and milliseconds per image. Runs that
