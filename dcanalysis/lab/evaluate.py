@@ -44,12 +44,14 @@ def shifted_sets(dataset: str, n: int, severity: int = 3, seed: int = 0) -> dict
     return sets
 
 
-def phase_images(dataset: str, *, n_images: int, n_shifted: int, n_strategies: int, n_strategy: int) -> dict[str, int]:
-    """Images each phase of the job classifies: the test head, each timestep strategy's share of it, every shifted
-    set (the corruptions, and for MNIST scikit-learn's digits) and the other dataset's far-OOD images."""
+def phase_images(dataset: str, *, n_images: int, n_shifted: int, n_strategies: int, n_strategy: int,
+                 n_errors: int = 0) -> dict[str, int]:
+    """Images each phase of the job classifies: the test head, each timestep strategy's and error function's share
+    of it, every shifted set (the corruptions, and for MNIST scikit-learn's digits) and the other dataset's far-OOD
+    images."""
     n_sets = len(CORRUPTIONS) + (dataset == "mnist")
-    return {"test": n_images, "strategies": n_strategies * n_strategy, "shifted": n_sets * n_shifted,
-            "far_ood": n_shifted}
+    return {"test": n_images, "strategies": n_strategies * n_strategy, "errors": n_errors * n_strategy,
+            "shifted": n_sets * n_shifted, "far_ood": n_shifted}
 
 
 def accuracy_entry(pred: np.ndarray, labels: np.ndarray) -> dict:
@@ -79,9 +81,10 @@ def baseline_ood_scores(model: torch.nn.Module, images: np.ndarray, *, device, b
 
 
 def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, set_name: str, trials: int,
-                  strategy: str = "even", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1,
+                  strategy: str = "even", error: str = "l2", seed: int = 0, time_limit_s: float = 0.0, images_per_batch: int = 1,
                   batch_size: int = 0, engine: dict | None = None, overlap: bool = False) -> dict:
-    """One set through ``run_dataset`` (resumable) with the exhaustive schedule of ``trials`` even trials per class.
+    """One set through ``run_dataset`` (resumable) with the exhaustive schedule of ``trials`` trials per class
+    (timesteps by ``strategy``, each trial's error by ``error``, a name of ``losses.LOSSES``).
 
     ``batch_size`` 0 means one network call per group of images (10 x trials x images_per_batch; a compiled
     ``adapter`` comes wrapped for that batch, ``EngineConfig.apply``); ``engine``
@@ -89,8 +92,8 @@ def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, se
     with another engine is refused (compiled bf16 sums in another order). ``overlap``: read the next images while a
     worker thread runs the network (``engine.overlap.overlapped``; the same numbers)."""
     clf = DiffusionClassifier(adapter, ClassifierConfig(
-        schedule=Schedule.exhaustive(trials), timesteps=strategy, batch_size=batch_size or 10 * trials * images_per_batch,
-        seed=seed))
+        schedule=Schedule.exhaustive(trials), timesteps=strategy, error=error,
+        batch_size=batch_size or 10 * trials * images_per_batch, seed=seed))
     x = to_model_input(images)
     plan_t = make_noise_plan(trials, (1,), seed=seed, strategy=strategy).timesteps.tolist()
     settings = {"model": model_name, "set": set_name, "timesteps": plan_t, **({"engine": engine} if engine else {})}
@@ -100,7 +103,8 @@ def diffusion_run(adapter, images, labels, run_dir: Path, *, model_name: str, se
                           class_names=CLASSES.get(model_name.removesuffix("_unet")))
     s = summarize(records)
     return {"n": s.n, "accuracy": s.accuracy, "ci95": list(s.interval), "evaluations_per_image": s.evaluations_per_image,
-            "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "complete": s.n == len(x)}
+            "seconds_per_image": s.seconds_per_image, "trials": trials, "strategy": strategy, "error": error,
+            "complete": s.n == len(x)}
 
 
 def set_images(dataset: str, set_name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -145,8 +149,13 @@ def main(argv=None):
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--strategies", nargs="*", default=[], help="extra timestep strategies on --n-strategy images")
     p.add_argument("--n-strategy", type=int, default=300)
+    p.add_argument("--errors", nargs="*", default=[],
+                   help="error functions (losses.LOSSES: l2, l1, huber) on the first --n-strategy test images, each its "
+                        "own run under the same noise plans (the paper's L1 / L2 ablation; chapter 13)")
+    p.add_argument("--no-baselines", action="store_true",
+                   help="leave out the discriminative baselines (a command that runs only the diffusion phases)")
     p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
-    p.add_argument("--phases", nargs="*", default=["test", "strategies", "shifted", "far_ood"],
+    p.add_argument("--phases", nargs="*", default=["test", "strategies", "errors", "shifted", "far_ood"],
                    help="which diffusion phases to run (finished images are never recomputed)")
     p.add_argument("--images-per-batch", type=int, default=1, help="images sharing each classify_batch call")
     p.add_argument("--batch-size", type=int, default=0,
@@ -159,7 +168,7 @@ def main(argv=None):
     dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
     adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
     n_images = phase_images(a.dataset, n_images=a.n_images, n_shifted=a.n_shifted, n_strategies=len(a.strategies),
-                            n_strategy=a.n_strategy)
+                            n_strategy=a.n_strategy, n_errors=len(a.errors))
     adapter, config = engine_from_arguments(a).prepare(
         adapter, n_evaluations=10 * a.trials * sum(n_images[ph] for ph in a.phases if ph in n_images),
         device=a.device, batch_size=a.batch_size or 10 * a.trials * a.images_per_batch)
@@ -188,6 +197,10 @@ def main(argv=None):
     for strat in a.strategies:
         diffuse(f"strategy_{strat}", "strategies", 0.7, x[:a.n_strategy], y[:a.n_strategy],
                 a.out / f"{a.dataset}_strategy_{strat}", set_name="test", strategy=strat)
+    # 2b. error functions (chapter 13): every run draws the same noise plans (the seed and the image's index)
+    for loss in a.errors:
+        diffuse(f"error_{loss}", "errors", 0.8, x[:a.n_strategy], y[:a.n_strategy], a.out / f"{a.dataset}_error_{loss}",
+                set_name="test", error=loss)
     # 3. shifted sets (chapter 9)
     sets = shifted_sets(a.dataset, a.n_shifted, seed=a.seed)
     for name, (sx, sy) in sets.items():
@@ -204,7 +217,7 @@ def main(argv=None):
                                        "n_in": len(id_recs), "n_out": len(ood_recs)}
     # 5. baselines on exactly the same images (the head of each set, as many as the diffusion run finished)
     sets["test"] = (x, y)
-    for cname in [c for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_")]:
+    for cname in [c for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_") and not a.no_baselines]:
         model = load_lab_classifier(cname, device=a.device)
         res = {}
         for name, (sx, sy) in sets.items():
