@@ -85,6 +85,10 @@ LAB_ONLY = {
 }
 
 
+# Pages that take no model and read no results of their own: the course path reads the chapters' run records
+META_PAGES = ("course_path",)
+
+
 @dataclass(frozen=True)
 class UserModel:
     """A reader's model and data for the whole book: ``python -m dcanalysis.book --model M --dataset D ...``."""

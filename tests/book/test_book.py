@@ -13,8 +13,9 @@ def test_every_chapter_has_a_parameters_cell():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, name
         assert "profile" in tagged[0].source
-        # a chapter that draws noise takes a seed; chapter 10 only reads committed results and declares none
-        assert ("seed" in tagged[0].source) is (name != "10_speed"), name
+        # a chapter that draws noise takes a seed; chapter 10 and the course path only read committed results and
+        # run records, and declare none
+        assert ("seed" in tagged[0].source) is (name not in ("10_speed", "course_path")), name
 
 
 def test_unknown_profile():

@@ -60,5 +60,5 @@ def test_lab_only_chapters_say_so_on_their_page():
               "user_model": {"model": "/models/sd3"}}
     nb = build.with_note(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 6")]), record, False)
     assert "does not apply to model `/models/sd3`" in nb.cells[1].source and "scene lab" in nb.cells[1].source
-    assert set(build.LAB_ONLY) | set(build.USER_INPUTS) == {p.stem for p in (build.BOOK / "chapters").glob("*.ipynb")}
+    assert set(build.LAB_ONLY) | set(build.USER_INPUTS) | set(build.META_PAGES) == {p.stem for p in (build.BOOK / "chapters").glob("*.ipynb")}
     assert build.chapter_parameters("06_zero_shot", "quick", build.UserModel("m", "pets")) == {}
