@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from scipy import stats
@@ -55,7 +56,13 @@ def confidently_worse(errors: torch.Tensor, leader: int | torch.Tensor, confiden
     n = e.shape[2]
     mean = d.mean(dim=2)
     se = d.std(dim=2, unbiased=True) / math.sqrt(n)
-    z = stats.norm.ppf(confidence)
+    z = _z(confidence)
     worse = (mean - z * se) > 0
     worse[rows, lead] = False
     return worse if batched else worse[0]
+
+
+@lru_cache(maxsize=None)
+def _z(confidence: float) -> float:
+    """Phi^-1(confidence), once per confidence: the test asks for it every round (a run of many images: thousands)."""
+    return float(stats.norm.ppf(confidence))

@@ -350,7 +350,8 @@ def main(argv=None):
     p.add_argument("--padded-sizes", type=int, default=1,
                    help="the lockstep classify_batch run pads its shrinking rounds to the smallest of this many sizes "
                         "(the last --rows, half of it, ...), each compiled")
-    p.add_argument("--in-flight", type=int, default=1000, help="images in flight in the refilled sequential test")
+    p.add_argument("--in-flight", type=int, nargs="+", default=[1000],
+                   help="images in flight in the refilled sequential test, each timed with each --rows")
     p.add_argument("--refill-images", type=int, default=4000,
                    help="test images (the head of the split) the refilled test is timed on; the first --n-images of "
                         "them are compared with the official algorithm")
@@ -417,22 +418,22 @@ def main(argv=None):
                                      y, wall, rows=main_rows, network=res["network"][main_rows])
         save()
         # after: a fixed number of images in flight, each finished one replaced (engine.refill)
-        for rows in a.rows:
+        for rows, in_flight in ((r, f) for r in a.rows for f in a.in_flight):
             clf = DiffusionClassifier(batched[rows], ClassifierConfig(schedule=policy, **dict(common, batch_size=rows)))
             warm = x[tune][:200]
-            timed(lambda: list(classify_refilled(clf, list(warm), range(10), in_flight=a.in_flight,
+            timed(lambda: list(classify_refilled(clf, list(warm), range(10), in_flight=in_flight,
                                                  image_indices=range(tune.start, tune.start + len(warm)))), device)
             results, wall = timed(lambda: list(classify_refilled(
-                clf, list(x[:a.refill_images]), range(10), in_flight=a.in_flight, progress=True)), device)
+                clf, list(x[:a.refill_images]), range(10), in_flight=in_flight, progress=True)), device)
             results.sort(key=lambda r: r.image_index)
-            row = refill_row(f"dcanalysis: {policy}, {a.in_flight} images in flight, {rows} rows per call",
-                             results, y, wall, rows=rows, network=res["network"][rows], in_flight=a.in_flight)
+            row = refill_row(f"dcanalysis: {policy}, {in_flight} images in flight, {rows} rows per call",
+                             results, y, wall, rows=rows, network=res["network"][rows], in_flight=in_flight)
             row["same_images"] = accuracy_row("the same run, its first images", np.array(
                 [r.prediction_index for r in results[:n]]) == y[:n], float(np.mean([r.n_evaluations for r in
                                                                                    results[:n]])), 0.0)
             row["vs_lockstep"] = agreement(results[:n], lockstep)
             res.setdefault("refill", []).append(row)
-            print(f"{name} refill, {rows} rows: {row['evals_per_s']:.0f} evals/s = {100 * row['of_network']:.0f} % of "
+            print(f"{name} refill, {rows} rows, {in_flight} in flight: {row['evals_per_s']:.0f} evals/s = {100 * row['of_network']:.0f} % of "
                   f"the compiled network's {res['network'][rows]['evals_per_s']:.0f}; lockstep: "
                   f"{100 * res['lockstep']['of_network']:.0f} %; predictions as lockstep's: "
                   f"{100 * row['vs_lockstep']['same_prediction']:.1f} %")

@@ -240,12 +240,18 @@ class _Refill:
         return result
 
     def run(self, waiting: Iterator, bar) -> Iterator[ClassificationResult]:
-        """The loop: admit into free slots, launch the next call, then take back the one before it."""
+        """The loop: top the queue up with new images, launch the next call, then take back the one before it.
+
+        New images are admitted a few at a time, as many as keep ``2 * rows`` rows queued (up to ``in_flight``):
+        the host's work between two launches must stay shorter than a call's GPU time, and admitting hundreds of
+        images at once (their noise plans drawn on the host) would leave the GPU idle."""
+        first_round = len(self.candidates) * (self.steps[0][1] - self.steps[0][0])
         more, in_call = True, None
         while True:
             if more and self.free and self.queue.size < 2 * self.rows:
-                items = [item for _, item in zip(range(len(self.free)), waiting)]
-                more = len(items) == len(self.free)
+                want = min(len(self.free), -(-(2 * self.rows - self.queue.size) // first_round))
+                items = [item for _, item in zip(range(want), waiting)]
+                more = len(items) == want
                 if items:
                     self._admit(items)
             call = self._launch(self.queue.take(self.rows)) if self.queue.size else None

@@ -75,11 +75,11 @@ def test_the_gpu_command_runs_end_to_end_in_miniature_on_the_cpu(tmp_path, monke
     monkeypatch.setattr(versus_official, "SEQUENTIAL_CANDIDATES", [dict(step=2, confidence=0.99)])
     out = tmp_path / "v.json"
     versus_official.main(["--device", "cpu", "--n-images", "4", "--refill-images", "6", "--tune-images", "4",
-                          "--trials", "8", "--rows", "16", "32", "--in-flight", "3", "--peer-seconds", "0",
+                          "--trials", "8", "--rows", "16", "32", "--in-flight", "3", "5", "--peer-seconds", "0",
                           "--seconds", "0", "--out", str(out)])
     r = json.loads(out.read_text())["datasets"]["fashion_mnist"]
     assert r["official_default"]["batch"] == 32 and r["official"]["batch"] == 10 * 4  # the largest stage's rows
-    assert [row["rows"] for row in r["refill"]] == [16, 32]
+    assert [(row["rows"], row["in_flight"]) for row in r["refill"]] == [(16, 3), (16, 5), (32, 3), (32, 5)]
     assert all(row["images"] == 6 and row["same_images"]["images"] == 4 for row in r["refill"])
     # results identical to the lockstep run's on the images both classified
     assert all(row["vs_lockstep"]["same_prediction"] == 1.0 for row in r["refill"])
