@@ -161,3 +161,11 @@ def test_fold_code_drops_only_the_missing_widgets_notice():
                     nbformat.v4.new_output("stream", name="stdout", text="result\n")]
     folded = book.fold_code(nbformat.v4.new_notebook(cells=[cell])).cells[0]
     assert [o.text for o in folded.outputs] == [notice + other, "result\n"]
+
+
+def test_make_book_passes_every_option_the_book_command_takes():
+    import re
+
+    options = set(re.findall(r'add_argument\("(--[\w-]+)"', (book.ROOT / "dcanalysis/book/build.py").read_text()))
+    recipe = (book.ROOT / "Makefile").read_text().split("\nbook:")[1].split("\n\n")[0]
+    assert options and not [o for o in options if o not in recipe]
