@@ -11,9 +11,16 @@ def test_every_result_chapter_10_reads_is_committed():
 def test_the_summary_lines_carry_the_committed_measurements():
     versus, recheck, capped, peer = (load_result(k) for k in ("versus", "recheck", "capped", "peer"))
     throughput = load_result("throughput")
-    lines = speed_summary(bench=load_result("bench"), versus=versus, recheck=recheck, throughput=throughput,
-                          peer=peer, capped=capped, paper=load_paper())
-    assert len(lines) == 5
+    fair = load_result("fair")
+    lines = speed_summary(bench=load_result("bench"), fair=fair, versus=versus, recheck=recheck,
+                          throughput=throughput, peer=peer, capped=capped, paper=load_paper())
+    assert len(lines) == 7
+    # the official loop at its best batch first, per dataset, then its default batch, from the one run
+    for line, (name, r) in zip(lines, fair["datasets"].items()):
+        assert line.startswith(name.replace("_", "-"))
+        assert line.index(f"**{r['speedup']:.0f}x**") < line.index(f"{r['speedup_default_batch']:.0f}x against its default")
+        assert f"{1e3 * r['official']['seconds_per_image']:,.0f} ms with its batch raised" in line
+    lines = lines[2:]
     assert f"{recheck['datasets']['fashion_mnist']['speedup']:.0f}x" in lines[0]
     assert f"{versus['datasets']['mnist']['speedup']:.0f}x" in lines[0]
     assert f"{capped['models'][0]['weights_gib']:.1f} GiB" in lines[3]
