@@ -358,7 +358,7 @@ def build_html(executed: Path, *, committed_dir: Path | None = GPU_PAGES) -> Pat
     vendor = BOOK / "_build" / "vendor"
     if vendor_mathjax(vendor):
         shutil.copytree(vendor, stage / "_vendor")
-    for f in ("_toc.yml", "intro.md"):
+    for f in ["_toc.yml", *sorted(p.name for p in BOOK.glob("*.md"))]:  # intro, glossary: the pages beside chapters
         shutil.copy(BOOK / f, stage / f)
     shutil.copytree(BOOK / "_static", stage / "_static")
     (stage / "_config.yml").write_text(staged_config((BOOK / "_config.yml").read_text(),
