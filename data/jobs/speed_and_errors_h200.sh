@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 41 and issue 39's ablation in one GPU command per lab dataset (each about 8 minutes on an H200):
 #  1. the paper's appendix ablation of the error function: l2, l1 and huber, exhaustive (100 even trials x 10
-#     classes), on the first 1,000 test images, each under the same noise plans, compiled (book chapter 13);
+#     classes), on the first 1,000 test images, each under the same noise plans, compiled (its chapter is still to be written);
 #  2. the official algorithm at its default batch and at one call per stage against the refilled sequential test
 #     (python -m dcanalysis.bench.versus_official; chapters 5 and 10, README).
 # Sent with `bash data/jobs/trim_tree.sh hide A`, carrying .whl and data/lab/{mnist,fashion_mnist}-test.npz.

@@ -256,7 +256,8 @@ def peer_pets_row(sd, image, prompts, *, device, batch: int = 32) -> dict:
     gen = torch.Generator(device).manual_seed(0)
     predict = lambda x_t, t, c: unet(x_t, t.half(), encoder_hidden_states=embeds[c]).sample  # noqa: E731
     (n_samples, to_keep) = PETS_PEER_STAGES
-    size = [batch or max(rows_per_stage(len(abar), len(prompts), n_samples, to_keep))]
+    one_call = max(rows_per_stage(len(abar), len(prompts), n_samples, to_keep))  # rows of the largest stage
+    size = [batch or one_call]
 
     def one(_):
         noise = torch.randn((max(n_samples), *x0.shape), generator=gen, device=device, dtype=torch.float16)
@@ -272,9 +273,10 @@ def peer_pets_row(sd, image, prompts, *, device, batch: int = 32) -> dict:
                 torch.cuda.empty_cache()
     r, s = warm_then_time(one, device=device)
     del unet
-    name = f"batch {size[0]}" + (" (its default)" if batch == 32 else " (one call per stage)" if batch is None and
-                                 size[0] >= max(rows_per_stage(len(abar), len(prompts), n_samples, to_keep)) else
-                                 " (the largest that fit)")
+    if batch is not None:
+        name = f"batch {batch}" + (" (its default)" if batch == 32 else "")
+    else:
+        name = f"batch {size[0]} " + ("(one call per stage)" if size[0] == one_call else "(the largest that fit)")
     print(f"Pets schedule, the official loop re-stated (fp16 eager, {name}): {s:.2f} s/image, "
           f"{r.n_evaluations} evaluations")
     return {"task": f"Pets schedule, SD-2-base, the official loop re-stated (fp16, eager, {name})", "peer": True,

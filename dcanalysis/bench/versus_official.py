@@ -50,7 +50,7 @@ from ..engine.compile import compile_adapter
 from ..engine.overlap import classify_all
 from ..engine.refill import classify_refilled
 from .peer import official_grid, peer_classify, rows_per_stage, stage_timesteps
-from .timing import sync
+from .timing import sync, time_calls
 
 PEER_STAGES = ((50, 500), (5, 1))  # the official repository's command for its 10-class datasets
 # step and confidence, first pruned after two rounds (the 2026-11 grid), then also smaller steps pruned from the
@@ -146,18 +146,9 @@ def network_rate(adapter, rows: int, seconds: float) -> dict:
     x = torch.randn(rows, *shape, device=dev, generator=g)
     t = torch.randint(0, 1000, (rows,), device=dev, generator=g)
     c = torch.randint(0, 10, (rows,), device=dev, generator=g)
-    calls = 0
     with torch.no_grad():
-        adapter.predict(x, t, c)
-        sync(dev)
-        start = time.perf_counter()
-        while time.perf_counter() - start < seconds or calls < 3:
-            for _ in range(5):
-                adapter.predict(x, t, c)
-            calls += 5
-            sync(dev)
-    wall = time.perf_counter() - start
-    return {"rows": rows, "calls": calls, "evals_per_s": rows * calls / wall}
+        per_call = time_calls(lambda: adapter.predict(x, t, c), device=dev, warmup=1, iters=5, min_seconds=seconds)
+    return {"rows": rows, "evals_per_s": rows / per_call}
 
 
 def refill_row(name: str, results, y, wall: float, *, rows: int, network: dict, **extra) -> dict:

@@ -18,7 +18,7 @@ WORDS_PER_MINUTE = 200  # a careful reader of technical prose with formulas; a c
 PARTS = {
     "core: the method": ("00", "01", "02", "03", "04", "05"),
     "applications: text, inversion, composition, shifts": ("06", "07", "08", "08b", "09"),
-    "extensions: speed, calibration, labelled data, the error function": ("10", "11", "12", "13"),
+    "extensions: speed, calibration, labelled data": ("10", "11", "12"),
 }
 
 
@@ -29,17 +29,10 @@ def part_of(stem: str) -> str | None:
 
 
 def prose_words(nb) -> int:
-    """Words of a notebook's markdown cells, code blocks and math left out."""
+    """Words of a notebook's markdown cells, admonitions (goals, takeaways) included, math left out."""
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    text = re.sub(r"```.*?```", " ", text, flags=re.S)  # admonition fences keep their words below
     text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", " ", text, flags=re.S)
     return len(re.findall(r"[A-Za-z][A-Za-z'-]*", text))
-
-
-def admonition_words(nb) -> int:
-    """Words inside fenced blocks of markdown cells (goals, takeaways): read too, counted apart above."""
-    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    return sum(len(re.findall(r"[A-Za-z][A-Za-z'-]*", block)) for block in re.findall(r"```(.*?)```", text, flags=re.S))
 
 
 def title_of(nb) -> str:
@@ -72,7 +65,7 @@ def course_rows(chapters: Path, executed: Path, committed: Path) -> list[dict]:
         here, here_on = _seconds(executed / f"{source.stem}.run.json")
         full, full_on = _seconds(committed / f"{source.stem}.run.json")
         rows.append({"part": part, "chapter": source.stem.split("_", 1)[0], "title": title_of(nb),
-                     "minutes to read": round((prose_words(nb) + admonition_words(nb)) / WORDS_PER_MINUTE),
+                     "minutes to read": round(prose_words(nb) / WORDS_PER_MINUTE),
                      "seconds to run here": "" if here is None else round(here),  # "": not executed in this run
                      "full profile: seconds": "" if full is None else round(full), "full profile: on": full_on})
     return rows
