@@ -38,13 +38,19 @@ def denoising_error(process: ForwardProcess, output: torch.Tensor, x_t: torch.Te
     paper; velocity for flow matching); ``loss`` a name of ``losses.LOSSES``, a mean over the sample's elements.
     Returns (B,) float32.
     """
+    return get_loss(loss)(*prediction_and_target(process, output, x_t, x0, eps, t, target=target))
+
+
+def prediction_and_target(process: ForwardProcess, output: torch.Tensor, x_t: torch.Tensor, x0: torch.Tensor,
+                          eps: torch.Tensor, t: torch.Tensor, *, target: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two things Eq. 5 compares, element by element: the network's prediction and the training target, both
+    (B, *sample_shape) float32 in the parameterisation ``target`` (see ``denoising_error``). Their difference is
+    what each loss of ``losses.LOSSES`` reduces to one number (book chapter 13 looks at it)."""
     kind = target or process.default_target
     prediction = convert_prediction(process, output.float(), x_t.float(), t, kind)
     if kind == "epsilon":
-        truth = eps  # exactly eps, not 0 * x0 + 1 * eps
-    else:
-        truth = mix(x0, eps, *process.coefficients(kind, t))
-    return get_loss(loss)(prediction, truth)
+        return prediction, eps.float()  # exactly eps, not 0 * x0 + 1 * eps
+    return prediction, mix(x0, eps, *process.coefficients(kind, t)).float()
 
 
 def expected_denoising_error(adapter: DiffusionAdapter, x0: torch.Tensor, cond: Conditioning, plan: NoisePlan, *,

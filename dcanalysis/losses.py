@@ -4,7 +4,9 @@ Each loss maps ``(prediction, target)`` of shape (B, ...) to a (B,) tensor: the 
 element (pixels and channels). The mean, not the sum, keeps numbers comparable across resolutions; the
 posterior multiplies back by the element count where Eq. 7 of the paper needs the squared norm.
 
-The paper found L1 and L2 close (Table 6); L2 is the one that matches the ELBO's Gaussian likelihood.
+The paper treats L1 or L2 as a per-dataset inference setting (Sec. 5.1 and Appendix A; see
+``data/paper/li2023.json``); L2 is the one that matches the ELBO's Gaussian likelihood. Book chapter 13 compares
+the three on the lab models.
 """
 from __future__ import annotations
 

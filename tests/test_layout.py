@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "dcanalysis"
 # the method: what a reader follows from an image to a prediction
 METHOD = ["classifier", "denoiser", "denoising_error", "processes", "noise", "timesteps", "schedules", "sequential",
-          "pruning", "losses", "posterior", "estimators", "inversion", "images", "exceptions", "paths"]
+          "pruning", "losses", "posterior", "estimators", "inversion", "sampling", "images", "exceptions", "paths"]
 LAYERS = {"method": 0, "adapters": 1, "evaluation": 2, "engine": 3, "entry": 4, "book": 5}
 ENTRY_POINTS = {"jobs", "cli", "__main__"}
 BESIDE = {"lab", "bench"}

@@ -48,6 +48,8 @@ FULL_OVERRIDES = {
     "09_robustness": {"device": "cpu"},
     "10_speed": {"device": "cpu"},
     "12_labelled_data": {"device": "cpu"},
+    "13_error_functions": {"device": "cpu", "n_images": 32, "trials": 25},  # residuals of more images, live
+    "14_own_images": {"device": "cpu", "per_class": 2, "trials": 25},  # more live samples, more trials
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
     "03_which_timesteps": {"device": "cpu"},  # it replays committed error tables: no network runs
     "02_paired_differences": {"n_timesteps": 200},
@@ -60,10 +62,11 @@ FULL_OVERRIDES = {
 
 # Chapters whose full profile runs no trained network: they replay committed error tables and read committed GPU
 # results (chapter 8 reads the complete scene evaluation, so nothing is left to evaluate), or (chapter 1) use the
-# analytic toy model, so their committed full pages are executed on a CPU machine
-# (their provenance note says so)
+# analytic toy model; chapters 13 and 14 read committed GPU results and run only a few images through a lab UNet
+# live. Their committed full pages are executed on a CPU machine (their provenance note says so)
 FULL_ON_CPU = ("01_generative_classification", "03_which_timesteps", "04_timestep_strategies", "05_adaptive",
-               "08_compositional", "08b_training_seeds", "09_robustness", "10_speed", "12_labelled_data")
+               "08_compositional", "08b_training_seeds", "09_robustness", "10_speed", "12_labelled_data",
+               "13_error_functions", "14_own_images")
 
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
 
@@ -80,6 +83,9 @@ LAB_ONLY = {
     "09_robustness": "the lab's shifted test sets and the discriminative baselines trained on the same split",
     "10_speed": "the benchmark's GPU results (`python -m dcanalysis.bench.bench` measures your GPU)",
     "12_labelled_data": "the lab's models retrained on shares of its training split (data/jobs/labelled_data_h200.sh)",
+    "13_error_functions": "the lab's runs of each error function on the same images and noise (a reader's model: "
+                          "`python -m dcanalysis.lab.evaluate --errors` shows the pattern of the job)",
+    "14_own_images": "samples drawn from the lab models and the baselines trained on the same split",
     "11_calibration": "the lab's stored per-trial tables and its baselines (`dcanalysis.evaluation.calibration` "
                       "measures any posterior)",
 }

@@ -547,3 +547,39 @@ def labelled_data_curves(rows: list[dict], shifted: list[dict]):
     fig.tight_layout()
     return fig
 
+
+
+def residual_histogram(residuals: np.ndarray, delta: float = 1.0):
+    """Histogram (log counts) of per-element residuals, prediction - target, with Huber's +/- ``delta`` marked and a
+    normal curve of the same standard deviation for comparison (chapter 13)."""
+    r = np.asarray(residuals, dtype=np.float64).ravel()
+    fig, ax = plt.subplots(figsize=(7.6, 3.4))
+    edge = max(2.0 * delta, float(np.abs(r).max()))
+    bins = np.linspace(-edge, edge, 121)
+    counts, _, _ = ax.hist(r, bins=bins, color=sns.color_palette(PALETTE)[0], label="residuals")
+    centres, width = (bins[:-1] + bins[1:]) / 2, bins[1] - bins[0]
+    normal = len(r) * width * np.exp(-0.5 * (centres / r.std()) ** 2) / (r.std() * np.sqrt(2 * np.pi))
+    ax.plot(centres, normal, color="k", lw=1.2, ls="--", label="normal, same std")
+    for s in (-delta, delta):
+        ax.axvline(s, color=sns.color_palette(PALETTE)[3], lw=1.5)
+    ax.text(delta, counts.max(), f"  Huber's delta = {delta:g}", color=sns.color_palette(PALETTE)[3], va="top",
+            fontsize=10)
+    ax.set(yscale="log", ylim=(0.5, 3 * counts.max()), xlabel="predicted noise - true noise, per pixel", ylabel="pixels")
+    ax.legend(loc="upper left", fontsize=10, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(images: np.ndarray, titles: Sequence[str], *, per_row: int = 10, title_colours=None):
+    """Small grey images (N, H, W) uint8 in a grid, one short title each (two lines at most), at page width."""
+    n = len(images)
+    rows = int(np.ceil(n / per_row))
+    fig, axes = plt.subplots(rows, per_row, figsize=(7.6, 1.05 * rows + 0.2), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            ax.set_title(titles[i], fontsize=8, color=title_colours[i] if title_colours is not None else "k",
+                         fontweight="normal", pad=2)
+    fig.tight_layout(pad=0.2, h_pad=0.6, w_pad=0.2)
+    return fig

@@ -46,6 +46,18 @@ def to_uint8_images(x: torch.Tensor, size: int = 28) -> np.ndarray:
     return ((crop.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
 
 
+def dark_share(images: np.ndarray, level: int = 16) -> float:
+    """Share of pixels darker than ``level`` (of 255) in uint8 images (N, H, W): how much of them is black
+    background (a real MNIST digit is mostly background; a sample with a grey, noisy background is not)."""
+    return float((np.asarray(images) < level).mean())
+
+
+def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(images uint8 (N, 28, 28), classes (N,), identity) of a samples file this job wrote."""
+    with np.load(io.BytesIO(read_run_file(Path(path))), allow_pickle=False) as f:
+        return f["images"], f["classes"], json.loads(str(f["identity"]))
+
+
 def samples_identity(dataset: str, sampler: SamplerConfig, per_class: int, seed: int) -> dict:
     """What decides a set of samples: model (and its weights' digest), sampler, count and seed."""
     card = model_card(f"{dataset}_unet")
@@ -58,9 +70,7 @@ def load_or_draw(path: Path, adapter, identity: dict, *, batch_size: int = 1000)
     settings is refused, never overwritten."""
     if path.exists() or path.is_symlink():
         try:
-            with np.load(io.BytesIO(read_run_file(path)), allow_pickle=False) as f:
-                stored = json.loads(str(f["identity"]))
-                images, classes = f["images"], f["classes"]
+            images, classes, stored = load_samples(path)
         except (UnsafeRunFileError, ValueError, KeyError, OSError) as e:
             raise SystemExit(f"{path} is not a samples file this job wrote ({e}); move it away and rerun.") from None
         if stored != identity:
