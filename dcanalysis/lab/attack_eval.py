@@ -1,0 +1,161 @@
+"""White-box and transfer attacks on the lab models: the Diffusion Classifier against the CNN, ResNet and ViT trained
+on the same split, under the same L-infinity PGD (``dcanalysis.evaluation.attacks``).
+
+    python -m dcanalysis.lab.attack_eval --dataset mnist --out DIR --n-images 100 --eps 0.03 0.1 0.3 1.0
+
+For each budget (in [0, 1] pixel units): PGD with the margin loss against each model (the Diffusion Classifier's
+gradient averaged over ``--eot`` fresh (t, eps) draws per class at every step), scored by that model; the
+ResNet's adversarial images scored by the Diffusion Classifier (a transfer attack); and the standard checks that an
+attack works: accuracy falls as the budget grows, a budget of 1 (any image) should reach about 0, and twice the
+steps at ``--check-eps`` must not raise accuracy. The Diffusion Classifier is scored as chapter 9 scores it
+(exhaustive, ``--trials`` even trials per class, its own seeded noise plans, which the attack never sees).
+Results go to ``{dataset}_attacks.json`` as they finish; a rerun with the same settings skips finished entries.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..classifier import ClassifierConfig, DiffusionClassifier
+from ..denoiser import conditioning_to
+from ..evaluation.attacks import diffusion_scores, margin_loss, pgd_linf, pixel_budget, stratified_timesteps
+from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
+from ..evaluation.run_store import read_run_file, write_atomically
+from ..images import pad_to
+from ..schedules import Schedule
+from .evaluate import accuracy_entry
+from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion
+
+NAMES = {"cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
+
+
+def diffusion_attack_loss(adapter, labels: torch.Tensor, eot: int, generator: torch.Generator):
+    """The margin loss of the Diffusion Classifier's scores for images (B, 1, 28, 28), fresh noise every call."""
+    cond = conditioning_to(adapter.embed(list(range(adapter.num_classes))), adapter.device)
+
+    def loss(x):
+        x0 = adapter.encode(x)
+        t = stratified_timesteps(len(x), eot, adapter.process.num_timesteps, generator)
+        noise = torch.randn((len(x), eot, *x0.shape[1:]), generator=generator)
+        return margin_loss(diffusion_scores(adapter, x0, cond, t, noise), labels)
+    return loss
+
+
+def baseline_loss(model, labels: torch.Tensor):
+    return lambda x: margin_loss(model(pad_to(x, 32)).float(), labels)  # noqa: E731
+
+
+@torch.no_grad()
+def baseline_accuracy(model, x: torch.Tensor, labels: torch.Tensor) -> dict:
+    pred = model(pad_to(x, 32)).argmax(1)
+    return accuracy_entry(pred.cpu().numpy(), labels.cpu().numpy())
+
+
+def diffusion_accuracy(clf: DiffusionClassifier, x: torch.Tensor, labels: torch.Tensor, batch: int) -> dict:
+    pred = []
+    for s in range(0, len(x), batch):
+        chunk = x[s:s + batch].cpu()
+        results = clf.classify_batch(list(chunk), list(range(10)), image_indices=list(range(s, s + len(chunk))))
+        pred += [r.prediction for r in results]
+    return accuracy_entry(np.array(pred), labels.cpu().numpy())
+
+
+def attack_in_batches(make_loss, x, labels, eps, *, steps, batch, generator):
+    """PGD over the images in groups of ``batch`` (memory), each group its own loss closure."""
+    out = []
+    for s in range(0, len(x), batch):
+        xb, yb = x[s:s + batch], labels[s:s + batch]
+        out.append(pgd_linf(make_loss(yb), xb, eps, steps=steps, step_size=eps / 4, generator=generator))
+    return torch.cat(out)
+
+
+def load_results(path: Path, settings: dict) -> dict:
+    if not (path.exists() or path.is_symlink()):
+        return {"settings": settings, "entries": {}}
+    stored = json.loads(read_run_file(path))
+    if stored.get("settings") != settings:
+        diff = {k: (stored.get("settings", {}).get(k), v) for k, v in settings.items()
+                if stored.get("settings", {}).get(k) != v}
+        raise SystemExit(f"{path} holds attacks run with other settings (stored, asked: {diff}); use another --out "
+                         f"or move the file away.")
+    return stored
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="White-box and transfer attacks on the lab models.")
+    p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--n-images", type=int, default=100, help="the first test images")
+    p.add_argument("--eps", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0], help="budgets, [0, 1] pixel units")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--check-eps", type=float, default=0.1, help="budget at which twice the steps are also run")
+    p.add_argument("--eot", type=int, default=4, help="fresh (t, eps) draws per class at every attack step")
+    p.add_argument("--trials", type=int, default=100, help="even trials per class when the classifier is scored")
+    p.add_argument("--attack-batch", type=int, default=50, help="images per PGD group")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = p.parse_args(argv)
+    if min(a.eps) < 0 or a.n_images < 1 or a.steps < 1 or a.eot < 1:
+        raise SystemExit("--eps must be >= 0 and --n-images, --steps and --eot at least 1.")
+    settings = {k: getattr(a, k) for k in ("dataset", "n_images", "eps", "steps", "check_eps", "eot", "trials", "seed")}
+    a.out.mkdir(parents=True, exist_ok=True)
+    path = a.out / f"{a.dataset}_attacks.json"
+    results = load_results(path, settings)
+    results["device"] = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
+    entries = results["entries"]
+
+    def save(key, entry):
+        entries[key] = entry
+        write_atomically(path, lambda f: f.write(json.dumps(results, indent=1).encode()))
+        print(f"{key}: " + ", ".join(f"{m} {100 * r['accuracy']:.1f} %" for m, r in entry["accuracy"].items()),
+              flush=True)
+
+    dtype = torch.bfloat16 if a.device == "cuda" else torch.float32
+    adapter = load_lab_diffusion(f"{a.dataset}_unet", device=a.device, dtype=dtype)
+    for prm in adapter.unet.parameters():
+        prm.requires_grad_(False)
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=Schedule.exhaustive(a.trials), seed=a.seed,
+                                                        batch_size=10 * a.trials * 10))
+    baselines = {NAMES[c.removeprefix(a.dataset + "_")]: load_lab_classifier(c, device=a.device).eval()
+                 for c in CLASSIFIER_NAMES if c.startswith(a.dataset + "_")}
+    for m in baselines.values():
+        for prm in m.parameters():
+            prm.requires_grad_(False)
+    test = load_lab_dataset(a.dataset, test_only=True)
+    x = to_model_input(test.test_images[:a.n_images]).to(a.device)
+    y = torch.as_tensor(test.test_labels[:a.n_images]).long().to(a.device)
+    gen = torch.Generator().manual_seed(a.seed)
+    plans = [(eps, a.steps) for eps in [0.0] + list(a.eps)] + [(a.check_eps, 2 * a.steps)]
+    for eps01, steps in tqdm(plans, desc=f"{a.dataset} attacks"):
+        key = f"eps={eps01:g} steps={steps}"
+        if key in entries:
+            continue
+        eps = pixel_budget(eps01)
+        t0 = time.perf_counter()
+        gen.manual_seed(a.seed + int(1000 * eps01) + steps)  # each entry its own draws: a resume gives the same
+        x_dc = attack_in_batches(lambda yb: diffusion_attack_loss(adapter, yb, a.eot, gen), x, y, eps, steps=steps,
+                                 batch=a.attack_batch, generator=gen)
+        dc_attack_s = time.perf_counter() - t0
+        acc = {"Diffusion Classifier": diffusion_accuracy(clf, x_dc, y, batch=10)}
+        transfer = {f"{n} on the Diffusion Classifier's images": baseline_accuracy(m, x_dc, y)
+                    for n, m in baselines.items()}
+        for name, model in baselines.items():
+            x_b = attack_in_batches(lambda yb: baseline_loss(model, yb), x, y, eps, steps=steps, batch=a.attack_batch,
+                                    generator=gen)
+            acc[name] = baseline_accuracy(model, x_b, y)
+            if name == "ResNet":  # the transfer attack: the ResNet's adversarial images shown to the others
+                transfer["Diffusion Classifier on the ResNet's images"] = diffusion_accuracy(clf, x_b, y, batch=10)
+        save(key, {"eps": eps01, "steps": steps, "accuracy": acc, "transfer": transfer,
+                   "diffusion_attack_s_per_image": dc_attack_s / a.n_images,
+                   "diffusion_attack_evaluations_per_image": steps * a.eot * 10 if eps01 else 0,
+                   "wall_s": time.perf_counter() - t0})
+
+
+if __name__ == "__main__":
+    main()
