@@ -293,11 +293,55 @@ def _is_widget_notice(output) -> bool:
             for line in output.get("text", "").splitlines())
 
 
+def injected_values(nb) -> dict:
+    """The values papermill injected into an executed notebook ({} when it injected none), read from its cell."""
+    import ast
+
+    values = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and is_injected(cell):
+            for node in ast.parse(cell.source).body:
+                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                    values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
+
+
+def with_run_values(source: str, values: dict) -> str:
+    """A parameters cell's source with each assignment the run overrode showing the value that ran, its default
+    and its comment kept: ``device = 'cuda'  # this run (default "cpu"); where the chapter runs``. Parameters the
+    cell does not declare are left out (the provenance note lists every parameter of the run)."""
+    import ast
+
+    lines = source.splitlines()
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+            continue
+        name = node.targets[0].id
+        if name not in values or node.lineno != node.end_lineno:
+            continue
+        default = ast.get_source_segment(source, node.value)
+        try:
+            if ast.literal_eval(node.value) == values[name]:
+                continue
+        except ValueError:
+            pass
+        line = lines[node.lineno - 1]
+        comment = line[node.end_col_offset:].strip().removeprefix("#").strip()
+        shown = json.dumps(values[name]) if isinstance(values[name], str) else repr(values[name])
+        lines[node.lineno - 1] = (f"{name} = {shown}   # this run (default {default})"
+                                  + (f"; {comment}" if comment else ""))
+    return "\n".join(lines)
+
+
 def fold_code(nb):
-    """A copy of ``nb`` as readers see it: code cells collapsed (their outputs shown), the parameters cell open,
-    papermill's injected-parameters cell removed (the provenance note lists the parameters that ran), tqdm's
+    """A copy of ``nb`` as readers see it: code cells collapsed (their outputs shown), the parameters cell open and
+    showing the values that ran (``with_run_values``), papermill's injected-parameters cell removed, tqdm's
     missing-widgets notice dropped."""
     nb = copy.deepcopy(nb)
+    ran = injected_values(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []) and ran:
+            cell.source = with_run_values(cell.source, ran)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue

@@ -13,9 +13,10 @@ def test_every_chapter_has_a_parameters_cell():
         tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1, name
         assert "profile" in tagged[0].source
-        # a chapter that draws noise takes a seed; chapter 10 and the course path only read committed results and
-        # run records, and declare none
-        assert ("seed" in tagged[0].source) is (name not in ("10_speed", "course_path")), name
+        # a chapter that draws noise takes a seed; those that only replay committed tables and read committed
+        # results and run records declare none (a seed that reached nothing would mislead: the test below)
+        no_noise = ("03_which_timesteps", "05_adaptive", "09_robustness", "10_speed", "course_path")
+        assert ("seed" in tagged[0].source) is (name not in no_noise), name
 
 
 def test_unknown_profile():
@@ -139,6 +140,30 @@ def test_readers_see_collapsed_code_one_parameters_cell_and_solutions_hidden():
     assert "remove-cell" in tags[1] and "injected-parameters" in tags[1]
     assert tags[2] == ["hide-input"] and tags[3] == ["hide-cell"]
     assert [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"][2] == []  # the input is untouched
+
+
+def test_the_visible_parameters_cell_shows_the_values_that_ran():
+    nb = _notebook("# Chapter", ['profile = "quick"   # or "full"\nn = 1\nseed = 0', "print(n)"])
+    ran = _executed(nb, params='profile = "full"\nn = 5\nseed = 0\nunused = 2')
+    shown = [c.source for c in book.fold_code(ran).cells if "parameters" in c.metadata.get("tags", [])][0]
+    assert shown.splitlines() == ['profile = "full"   # this run (default "quick"); or "full"',
+                                  "n = 5   # this run (default 1)", "seed = 0"]
+    assert book.fold_code(_executed(nb, params="")).cells[1].source == nb.cells[1].source  # nothing injected
+
+
+def test_every_declared_parameter_reaches_the_chapters_code():
+    """A parameter that no other cell reads would let a reader change it and see nothing change."""
+    import ast
+
+    for name in CHAPTERS:
+        nb = nbformat.read(book.BOOK / "chapters" / f"{name}.ipynb", 4)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0]
+        declared = {n.targets[0].id for n in ast.parse(params.source).body if isinstance(n, ast.Assign)}
+        used = set()
+        for c in nb.cells:
+            if c.cell_type == "code" and c is not params:
+                used |= {n.id for n in ast.walk(ast.parse(c.source)) if isinstance(n, ast.Name)}
+        assert declared - {"profile"} <= used, (name, sorted(declared - {"profile"} - used))
 
 
 def test_the_staged_config_keeps_the_stylesheet_and_serves_vendored_mathjax():
