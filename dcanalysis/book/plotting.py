@@ -16,6 +16,25 @@ import seaborn as sns
 PALETTE = "colorblind"
 
 
+# One colour per model in every figure of the book (the colour-blind palette's indices): the Diffusion Classifier
+# always blue, each baseline its own; other series take the palette's remaining colours, the vermilion (3), easily
+# confused with the orange (1), last.
+FIXED_COLOURS = {"Diffusion Classifier": 0, "CNN": 1, "ResNet": 2, "ViT": 4}
+_OTHER_COLOURS = (5, 6, 8, 9, 7, 3)
+
+
+def model_colours(models: Sequence[str]) -> dict:
+    """{name: RGB} for the series of one figure: fixed colours for the lab's models (``FIXED_COLOURS``), distinct
+    colours for the rest, in order."""
+    palette = sns.color_palette(PALETTE, 10)
+    taken = {FIXED_COLOURS[m] for m in models if m in FIXED_COLOURS}
+    free = iter([i for i in (0, 1, 2, 4, *_OTHER_COLOURS) if i not in taken])
+    out = {}
+    for m in dict.fromkeys(models):
+        out[m] = palette[FIXED_COLOURS[m]] if m in FIXED_COLOURS else palette[next(free) % 10]
+    return out
+
+
 def set_style() -> None:
     sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE)
     plt.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "axes.titleweight": "bold"})
@@ -119,10 +138,11 @@ def effective_robustness(rows: list[dict], ood_sets: Sequence[str]):
     id_acc = df[df.set == "test"].set_index("model").accuracy
     ood_acc = df[df.set.isin(ood_sets)].groupby("model").accuracy.mean()
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    for i, model in enumerate(id_acc.index):
+    colours = model_colours(list(id_acc.index))
+    for model in id_acc.index:
         marker = "*" if model == "Diffusion Classifier" else "o"
         ax.scatter(100 * id_acc[model], 100 * ood_acc[model], s=160 if marker == "*" else 60, marker=marker,
-                   color=sns.color_palette(PALETTE)[i], label=model, zorder=3)
+                   color=colours[model], label=model, zorder=3)
     base = [m for m in id_acc.index if m != "Diffusion Classifier"]
     if len(base) >= 2:
         fit = np.polyfit(100 * id_acc[base].values, 100 * ood_acc[base].values, 1)
@@ -138,7 +158,7 @@ def accuracy_bars(rows: list[dict], sets: Sequence[str]):
     """Per-set accuracies (%) with 95 % intervals for every model (chapter 9 table as a figure); the legend above
     the bars, set names on two lines where they are long."""
     models = list(dict.fromkeys(r["model"] for r in rows))
-    colours = sns.color_palette(PALETTE, len(models))
+    colours = model_colours(models).values()
     fig, ax = plt.subplots(figsize=(7.6, 3.9))
     width = 0.8 / len(models)
     x = np.arange(len(sets))
@@ -344,7 +364,7 @@ def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | 
     metrics = [m for m in ("text", "image", "group") if m in set(df["metric"])]
     tags = ["all"] + sorted(t for t in df["tag"].unique() if t != "all")
     models = list(dict.fromkeys(df["model"]))
-    colours = sns.color_palette(PALETTE, len(models))
+    colours = model_colours(models).values()
     # drawn at the page's width (7.6 in), so its type is printed at the size it is set
     fig, axes = plt.subplots(1, len(metrics), figsize=(7.6, 3.2), sharey=True, squeeze=False)
     width = 0.8 / len(models)
@@ -375,7 +395,7 @@ def seed_spread(rows: list[dict], panels: Sequence[str]):
 
     df = pd.DataFrame(rows)
     models = list(dict.fromkeys(df["model"]))
-    colours = sns.color_palette(PALETTE, len(models))
+    colours = model_colours(models).values()
     cols = min(2, len(panels))
     fig, axes = plt.subplots(-(-len(panels) // cols), cols, figsize=(3.7 * cols, 3.0 * -(-len(panels) // cols)),
                              sharey=True, squeeze=False)
@@ -415,7 +435,7 @@ def zero_shot_bars(rows: list[dict]):
     splits = list(dict.fromkeys(df["split"]))
     models = list(dict.fromkeys(df["model"]))
     width = 0.8 / len(models)
-    for m, (model, colour) in enumerate(zip(models, sns.color_palette(PALETTE, len(models)))):
+    for m, (model, colour) in enumerate(zip(models, model_colours(models).values())):
         sub = df[df["model"] == model].set_index("split").reindex(splits)
         xs = np.arange(len(splits)) + (m - (len(models) - 1) / 2) * width
         ax.bar(xs, sub["accuracy"], width, color=colour, label=model)
@@ -525,7 +545,7 @@ def labelled_data_curves(rows: list[dict], shifted: list[dict]):
     """Accuracy (%) against labelled training images (log x), one line per model: on the test split with 95 %
     intervals (left) and averaged over the shifted sets (right); the legend above both panels."""
     models = list(dict.fromkeys(r["model"] for r in rows))
-    colours = dict(zip(models, sns.color_palette(PALETTE, len(models))))
+    colours = model_colours(models)
     fig, axes = plt.subplots(1, 2, figsize=(7.6, 3.6), sharex=True)
     for model in models:
         test = sorted((r for r in rows if r["model"] == model and r["set"] == "test"), key=lambda r: r["labelled"])

@@ -159,3 +159,13 @@ def test_a_figure_saved_twice_is_the_same_file(tmp_path):
         paths.append(tmp_path / run / "same")
     for suffix in (".svg", ".png"):
         assert paths[0].with_suffix(suffix).read_bytes() == paths[1].with_suffix(suffix).read_bytes()
+
+
+def test_each_lab_model_keeps_its_colour_in_every_figure():
+    from dcanalysis.book.plotting import model_colours
+
+    alone = model_colours(["ViT", "Diffusion Classifier"])
+    full = model_colours(["Diffusion Classifier", "CNN", "ResNet", "ViT", "CLIP-style"])
+    assert alone["ViT"] == full["ViT"] and alone["Diffusion Classifier"] == full["Diffusion Classifier"]
+    assert len(set(full.values())) == 5  # the extra series takes a colour none of the four has
+    assert len(set(model_colours(["L2", "L1", "Huber"]).values())) == 3
