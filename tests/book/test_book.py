@@ -19,6 +19,16 @@ def test_every_chapter_has_a_parameters_cell():
         assert ("seed" in tagged[0].source) is (name not in no_noise), name
 
 
+def test_every_core_chapter_asks_the_reader_to_predict_then_check():
+    from dcanalysis.book.course import PARTS
+
+    core = [n for n in CHAPTERS if n.split("_")[0] in PARTS["core: the method"]]
+    assert len(core) == 6
+    for name in core:
+        nb = nbformat.read(book.BOOK / "chapters" / f"{name}.ipynb", 4)
+        assert any("Predict, then check" in c.source for c in nb.cells if c.cell_type == "markdown"), name
+
+
 def test_unknown_profile():
     with pytest.raises(ValueError, match="quick"):
         book.chapter_parameters("01_generative_classification", "fast")
