@@ -190,10 +190,25 @@ def run_record(source: Path, profile: str, params: dict, seconds: float, library
     }
 
 
+def chapter_key(src: Path, params: dict, lib: str) -> str:
+    """What decides an execution: the notebook's bytes, its parameters and the library."""
+    return hashlib.sha256(src.read_bytes() + json.dumps(params, sort_keys=True).encode() + lib.encode()).hexdigest()
+
+
+def lab_page(src: Path, profile: str, lib: str) -> Path | None:
+    """The folder of the lab's own execution of ``src`` in ``profile`` (``make book``'s), if it is current: what a
+    book on a reader's model shows for a chapter that cannot take the model, without executing it again."""
+    lab = BOOK / "_build" / "executed" / profile
+    stamp = lab / f"{src.stem}.key"
+    current = stamp.is_file() and stamp.read_text() == chapter_key(src, chapter_parameters(src.stem, profile), lib)
+    return lab if current and (lab / src.name).is_file() and (lab / f"{src.stem}.run.json").is_file() else None
+
+
 def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: bool = False,
                      out: Path | None = None, user: UserModel | None = None) -> Path:
     """Execute the chapters into ``out``; with ``user``, the chapters that can take a reader's model compute from
-    it (the run-reading ones from ``prepare_run``'s run), the others keep the lab's and say so on their page."""
+    it (the run-reading ones from ``prepare_run``'s run), the others keep the lab's and say so on their page (the
+    lab's current execution is reused, ``lab_page``; without one they are executed with the lab's parameters)."""
     import papermill as pm
 
     out = out or BOOK / "_build" / "executed" / (profile if user is None else f"{profile}-{user.slug()}")
@@ -206,9 +221,17 @@ def execute_chapters(profile: str, *, chapters: list[str] | None = None, force: 
     lib = library_digest()
     for src in tqdm(sources, desc=f"chapters ({profile})", unit="chapter"):
         params = chapter_parameters(src.stem, profile, user)
-        key = hashlib.sha256(src.read_bytes() + json.dumps(params, sort_keys=True).encode() + lib.encode()).hexdigest()
+        key = chapter_key(src, params, lib)
         target, stamp = out / src.name, out / f"{src.stem}.key"
         if not force and target.is_file() and stamp.is_file() and stamp.read_text() == key:
+            continue
+        lab = lab_page(src, profile, lib) if user is not None and src.stem in LAB_ONLY else None
+        if lab is not None:  # a chapter that cannot take the reader's model: the lab's page, not a rerun of it
+            shutil.copyfile(lab / src.name, target)
+            record = json.loads((lab / f"{src.stem}.run.json").read_text())
+            record.update(user_model=asdict(user), lab_only=LAB_ONLY[src.stem], reused_from=str(lab / src.name))
+            (out / f"{src.stem}.run.json").write_text(json.dumps(record, indent=1))
+            stamp.write_text(key)
             continue
         start = time.perf_counter()
         # a cell that runs past the timeout fails the chapter instead of hanging the book (a lost kernel message

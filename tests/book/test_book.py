@@ -204,3 +204,36 @@ def test_make_book_passes_every_option_the_book_command_takes():
     options = set(re.findall(r'add_argument\("(--[\w-]+)"', (book.ROOT / "dcanalysis/book/build.py").read_text()))
     recipe = (book.ROOT / "Makefile").read_text().split("\nbook:")[1].split("\n\n")[0]
     assert options and not [o for o in options if o not in recipe]
+
+
+def test_a_book_on_a_readers_model_reuses_the_labs_page_of_a_chapter_that_cannot_take_it(tmp_path, monkeypatch):
+    import json
+
+    import papermill
+
+    chapters = tmp_path / "book" / "chapters"
+    chapters.mkdir(parents=True)
+    nb = _notebook("# 10. Speed", ['profile = "quick"', "print(1)"])
+    nbformat.write(nb, chapters / "10_speed.ipynb")
+    monkeypatch.setattr(book, "BOOK", tmp_path / "book")
+    ran = []
+
+    def fake_execute(src, target, parameters, **kw):  # papermill without a kernel: copy and record the call
+        ran.append(parameters)
+        nbformat.write(_executed(nbformat.read(src, 4), params=""), target)
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
+    book.execute_chapters("quick")  # make book: the lab's own execution
+    assert len(ran) == 1
+    user = book.UserModel(model="my-model", dataset="pets")
+    out = book.execute_chapters("quick", user=user, out=tmp_path / "mine")
+    assert len(ran) == 1  # reused, not executed again
+    record = json.loads((out / "10_speed.run.json").read_text())
+    assert record["lab_only"] == book.LAB_ONLY["10_speed"] and record["user_model"]["model"] == "my-model"
+    assert nbformat.read(out / "10_speed.ipynb", 4).cells[-2].outputs == \
+        nbformat.read(tmp_path / "book" / "_build" / "executed" / "quick" / "10_speed.ipynb", 4).cells[-2].outputs
+    # the lab's page no longer current (the chapter changed): executed with the lab's parameters instead
+    nb.cells[2].source = "print(2)"
+    nbformat.write(nb, chapters / "10_speed.ipynb")
+    book.execute_chapters("quick", user=user, out=tmp_path / "mine")
+    assert len(ran) == 2 and ran[-1] == book.chapter_parameters("10_speed", "quick")
