@@ -8,7 +8,7 @@
 set -eu
 cd "$(dirname "$0")/../.."
 AWAY=${TRIM_AWAY:-/tmp/dcanalysis-trimmed}
-common="data/models/mnist_vit data/models/fashion_mnist_vit data/models/mnist_resnet data/models/fashion_mnist_resnet book/executed data/results/archive"
+common="data/models/mnist_vit data/models/fashion_mnist_vit data/models/mnist_resnet data/models/fashion_mnist_resnet book/executed data/results/archive data/results/lab/error_functions data/results/lab/own_images"
 case ${1:?hide A|B|C|D or restore} in
   hide)
     case ${2:?A, B, C or D} in
