@@ -224,8 +224,16 @@ def _table_problem(run_dir: Path, i: int, r: dict, k: int, packed: dict) -> tupl
         means = np.nanmean(table, axis=1)
     if int((~np.isnan(table)).sum()) != r["evaluations"] or not np.allclose(means, r["mean_errors"], rtol=rtol):
         return "its record does not match its error table (evaluations or mean errors)", True
-    if r["prediction"] != _expected_prediction(table):
+    expected = _expected_prediction(table)
+    if r["prediction"] != expected and paths:
         return f"its recorded prediction {r['prediction']} is not the one its error table gives", True
+    if r["prediction"] != expected:
+        # a float16 packed table cannot order a near tie (relative gaps under about 1e-3); its survivors, with the
+        # record's own means (checked against the table above), must still give the recorded prediction
+        means = np.where(np.isnan(table).sum(axis=1) == np.isnan(table).sum(axis=1).min(),
+                         np.asarray(r["mean_errors"], dtype=np.float64), np.inf)
+        if r["prediction"] != int(np.argmin(means)):
+            return f"its recorded prediction {r['prediction']} is not the one its error table gives", True
     return None, True
 
 

@@ -157,3 +157,18 @@ def test_committed_lab_runs_match_their_images_and_labels(name):
     x = to_model_input(images)
     check = verify_run(run, (lambda i: (x[i], int(labels[i])), str))
     assert check.problems == [] and check.done == s["n_items"] and "checked against the dataset" in check.notes[-1]
+
+
+def test_a_near_tie_that_float16_packing_reorders_is_not_damage_but_a_wrong_prediction_is(tmp_path):
+    import numpy as np
+
+    from dcanalysis.evaluation.runs import _table_problem
+
+    exact = np.array([[1.00049] * 4, [1.0, 1.0, 1.0, 1.002]])  # means 1.00049 < 1.0005: class 0
+    packed = {0: exact.astype(np.float16)}  # rounded: 1.000977 > 1.000488, class 1 by the packed table alone
+    record = {"mean_errors": exact.mean(1).tolist(), "evaluations": 8, "prediction": 0}
+    assert _table_problem(tmp_path, 0, record, 2, packed) == (None, True)
+    clear = np.array([[1.2] * 4, [1.0] * 4])  # no tie: class 1, whatever the rounding
+    wrong = {"mean_errors": clear.mean(1).tolist(), "evaluations": 8, "prediction": 0}
+    problem, _ = _table_problem(tmp_path, 0, wrong, 2, {0: clear.astype(np.float16)})
+    assert "recorded prediction 0" in problem
