@@ -111,6 +111,8 @@ def sample(adapter: DiffusionAdapter, conditions: Sequence, config: SamplerConfi
         t = times[i]
         last = i == len(times) - 1
         z = torch.randn((n, *shape), generator=gen) if config.eta > 0 and not last else None
+        if not last:  # alpha_t, sigma_t, alpha_s, sigma_s of this step, on the device
+            scales = [v.to(adapter.device) for v in (*process.scales(t.view(1)), *process.scales(times[i + 1].view(1)))]
         for start in range(0, n, batch_size):
             rows = torch.arange(start, min(start + batch_size, n))
             xb = x[rows].to(adapter.device)
@@ -122,9 +124,6 @@ def sample(adapter: DiffusionAdapter, conditions: Sequence, config: SamplerConfi
             if last:  # the final estimate of x_0 is the sample
                 x[rows] = x0.float().cpu()
                 continue
-            alpha_t, sigma_t = process.scales(t.view(1))
-            alpha_s, sigma_s = process.scales(times[i + 1].view(1))
             zb = z[rows].to(adapter.device) if z is not None else None
-            x[rows] = ddim_update(x0, eps, *(v.to(adapter.device) for v in (alpha_t, sigma_t, alpha_s, sigma_s)),
-                                  config.eta, zb).float().cpu()
+            x[rows] = ddim_update(x0, eps, *scales, config.eta, zb).float().cpu()
     return x

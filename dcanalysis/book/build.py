@@ -316,17 +316,21 @@ def _is_widget_notice(output) -> bool:
             for line in output.get("text", "").splitlines())
 
 
+def _assignments(source: str):
+    """(name, node) of each top-level ``name = value`` statement of a cell's source."""
+    import ast
+
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            yield node.targets[0].id, node
+
+
 def injected_values(nb) -> dict:
     """The values papermill injected into an executed notebook ({} when it injected none), read from its cell."""
     import ast
 
-    values = {}
-    for cell in nb.cells:
-        if cell.cell_type == "code" and is_injected(cell):
-            for node in ast.parse(cell.source).body:
-                if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                    values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
+    return {name: ast.literal_eval(node.value) for cell in nb.cells if cell.cell_type == "code" and is_injected(cell)
+            for name, node in _assignments(cell.source)}
 
 
 def with_run_values(source: str, values: dict) -> str:
@@ -336,10 +340,7 @@ def with_run_values(source: str, values: dict) -> str:
     import ast
 
     lines = source.splitlines()
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            continue
-        name = node.targets[0].id
+    for name, node in _assignments(source):
         if name not in values or node.lineno != node.end_lineno:
             continue
         default = ast.get_source_segment(source, node.value)

@@ -5,6 +5,7 @@ matplotlib Figure; nothing here computes a result.
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Sequence
 
@@ -28,11 +29,8 @@ def model_colours(models: Sequence[str]) -> dict:
     colours for the rest, in order."""
     palette = sns.color_palette(PALETTE, 10)
     taken = {FIXED_COLOURS[m] for m in models if m in FIXED_COLOURS}
-    free = iter([i for i in (0, 1, 2, 4, *_OTHER_COLOURS) if i not in taken])
-    out = {}
-    for m in dict.fromkeys(models):
-        out[m] = palette[FIXED_COLOURS[m]] if m in FIXED_COLOURS else palette[next(free) % 10]
-    return out
+    free = itertools.cycle([i for i in (0, 1, 2, 4, *_OTHER_COLOURS) if i not in taken])
+    return {m: palette[FIXED_COLOURS[m] if m in FIXED_COLOURS else next(free)] for m in dict.fromkeys(models)}
 
 
 def set_style() -> None:

@@ -225,13 +225,13 @@ def read_manifest(run_dir: Path) -> dict:
     return manifest
 
 
-def _differences(before: dict, now: dict, prefix: str = "") -> dict:
+def settings_differences(before: dict, now: dict, prefix: str = "") -> dict:
     """{setting: (old, new)} of the settings that differ, nested ones named 'classifier.batch_size'."""
     diff = {}
     for k in [*before, *(k for k in now if k not in before)]:
         old, new = before.get(k), now.get(k)
         if isinstance(old, dict) and isinstance(new, dict):
-            diff.update(_differences(old, new, f"{prefix}{k}."))
+            diff.update(settings_differences(old, new, f"{prefix}{k}."))
         elif old != new:
             diff[f"{prefix}{k}"] = (old, new)
     return diff
@@ -255,7 +255,7 @@ def write_manifest(run_dir: Path, settings: dict, *, neutral: Iterable[str] = ()
     before, now = _comparable(old["settings"], neutral), _comparable(settings, neutral)
     if before != now:
         raise ManifestMismatchError(
-            f"{str(run_dir)!r} holds a run with other settings {_differences(before, now)} (old, new); resume with "
+            f"{str(run_dir)!r} holds a run with other settings {settings_differences(before, now)} (old, new); resume with "
             "the same settings or use a new --out.")
     _warn_on_other_versions(run_dir, old.get("environment", {}))
     extent = {k: settings[k] for k in neutral if k in settings and old["settings"].get(k) != settings[k]}

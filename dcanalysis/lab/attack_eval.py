@@ -26,7 +26,7 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..denoiser import conditioning_to
 from ..evaluation.attacks import diffusion_scores, margin_loss, pgd_linf, pixel_budget, stratified_timesteps
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
-from ..evaluation.run_store import read_run_file, write_atomically
+from ..evaluation.run_store import read_run_file, settings_differences, write_atomically
 from ..images import pad_to
 from ..schedules import Schedule
 from .evaluate import accuracy_entry
@@ -80,10 +80,9 @@ def load_results(path: Path, settings: dict) -> dict:
         return {"settings": settings, "entries": {}}
     stored = json.loads(read_run_file(path))
     if stored.get("settings") != settings:
-        diff = {k: (stored.get("settings", {}).get(k), v) for k, v in settings.items()
-                if stored.get("settings", {}).get(k) != v}
-        raise SystemExit(f"{path} holds attacks run with other settings (stored, asked: {diff}); use another --out "
-                         f"or move the file away.")
+        raise SystemExit(f"{path} holds attacks run with other settings (stored, asked: "
+                         f"{settings_differences(stored.get('settings', {}), settings)}); use another --out or move "
+                         f"the file away.")
     return stored
 
 

@@ -151,7 +151,7 @@ def main(argv=None):
     p.add_argument("--n-strategy", type=int, default=300)
     p.add_argument("--errors", nargs="*", default=[],
                    help="error functions (losses.LOSSES: l2, l1, huber) on the first --n-strategy test images, each its "
-                        "own run under the same noise plans (the paper's L1 / L2 ablation)")
+                        "own run under the same noise plans (the paper's L1 / L2 ablation; chapter 13)")
     p.add_argument("--no-baselines", action="store_true",
                    help="leave out the discriminative baselines (a command that runs only the diffusion phases)")
     p.add_argument("--budget", type=float, default=0.0, help="seconds for all diffusion runs together (0: none)")
@@ -197,7 +197,7 @@ def main(argv=None):
     for strat in a.strategies:
         diffuse(f"strategy_{strat}", "strategies", 0.7, x[:a.n_strategy], y[:a.n_strategy],
                 a.out / f"{a.dataset}_strategy_{strat}", set_name="test", strategy=strat)
-    # 2b. error functions (the paper's appendix ablation): every run draws the same noise plans (the seed and the image's index)
+    # 2b. error functions (the paper's appendix ablation, chapter 13): every run draws the same noise plans (the seed and the image's index)
     for loss in a.errors:
         diffuse(f"error_{loss}", "errors", 0.8, x[:a.n_strategy], y[:a.n_strategy], a.out / f"{a.dataset}_error_{loss}",
                 set_name="test", error=loss)

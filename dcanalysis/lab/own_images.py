@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..evaluation.lab_datasets import CLASSES
-from ..evaluation.run_store import UnsafeRunFileError, read_run_file, write_atomically
+from ..evaluation.run_store import UnsafeRunFileError, read_run_file, settings_differences, write_atomically
 from ..engine.config import add_engine_arguments, engine_from_arguments
 from ..sampling import SamplerConfig, sample
 from .evaluate import accuracy_entry, baseline_predictions, diffusion_run
@@ -59,7 +59,7 @@ def load_samples(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
 
 
 def samples_identity(dataset: str, sampler: SamplerConfig, per_class: int, seed: int) -> dict:
-    """What decides a set of samples: model (and its weights' digest), sampler, count and seed."""
+    """What decides a set of samples: the model (and its training config's digest), sampler, count and seed."""
     card = model_card(f"{dataset}_unet")
     return {"model": f"{dataset}_unet", "model_config_digest": card.get("config_digest"), "sampler": sampler.name,
             "steps": sampler.steps, "eta": sampler.eta, "clip": sampler.clip, "per_class": per_class, "seed": seed}
@@ -74,9 +74,8 @@ def load_or_draw(path: Path, adapter, identity: dict, *, batch_size: int = 1000)
         except (UnsafeRunFileError, ValueError, KeyError, OSError) as e:
             raise SystemExit(f"{path} is not a samples file this job wrote ({e}); move it away and rerun.") from None
         if stored != identity:
-            diff = {k: (stored.get(k), v) for k, v in identity.items() if stored.get(k) != v}
-            raise SystemExit(f"{path} holds samples drawn otherwise (stored, asked: {diff}); use another --out or "
-                             f"move the file away.")
+            raise SystemExit(f"{path} holds samples drawn otherwise (stored, asked: "
+                             f"{settings_differences(stored, identity)}); use another --out or move the file away.")
         return images, classes, 0.0
     classes = balanced_classes(identity["per_class"])
     sampler = SamplerConfig(identity["steps"], identity["eta"], identity["clip"])
