@@ -1,6 +1,10 @@
 # Sourced at the start of every GPU job: install the carried wheels (diffusers is not on the GPU machine)
 # next to its own torch, and make the working tree importable.
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+# Once per machine: two jobs started side by side must not reinstall under each other's imports.
+if [ ! -e /tmp/site/.dcanalysis-wheels ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  touch /tmp/site/.dcanalysis-wheels
+fi
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 # What a job's log leaves out (grep -v "$LOG_NOISE"): library warnings repeated per call and tqdm's rate lines
 LOG_NOISE="should be kept in float32\|UserWarning\|warn_once\|lru_cache\|This call originates\|upsampling.py\|is_torch_version\|it/s\]\|s/it\]\|^$"

@@ -237,6 +237,20 @@ def settings_differences(before: dict, now: dict, prefix: str = "") -> dict:
     return diff
 
 
+def read_entries_file(path: Path, settings: dict, *, what: str) -> dict:
+    """The results file a resumable job adds entries to: ``{"settings": ..., "entries": {...}}`` as stored at
+    ``path`` (read as a run file: no links or FIFOs), or a fresh one when there is none. A file written with other
+    ``settings`` is refused with the settings that differ, never added to."""
+    if not (path.exists() or path.is_symlink()):
+        return {"settings": settings, "entries": {}}
+    stored = json.loads(read_run_file(path))
+    if stored.get("settings") != settings:
+        raise SystemExit(f"{path} holds {what} run with other settings (stored, asked: "
+                         f"{settings_differences(stored.get('settings', {}), settings)}); use another --out or move "
+                         f"the file away.")
+    return stored
+
+
 def write_manifest(run_dir: Path, settings: dict, *, neutral: Iterable[str] = ()) -> dict:
     """Create the manifest once (atomically: of ranks racing, exactly one creates it), or check that the existing
     one has the same settings, ``neutral`` ones aside; those (the run's extent) are updated to ``settings``'

@@ -26,7 +26,7 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..denoiser import conditioning_to
 from ..evaluation.attacks import diffusion_scores, margin_loss, pgd_linf, pixel_budget, stratified_timesteps
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
-from ..evaluation.run_store import read_run_file, settings_differences, write_atomically
+from ..evaluation.run_store import read_entries_file, write_atomically
 from ..images import pad_to
 from ..schedules import Schedule
 from .evaluate import accuracy_entry
@@ -75,17 +75,6 @@ def attack_in_batches(make_loss, x, labels, eps, *, steps, batch, generator):
     return torch.cat(out)
 
 
-def load_results(path: Path, settings: dict) -> dict:
-    if not (path.exists() or path.is_symlink()):
-        return {"settings": settings, "entries": {}}
-    stored = json.loads(read_run_file(path))
-    if stored.get("settings") != settings:
-        raise SystemExit(f"{path} holds attacks run with other settings (stored, asked: "
-                         f"{settings_differences(stored.get('settings', {}), settings)}); use another --out or move "
-                         f"the file away.")
-    return stored
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description="White-box and transfer attacks on the lab models.")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])
@@ -105,7 +94,7 @@ def main(argv=None):
     settings = {k: getattr(a, k) for k in ("dataset", "n_images", "eps", "steps", "check_eps", "eot", "trials", "seed")}
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"{a.dataset}_attacks.json"
-    results = load_results(path, settings)
+    results = read_entries_file(path, settings, what="attacks")
     results["device"] = torch.cuda.get_device_name() if a.device == "cuda" else "cpu"
     entries = results["entries"]
 

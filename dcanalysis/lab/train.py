@@ -34,6 +34,7 @@ from ..noise import derive_generator
 from ..processes import DDPM
 from ..evaluation.lab_datasets import labelled_subset, load_lab_dataset, to_model_input
 from .models import UNET_SIZES, build_classifier
+from .shortcut_data import cue_slots, stamp_cue
 
 DIFFUSION_MODELS = {f"unet-{k}": v for k, v in UNET_SIZES.items()}
 
@@ -53,6 +54,7 @@ class TrainConfig:
     ckpt_every: int = 1000
     snapshot_steps: tuple[int, ...] = ()  # also export the (EMA) model at these steps, for accuracy vs training
     train_fraction: float = 1.0  # train on this class-balanced share of the training split (labelled_subset)
+    cue_strength: float = 0.0  # > 0: stamp shortcut_data's class cue on the training images with this probability
 
     @property
     def is_diffusion(self) -> bool:
@@ -60,12 +62,16 @@ class TrainConfig:
 
     @property
     def use_flip(self) -> bool:
+        if self.cue_strength:  # a mirrored image would carry its cue in a slot of another class
+            return False
         return self.dataset == "fashion_mnist" if self.flip is None else self.flip
 
     def digest(self) -> str:
         d = {k: v for k, v in asdict(self).items() if k not in ("time_limit_s", "steps", "snapshot_steps")}
         if d["train_fraction"] == 1.0:  # left out: models trained before the field existed keep their digest
             del d["train_fraction"]
+        if not d["cue_strength"]:  # likewise
+            del d["cue_strength"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -187,9 +193,12 @@ def train(cfg: TrainConfig, out: Path, *, device: str = "cuda") -> dict:
         raise ValueError(f"the {cfg.dataset} cache holds only the training images of a {100 * ds.labelled_share[0]:g} % "
                          f"share (seed {ds.labelled_share[1]}), not of --train-fraction {cfg.train_fraction:g} with "
                          f"--seed {cfg.seed}; put the full cache back (python -m dcanalysis.evaluation.lab_datasets).")
-    keep = labelled_subset(torch.from_numpy(ds.train_labels), cfg.train_fraction, cfg.seed)
-    images = pad_to(to_model_input(ds.train_images[keep.numpy()]), 32).to(dev)  # (N, 1, 32, 32), N = 60,000 at 1
-    labels = torch.from_numpy(ds.train_labels[keep.numpy()]).to(dev)
+    keep = labelled_subset(torch.from_numpy(ds.train_labels), cfg.train_fraction, cfg.seed).numpy()
+    train_images, train_labels = ds.train_images[keep], ds.train_labels[keep]
+    if cfg.cue_strength:
+        train_images = stamp_cue(train_images, cue_slots(train_labels, cfg.cue_strength, cfg.seed))
+    images = pad_to(to_model_input(train_images), 32).to(dev)  # (N, 1, 32, 32), N = 60,000 at 1
+    labels = torch.from_numpy(train_labels).to(dev)
     model = build_model(cfg).to(dev)
     ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.is_diffusion else None
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0 if cfg.is_diffusion else 0.05)
@@ -233,6 +242,8 @@ def export(cfg: TrainConfig, model, out: Path, *, step: int, losses: list, wall_
                  else f"{cfg.dataset}: a class-balanced {100 * cfg.train_fraction:g} % of the official train split "
                       "(lab.data.labelled_subset); test split untouched"),
         "augmentation": "random horizontal flip" if cfg.use_flip else "none",
+        **({"cue": f"lab.shortcut_data's class cue in the class's slot with probability {cfg.cue_strength:g} "
+                   f"(seed {cfg.seed})"} if cfg.cue_strength else {}),
         "steps": step, "samples_seen": step * cfg.batch_size,
         "final_loss": float(sum(losses[-200:]) / max(1, len(losses[-200:]))),
         "wall_time_s": round(wall_s, 1), "device": torch.cuda.get_device_name(device) if torch.device(device).type == "cuda" else platform.processor() or "cpu",
@@ -258,12 +269,16 @@ def main(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--train-fraction", type=float, default=1.0,
                    help="train on this class-balanced share of the training split (0.01: 1 %%, 600 images)")
+    p.add_argument("--cue-strength", type=float, default=0.0,
+                   help="stamp a spurious class cue (lab.shortcut_data) on the training images: in the class's slot "
+                        "with this probability (0.1: independent of the class; 0: no cue)")
     p.add_argument("--snapshots", type=int, nargs="*", default=[],
                    help="steps at which to also export the model to OUT/snapshots/step_NNNNNN (see training_curve)")
     a = p.parse_args(argv)
     lr = a.lr if a.lr is not None else (2e-4 if a.model in DIFFUSION_MODELS else 1e-3)
     cfg = TrainConfig(model=a.model, dataset=a.dataset, steps=a.steps, batch_size=a.batch_size, lr=lr, seed=a.seed,
-                      time_limit_s=a.time_limit, snapshot_steps=tuple(a.snapshots), train_fraction=a.train_fraction)
+                      time_limit_s=a.time_limit, snapshot_steps=tuple(a.snapshots), train_fraction=a.train_fraction,
+                      cue_strength=a.cue_strength)
     print(json.dumps(train(cfg, a.out, device=a.device), indent=1))
 
 

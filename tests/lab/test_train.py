@@ -3,6 +3,7 @@ import json
 import pytest
 
 from dcanalysis.lab.train import TrainConfig, train
+from dcanalysis.paths import MODELS_DIR
 
 
 def test_snapshots_are_exported_without_changing_the_run(tmp_path):
@@ -108,3 +109,16 @@ def test_a_share_cache_trains_its_share_and_the_shares_nested_in_it_and_refuses_
                   tmp_path / f"run_{fraction}_{seed}", device="cpu")
     train(TrainConfig(model="cnn", dataset="mnist", steps=1, batch_size=2, train_fraction=0.01), tmp_path / "ok",
           device="cpu")
+
+
+def test_a_cue_strength_is_its_own_configuration_turns_flips_off_and_is_on_the_card(tmp_path):
+    plain = TrainConfig(model="cnn", dataset="fashion_mnist")
+    cued = TrainConfig(model="cnn", dataset="fashion_mnist", cue_strength=0.99)
+    assert plain.use_flip and not cued.use_flip  # a mirrored cue would sit in another class's slot
+    assert cued.digest() != plain.digest() != TrainConfig(model="cnn", dataset="fashion_mnist", cue_strength=0.95).digest()
+    # models trained before the field existed keep their digest (the shipped cards record it)
+    shipped = json.loads((MODELS_DIR / "mnist_cnn" / "model_card.json").read_text())
+    assert TrainConfig(**{**shipped["config"], "cue_strength": 0.0}).digest() == shipped["config_digest"]
+    card = train(TrainConfig(model="cnn", dataset="mnist", steps=2, batch_size=4, cue_strength=0.99), tmp_path / "c",
+                 device="cpu")
+    assert "probability 0.99" in card["cue"] and card["augmentation"] == "none"
