@@ -5,7 +5,8 @@
 # 0.3 and 1 of the [0, 1] pixel range, 40 steps at 0.1 as a check (python -m dcanalysis.lab.attack_eval).
 # Resumable: the same command again finishes what a cut-short one left. Sent with `trim_tree.sh hide D`, carrying .whl
 # and data/lab/{mnist,fashion_mnist}-test.npz.
-# Usage: [END_S=330] bash data/jobs/attacks_h200.sh OUTDIR TAG [DATASETS...]
+# (Its log came back empty from the first run: tqdm's carriage returns joined every line into one that the
+# noise filter dropped; the results files hold every number.) Usage: [END_S=330] bash data/jobs/attacks_h200.sh OUTDIR TAG [DATASETS...]
 set -u
 OUT=${1:?output dir}; TAG=${2:?tag}; shift 2
 source data/jobs/gpu_env.sh
@@ -13,5 +14,5 @@ for DATASET in ${@:-mnist fashion_mnist}; do
   left=$((${END_S:-330} - SECONDS)); [ $left -gt 20 ] || break
   timeout $left python3 -m dcanalysis.lab.attack_eval --dataset $DATASET --out $OUT --n-images 100 \
     --eps 0.03 0.1 0.3 1.0 --steps 20 --eot 4 --trials 100 --attack-batch 100 2>&1 \
-    | grep -v "$LOG_NOISE" | tee -a $OUT/attacks_$TAG.log
+    | tr "\r" "\n" | grep -v "$LOG_NOISE" | tee -a $OUT/attacks_$TAG.log
 done
