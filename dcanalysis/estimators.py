@@ -118,3 +118,14 @@ def accuracy_interval(correct: int, total: int, *, level: float = 0.95) -> tuple
     half = z * math.sqrt(p * (1 - p) / total + z**2 / (4 * total**2)) / denom
     # the interval holds p itself: at 0 % or 100 % rounding could otherwise leave p a hair outside it
     return min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half))
+
+
+def interval_order(ours: tuple[float, float], theirs: tuple[float, float]) -> str:
+    """"above" where the interval ``ours`` (lo, hi) lies wholly above ``theirs``, "below" where wholly below,
+    "overlap" otherwise: the verdict a book can print on a claim that one accuracy is higher (two separate
+    95 % intervals that do not overlap differ at well under the 5 % level; overlapping ones decide nothing)."""
+    if ours[0] > theirs[1]:
+        return "above"
+    if ours[1] < theirs[0]:
+        return "below"
+    return "overlap"

@@ -50,6 +50,8 @@ FULL_OVERRIDES = {
     "12_labelled_data": {"device": "cpu"},
     "13_error_functions": {"device": "cpu", "n_images": 32, "trials": 25},  # residuals of more images, live
     "14_own_images": {"device": "cpu", "per_class": 2, "trials": 25},  # more live samples, more trials
+    "15_attacks": {"device": "cpu", "n_live": 4, "steps_live": 10, "eot_live": 2, "trials": 25},  # a longer live attack
+    "16_shortcuts": {"toy_seeds": 10, "toy_n_test": 20000},  # the toy's sweeps with more seeds (CPU only)
     "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
     "03_which_timesteps": {"device": "cpu"},  # it replays committed error tables: no network runs
     "02_paired_differences": {"n_timesteps": 200},
@@ -62,11 +64,12 @@ FULL_OVERRIDES = {
 
 # Chapters whose full profile runs no trained network: they replay committed error tables and read committed GPU
 # results (chapter 8 reads the complete scene evaluation, so nothing is left to evaluate), or (chapter 1) use the
-# analytic toy model; chapters 13 and 14 read committed GPU results and run only a few images through a lab UNet
-# live. Their committed full pages are executed on a CPU machine (their provenance note says so)
+# analytic toy model; chapters 13, 14 and 15 read committed GPU results and run only a few images through a lab UNet
+# live, chapter 16 runs a Gaussian toy. Their committed full pages are executed on a CPU machine (their provenance
+# note says so)
 FULL_ON_CPU = ("01_generative_classification", "03_which_timesteps", "04_timestep_strategies", "05_adaptive",
                "08_compositional", "08b_training_seeds", "09_robustness", "10_speed", "12_labelled_data",
-               "13_error_functions", "14_own_images")
+               "13_error_functions", "14_own_images", "15_attacks", "16_shortcuts")
 
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU
 
@@ -86,6 +89,9 @@ LAB_ONLY = {
     "13_error_functions": "the lab's runs of each error function on the same images and noise (a reader's model: "
                           "`python -m dcanalysis.lab.evaluate --errors` shows the pattern of the job)",
     "14_own_images": "samples drawn from the lab models and the baselines trained on the same split",
+    "15_attacks": "the lab's UNets and baselines attacked on the GPU (`python -m dcanalysis.lab.attack_eval` attacks "
+                  "them; `dcanalysis.evaluation.attacks` works on any adapter)",
+    "16_shortcuts": "the lab's models retrained on a split with a spurious cue (data/jobs/shortcuts_h200.sh)",
     "11_calibration": "the lab's stored per-trial tables and its baselines (`dcanalysis.evaluation.calibration` "
                       "measures any posterior)",
 }

@@ -18,7 +18,8 @@ WORDS_PER_MINUTE = 200  # a careful reader of technical prose with formulas; a c
 PARTS = {
     "core: the method": ("00", "01", "02", "03", "04", "05"),
     "applications: text, inversion, composition, shifts": ("06", "07", "08", "08b", "09"),
-    "extensions: speed, calibration, labelled data, error functions, own images": ("10", "11", "12", "13", "14"),
+    "extensions: speed, calibration, labelled data, error functions, own images, attacks, shortcuts":
+        ("10", "11", "12", "13", "14", "15", "16"),
 }
 
 

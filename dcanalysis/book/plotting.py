@@ -601,3 +601,25 @@ def sample_grid(images: np.ndarray, titles: Sequence[str], *, per_row: int = 10,
                          fontweight="normal", pad=2)
     fig.tight_layout(pad=0.2, h_pad=0.6, w_pad=0.2)
     return fig
+
+
+def toy_sweeps(sweeps: dict[str, list[dict]], measure: str = "worst_group"):
+    """One panel per swept config field ({field: rows of ``gaussian_shortcuts.sweep``}): ``measure`` (%) of each
+    classifier against the field's values (evenly placed), the mean over seeds with their range as a band."""
+    fig, axes = plt.subplots(1, len(sweeps), figsize=(7.6, 3.5), sharey=True, squeeze=False)
+    names = list(dict.fromkeys(r["classifier"] for rows in sweeps.values() for r in rows))
+    colours = model_colours(names)
+    for ax, (field, rows) in zip(axes[0], sweeps.items()):
+        values = sorted({r[field] for r in rows})
+        for name in names:
+            per = [[100 * r[measure] for r in rows if r["classifier"] == name and r[field] == v] for v in values]
+            ax.plot(range(len(values)), [np.mean(p) for p in per], marker="o", color=colours[name], label=name)
+            ax.fill_between(range(len(values)), [min(p) for p in per], [max(p) for p in per], color=colours[name],
+                            alpha=0.15, linewidth=0)
+        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+        ax.set(xlabel=field.replace("_", " "), ylim=(0, 100))
+    axes[0][0].set_ylabel(f"{measure.replace('_', '-')} accuracy (%)")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", bbox_to_anchor=(0.5, 0.97),
+               ncol=len(names), fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig

@@ -75,6 +75,56 @@ def attack_in_batches(make_loss, x, labels, eps, *, steps, batch, generator):
     return torch.cat(out)
 
 
+def result_rows(result: dict) -> list[dict]:
+    """One row per (entry, model) of a ``{dataset}_attacks.json``: eps, steps, model, attack ("white-box", or
+    "transfer from <source>" for images attacked through another model), n, accuracy, ci_lo, ci_hi."""
+    rows = []
+    for e in result["entries"].values():
+        for model, r in e["accuracy"].items():
+            rows.append({"eps": e["eps"], "steps": e["steps"], "model": model, "attack": "white-box",
+                         "n": r["n"], "accuracy": r["accuracy"], "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
+        for name, r in e["transfer"].items():
+            model, source = name.split(" on the ")
+            rows.append({"eps": e["eps"], "steps": e["steps"], "model": model,
+                         "attack": f"transfer from {source.removesuffix(' images').removesuffix(chr(39) + 's')}",
+                         "n": r["n"], "accuracy": r["accuracy"], "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
+    return rows
+
+
+def attack_checks(result: dict) -> list[str]:
+    """The standard sanity checks of an attack evaluation (Carlini et al., 2019, "On evaluating adversarial
+    robustness"), one line each per model, computed from a ``{dataset}_attacks.json``:
+    white-box accuracy never rises with the budget (at the base number of steps); a budget of 1 (any image) reaches
+    0; twice the steps do not raise accuracy beyond its interval; the white-box attack is at least as strong as the
+    transfer attack from the ResNet at every budget (were it weaker, the gradient would be masked, not absent)."""
+    s = result["settings"]
+    rows = result_rows(result)
+    lines = []
+    white = [r for r in rows if r["attack"] == "white-box"]
+    for model in dict.fromkeys(r["model"] for r in white):
+        curve = sorted((r["eps"], r["accuracy"]) for r in white if r["model"] == model and r["steps"] == s["steps"])
+        rises = [(a, b) for a, b in zip(curve, curve[1:]) if b[1] > a[1]]
+        at_one = dict(curve).get(1.0)
+        twice = {r["steps"]: r for r in white if r["model"] == model and r["eps"] == s["check_eps"]}
+        base, more = twice.get(s["steps"]), twice.get(2 * s["steps"])
+        parts = ["falls with the budget: " + ("yes" if not rises else "no, rises " + ", ".join(
+                     f"{a[0]:g} -> {b[0]:g}" for a, b in rises)),
+                 f"at budget 1: {100 * at_one:.0f} %" if at_one is not None else "budget 1 not run"]
+        if base and more:
+            verdict = "no gain" if more["accuracy"] <= base["accuracy"] else (
+                "within the interval" if more["accuracy"] <= base["ci_hi"] else "RISES beyond the interval")
+            parts.append(f"{2 * s['steps']} steps at {s['check_eps']:g}: {100 * more['accuracy']:.0f} % against "
+                         f"{100 * base['accuracy']:.0f} % ({verdict})")
+        if model == "Diffusion Classifier":
+            transfer = {r["eps"]: r["accuracy"] for r in rows if r["model"] == model and r["steps"] == s["steps"]
+                        and r["attack"].startswith("transfer")}
+            weaker = [e for e, acc in transfer.items() if dict(curve).get(e, 0) > acc]
+            parts.append("white-box at least as strong as transfer: " + (
+                "yes" if not weaker else "no at " + ", ".join(f"{e:g}" for e in weaker)))
+        lines.append(f"{model}: " + "; ".join(parts))
+    return lines
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="White-box and transfer attacks on the lab models.")
     p.add_argument("--dataset", required=True, choices=["mnist", "fashion_mnist"])

@@ -23,7 +23,7 @@ import torch
 
 from ..evaluation.lab_datasets import load_lab_dataset
 from ..evaluation.run_store import read_entries_file, write_atomically
-from ..estimators import accuracy_interval
+from ..estimators import accuracy_interval, interval_order
 from .evaluate import accuracy_entry, baseline_predictions
 from .labelled_data import POLICY, diffusion_classifier, diffusion_predictions
 from .registry import classifier_from_folder
@@ -71,6 +71,45 @@ def predictions(model: str, folder: Path, images: np.ndarray, *, device, seed: i
                                    policy=policy)
         return diffusion_predictions(clf, images, per_call=1000, desc=folder.name)
     return baseline_predictions(classifier_from_folder(folder, device=device), images, device=device), 1.0
+
+
+MODEL_NAMES = {"unet": "Diffusion Classifier", "cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
+
+
+def result_rows(result: dict) -> list[dict]:
+    """One row per (strength, model, measure) of a ``{dataset}_shortcuts.json``: strength, model (display name),
+    steps, measure ("aligned", "conflicting", "worst group", "cue followed"), n, value, ci_lo, ci_hi (fractions)."""
+    rows = []
+    for e in result["entries"].values():
+        for measure, key in (("aligned", "aligned"), ("conflicting", "conflicting"), ("worst group", "worst_group"),
+                             ("cue followed", "cue_followed")):
+            r = e[key]
+            rows.append({"strength": e["strength"], "model": MODEL_NAMES[e["model"]], "steps": e["steps"],
+                         "measure": measure, "n": r["n"], "value": r.get("accuracy", r.get("share")),
+                         "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
+    return rows
+
+
+def claim_verdicts(rows: list[dict], measure: str = "worst group") -> list[str]:
+    """Per strength, the claim "the generative classifier has the higher worst-group accuracy" against each
+    baseline: "holds" where the Diffusion Classifier's 95 % interval lies above the baseline's, "fails" where it
+    lies below, "not decided" where they overlap."""
+    lines = []
+    for strength in sorted({r["strength"] for r in rows}):
+        got = {r["model"]: r for r in rows if r["strength"] == strength and r["measure"] == measure}
+        dc = got.get("Diffusion Classifier")
+        if dc is None:
+            continue
+        parts = []
+        for model, r in got.items():
+            if model == dc["model"]:
+                continue
+            verdict = {"above": "holds", "below": "fails", "overlap": "not decided"}[
+                interval_order((dc["ci_lo"], dc["ci_hi"]), (r["ci_lo"], r["ci_hi"]))]
+            parts.append(f"vs {model} {100 * r['value']:.1f} %: {verdict}")
+        lines.append(f"cue strength {strength:g}, {measure}: Diffusion Classifier {100 * dc['value']:.1f} % "
+                     f"[{100 * dc['ci_lo']:.1f}, {100 * dc['ci_hi']:.1f}]; " + "; ".join(parts))
+    return lines
 
 
 def main(argv=None):

@@ -169,3 +169,13 @@ def test_each_lab_model_keeps_its_colour_in_every_figure():
     assert alone["ViT"] == full["ViT"] and alone["Diffusion Classifier"] == full["Diffusion Classifier"]
     assert len(set(full.values())) == 5  # the extra series takes a colour none of the four has
     assert len(set(model_colours(["L2", "L1", "Huber"]).values())) == 3
+
+
+def test_the_toy_sweeps_figure_has_one_panel_per_field_and_one_line_per_classifier():
+    from dcanalysis.book import plotting
+    rows = [{"classifier": c, "strength": s, "worst_group": w, "seed": k}
+            for c, w in (("a", 0.5), ("b", 0.9)) for s in (0.9, 0.99) for k in (0, 1)]
+    fig = plotting.toy_sweeps({"strength": rows, "also": [{**r, "also": r["strength"]} for r in rows]})
+    assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
+    assert list(fig.axes[0].lines[1].get_ydata()) == [90.0, 90.0]
+    plotting.plt.close(fig)
