@@ -78,11 +78,12 @@ MODEL_NAMES = {"unet": "Diffusion Classifier", "cnn": "CNN", "resnet": "ResNet",
 
 def result_rows(result: dict) -> list[dict]:
     """One row per (strength, model, measure) of a ``{dataset}_shortcuts.json``: strength, model (display name),
-    steps, measure ("aligned", "conflicting", "worst group", "cue followed"), n, value, ci_lo, ci_hi (fractions)."""
+    steps, measure ("aligned", "conflicting", "average" (both halves), "worst group", "cue followed"), n, value,
+    ci_lo, ci_hi (fractions)."""
     rows = []
     for e in result["entries"].values():
-        for measure, key in (("aligned", "aligned"), ("conflicting", "conflicting"), ("worst group", "worst_group"),
-                             ("cue followed", "cue_followed")):
+        for measure, key in (("aligned", "aligned"), ("conflicting", "conflicting"), ("average", "average"),
+                             ("worst group", "worst_group"), ("cue followed", "cue_followed")):
             r = e[key]
             rows.append({"strength": e["strength"], "model": MODEL_NAMES[e["model"]], "steps": e["steps"],
                          "measure": measure, "n": r["n"], "value": r.get("accuracy", r.get("share")),

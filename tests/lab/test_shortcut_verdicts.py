@@ -10,7 +10,7 @@ def test_interval_order_needs_the_intervals_apart():
 
 def _entry(model, strength, worst, ci):
     r = {"n": 50, "accuracy": worst, "ci95": ci}
-    return {"strength": strength, "model": model, "steps": 10, "aligned": r, "conflicting": r,
+    return {"strength": strength, "model": model, "steps": 10, "aligned": r, "conflicting": r, "average": r,
             "worst_group": {**r, "class": 3, "aligned": False}, "cue_followed": {"n": 50, "share": 0.1, "ci95": [0, 0.2]}}
 
 
@@ -19,7 +19,7 @@ def test_the_claim_holds_fails_or_is_not_decided_per_baseline_and_strength():
                           "c": _entry("vit", 0.99, 0.85, [0.75, 0.95]), "d": _entry("unet", 0.95, 0.2, [0.1, 0.3]),
                           "e": _entry("resnet", 0.95, 0.9, [0.8, 0.95])}}
     rows = result_rows(result)
-    assert {r["measure"] for r in rows} == {"aligned", "conflicting", "worst group", "cue followed"}
+    assert {r["measure"] for r in rows} == {"aligned", "conflicting", "average", "worst group", "cue followed"}
     low, high = claim_verdicts(rows)
     assert low.startswith("cue strength 0.95, worst group: Diffusion Classifier 20.0 %") and "vs ResNet 90.0 %: fails" in low
     assert "vs CNN 50.0 %: holds" in high and "vs ViT 85.0 %: not decided" in high
