@@ -70,7 +70,7 @@ def paired_errors(timesteps: np.ndarray, errors: np.ndarray, condition_names: Se
     """Fig. 2: errors over t for several fixed eps (rows of ``errors``: (C conditions, E eps, T timesteps)),
     normalised per t by the mean over conditions and eps, as in the paper."""
     norm = errors / errors.mean(axis=(0, 1), keepdims=True)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6))  # 11 in wide showed its legend at under 8 px
     styles = ["-", "--", ":", "-."]
     colors = sns.color_palette(PALETTE, len(condition_names))
     for c, name in enumerate(condition_names):
@@ -333,11 +333,12 @@ def _yerr(value, lo, hi) -> np.ndarray:
     return np.clip(np.stack([np.asarray(value) - np.asarray(lo), np.asarray(hi) - np.asarray(value)]), 0, None)
 
 
-def swap_examples(items: Sequence, *, per_row: int = 3):
-    """Winoground-style items (``lab.scenes.SwapItem``): both images of each item with their captions."""
+def swap_examples(items: Sequence, *, per_row: int = 2):
+    """Winoground-style items (``lab.scenes.SwapItem``): both images of each item with their captions; two items a
+    row, so the captions stay at least 8 px on a 1280 px page (three a row shrank them to 5 px)."""
     n = len(items)
     rows = (n + per_row - 1) // per_row
-    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2.2 * 2 * per_row, 2.5 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, 2 * per_row, figsize=(2.2 * 2 * per_row, 2.9 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, it in enumerate(items):
@@ -347,7 +348,7 @@ def swap_examples(items: Sequence, *, per_row: int = 3):
             ax.imshow(it.images[j], interpolation="nearest")
             words = it.captions[j].split(" ")
             cut = len(words) // 2
-            ax.set_title(f"{it.tag} swap, #{j}\n" + " ".join(words[:cut]) + "\n" + " ".join(words[cut:]), fontsize=7)
+            ax.set_title(f"{it.tag} swap, #{j}\n" + " ".join(words[:cut]) + "\n" + " ".join(words[cut:]), fontsize=8)
     fig.tight_layout()
     return fig
 
