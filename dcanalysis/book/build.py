@@ -277,9 +277,12 @@ def with_current_text(source, executed):
     return merged
 
 
-def provenance_note(record: dict, committed: bool) -> str:
-    """A MyST note for the top of a page: which run made the outputs below it."""
-    params = ", ".join(f"{k}={v!r}" for k, v in record["parameters"].items()) or "the notebook's defaults"
+def provenance_note(record: dict, committed: bool, declared: set[str] | None = None) -> str:
+    """A MyST note for the top of a page: which run made the outputs below it. ``declared``: the parameters the
+    page's notebook declares; a profile's other values (``device="cuda"`` for a chapter with no device) reached
+    nothing and are left out of the note."""
+    params = ", ".join(f"{k}={v!r}" for k, v in record["parameters"].items()
+                       if declared is None or k in declared) or "the notebook's defaults"
     where = f"GPU: {record['gpu']}" if record.get("gpu") else f"{record.get('cpu_count', '?')} CPU cores"
     text = (f"Outputs on this page: the **{record['profile']}** profile ({params}), executed on a machine with "
             f"{where}, finished {record['finished_utc']} in {record['seconds']:.0f} s, commit "
@@ -390,7 +393,8 @@ def with_note(nb, record: dict | None, committed: bool):
     if record is None:
         return nb
     nb = copy.deepcopy(nb)
-    nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_note(record, committed)))
+    declared = {name for c in nb.cells if "parameters" in c.metadata.get("tags", []) for name, _ in _assignments(c.source)}
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(provenance_note(record, committed, declared or None)))
     if record.get("lab_only"):
         model = record["user_model"]["model"]
         nb.cells.insert(1, nbformat.v4.new_markdown_cell(

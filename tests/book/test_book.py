@@ -245,3 +245,14 @@ def test_a_book_on_a_readers_model_reuses_the_labs_page_of_a_chapter_that_cannot
     nbformat.write(nb, chapters / "10_speed.ipynb")
     book.execute_chapters("quick", user=user, out=tmp_path / "mine")
     assert len(ran) == 2 and ran[-1] == book.chapter_parameters("10_speed", "quick")
+
+
+def test_the_note_lists_only_the_parameters_the_page_declares():
+    """The full profile passes n_images and device to every chapter; on a page that declares neither they reached
+    nothing, and a note saying device='cuda' above a page run on a CPU would mislead."""
+    nb = _notebook("# Chapter", ['profile = "quick"\ntoy_seeds = 2', "print(toy_seeds)"])
+    record = dict(_record("16_x", gpu=None), parameters={"profile": "full", "n_images": 1000, "device": "cuda",
+                                                          "toy_seeds": 10})
+    note = book.with_note(nb, record, True).cells[1].source
+    assert "toy_seeds=10" in note and "profile='full'" in note
+    assert "device" not in note and "n_images" not in note and "2 CPU cores" not in note and "16 CPU cores" in note
