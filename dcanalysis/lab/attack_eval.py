@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..denoiser import conditioning_to
+from ..estimators import interval_order
 from ..evaluation.attacks import diffusion_scores, margin_loss, pgd_linf, pixel_budget, stratified_timesteps
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from ..evaluation.run_store import read_entries_file, write_atomically
@@ -78,17 +79,33 @@ def attack_in_batches(make_loss, x, labels, eps, *, steps, batch, generator):
 def result_rows(result: dict) -> list[dict]:
     """One row per (entry, model) of a ``{dataset}_attacks.json``: eps, steps, model, attack ("white-box", or
     "transfer from <source>" for images attacked through another model), n, accuracy, ci_lo, ci_hi."""
+    def row(e: dict, model: str, attack: str, r: dict) -> dict:
+        return {"eps": e["eps"], "steps": e["steps"], "model": model, "attack": attack, "n": r["n"],
+                "accuracy": r["accuracy"], "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]}
+
     rows = []
     for e in result["entries"].values():
-        for model, r in e["accuracy"].items():
-            rows.append({"eps": e["eps"], "steps": e["steps"], "model": model, "attack": "white-box",
-                         "n": r["n"], "accuracy": r["accuracy"], "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
-        for name, r in e["transfer"].items():
+        rows += [row(e, model, "white-box", r) for model, r in e["accuracy"].items()]
+        for name, r in e["transfer"].items():  # "<model> on the <source>'s images"
             model, source = name.split(" on the ")
-            rows.append({"eps": e["eps"], "steps": e["steps"], "model": model,
-                         "attack": f"transfer from {source.removesuffix(' images').removesuffix(chr(39) + 's')}",
-                         "n": r["n"], "accuracy": r["accuracy"], "ci_lo": r["ci95"][0], "ci_hi": r["ci95"][1]})
+            source = source.removesuffix(" images").removesuffix("'s")
+            rows.append(row(e, model, f"transfer from {source}", r))
     return rows
+
+
+def robustness_verdicts(rows: list[dict], steps: int) -> list[str]:
+    """Per budget above 0, the Diffusion Classifier's white-box accuracy at ``steps`` against each baseline's:
+    "above" / "below" where the 95 % intervals lie apart, "overlap" where the images run cannot tell
+    (``estimators.interval_order``)."""
+    white = [r for r in rows if r["attack"] == "white-box" and r["steps"] == steps]
+    lines = []
+    for eps in sorted({r["eps"] for r in white if r["eps"] > 0}):
+        at = {r["model"]: r for r in white if r["eps"] == eps}
+        dc = at.pop("Diffusion Classifier")
+        lines.append(f"budget {eps:g}: Diffusion Classifier {100 * dc['accuracy']:.0f} % is " + ", ".join(
+            f"{interval_order((dc['ci_lo'], dc['ci_hi']), (r['ci_lo'], r['ci_hi']))} {m} ({100 * r['accuracy']:.0f} %)"
+            for m, r in at.items()))
+    return lines
 
 
 def attack_checks(result: dict) -> list[str]:

@@ -130,6 +130,7 @@ def main(argv=None):
     results = read_entries_file(path, settings, what="shortcut evaluations")
     test = load_lab_dataset(a.dataset, test_only=True)
     data = conflict_test_set(test.test_images[:a.n_images], test.test_labels[:a.n_images], seed=a.seed)
+    results["device"] = torch.cuda.get_device_name() if torch.device(a.device).type == "cuda" else "cpu"
     for strength in a.strengths:
         for model in MODELS:
             key, folder = f"cue={strength:g} {model}", model_folder(a.models, a.dataset, model, strength)
@@ -147,7 +148,6 @@ def main(argv=None):
                      "eval_wall_s": time.perf_counter() - t0,
                      **group_accuracy(pred, data["labels"], data["aligned"], data["slots"])}
             results["entries"][key] = entry
-            results["device"] = torch.cuda.get_device_name() if torch.device(a.device).type == "cuda" else "cpu"
             write_atomically(path, lambda f: f.write(json.dumps(results, indent=1).encode()))
             print(f"{key}: aligned {100 * entry['aligned']['accuracy']:.1f} %, conflicting "
                   f"{100 * entry['conflicting']['accuracy']:.1f} %, worst group {100 * entry['worst_group']['accuracy']:.1f} %, "

@@ -32,3 +32,13 @@ def test_the_signs_of_a_masked_gradient_are_named():
     assert "falls with the budget: no, rises 0.1 -> 0.3" in dc and "at budget 1: 40 %" in dc
     assert "80 % against 50 % (RISES beyond the interval)" in dc
     assert "white-box at least as strong as transfer: no at 0.1, 0.3, 1" in dc
+
+
+def test_robustness_verdicts_compare_the_intervals_at_each_budget():
+    from dcanalysis.lab.attack_eval import robustness_verdicts
+
+    r = _result([_entry(0, 20, 1.0, 1.0, 1.0), _entry(0.1, 20, 0.6, 0.0, 0.9), _entry(0.3, 20, 0.02, 0.0, 0.1),
+                 _entry(0.1, 40, 0.0, 0.0, 0.9)])
+    assert robustness_verdicts(result_rows(r), steps=20) == [
+        "budget 0.1: Diffusion Classifier 60 % is above CNN (0 %)",
+        "budget 0.3: Diffusion Classifier 2 % is overlap CNN (0 %)"]
