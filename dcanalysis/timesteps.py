@@ -16,6 +16,7 @@ Order matters. The adaptive classifier (Algorithm 2) evaluates trial prefixes: s
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import torch
@@ -30,10 +31,16 @@ def van_der_corput_order(n: int) -> torch.Tensor:
     k values are nearly equally spaced for every k. Scaling by n and dropping repeats gives the permutation;
     with ``2**ceil(log2 n) >= n`` steps of size ``n / 2**bits <= 1`` every integer is hit.
 
-    Returns a LongTensor of shape (n,).
+    Returns a LongTensor of shape (n,), a new one each call (the order itself is computed once per n: every noise
+    plan asks for it, and a run that draws a thousand plans a second would spend its host time here).
     """
+    return torch.tensor(_van_der_corput_order(n), dtype=torch.long)
+
+
+@lru_cache(maxsize=64)
+def _van_der_corput_order(n: int) -> tuple[int, ...]:
     if n <= 0:
-        return torch.zeros(0, dtype=torch.long)
+        return ()
     bits = max(1, math.ceil(math.log2(n)))
     seen, order = set(), []
     for j in range(2**bits):
@@ -42,7 +49,7 @@ def van_der_corput_order(n: int) -> torch.Tensor:
         if idx not in seen:
             seen.add(idx)
             order.append(idx)
-    return torch.tensor(order, dtype=torch.long)
+    return tuple(order)
 
 
 def even_grid(n: int, lo: int, hi: int) -> torch.Tensor:

@@ -48,15 +48,15 @@ from .bench import VARIANTS as BARE_VARIANTS, bench_model
 from . import gpu_profile
 from ..engine.compile import compile_adapter
 from ..engine.overlap import classify_all
-from ..engine.refill import classify_refilled
+from ..engine.refill import RefillStats, classify_refilled
 from .peer import official_grid, peer_classify, rows_per_stage, stage_timesteps
 from .timing import sync, time_calls
 
 PEER_STAGES = ((50, 500), (5, 1))  # the official repository's command for its 10-class datasets
 # step and confidence, first pruned after two rounds (the 2026-11 grid), then also smaller steps pruned from the
-# fourth trial on: fewer evaluations where the tuning images allow it (issue 41)
+# fourth trial on, also at lower confidences: fewer evaluations where the tuning images allow it (issue 41)
 SEQUENTIAL_CANDIDATES = ([dict(step=s, min_trials=2 * s, confidence=c) for s in (2, 5, 10) for c in (0.99, 0.999)]
-                         + [dict(step=s, min_trials=4, confidence=c) for s in (1, 2) for c in (0.99, 0.999)])
+                         + [dict(step=s, min_trials=4, confidence=c) for s in (1, 2) for c in (0.95, 0.98, 0.99, 0.999)])
 
 
 def accuracy_row(name: str, correct: np.ndarray, evaluations: float, seconds: float, **extra) -> dict:
@@ -341,6 +341,14 @@ def main(argv=None):
     p.add_argument("--padded-sizes", type=int, default=1,
                    help="the lockstep classify_batch run pads its shrinking rounds to the smallest of this many sizes "
                         "(the last --rows, half of it, ...), each compiled")
+    p.add_argument("--refill-padded-sizes", type=int, default=4,
+                   help="the refilled test pads each call to the smallest of this many sizes (its --rows, half of it, "
+                        "...) that holds it: a run's last calls, as its last images finish, are small")
+    p.add_argument("--host-threads", type=int, default=4,
+                   help="worker threads reading images and drawing noise plans ahead of the refilled test's loop")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="compile dcanalysis's network with CUDA graphs (engine.compile.optimise(cuda_graphs=True)); "
+                        "the network's own rate is then measured so too")
     p.add_argument("--in-flight", type=int, nargs="+", default=[1000],
                    help="images in flight in the refilled sequential test, each timed with each --rows")
     p.add_argument("--refill-images", type=int, default=4000,
@@ -381,13 +389,15 @@ def main(argv=None):
             save()
         torch._dynamo.reset()
         adapter = load_lab_diffusion(f"{name}_unet", device=device, dtype=ours_dtype)
-        compile_adapter(adapter)
-        # one compiled shape per row count: each refill call and each classify_batch chunk is padded to it
-        res["compile_seconds"] = {r: warm_padded_sizes(adapter, r, 1) for r in a.rows}
+        compile_adapter(adapter, cuda_graphs=a.cuda_graphs)
+        # the compiled shapes: each refill call padded to the smallest of --refill-padded-sizes halvings of its
+        # rows that holds it (the last calls of a run are small), each classify_batch chunk likewise
+        res["compile_seconds"] = {r: warm_padded_sizes(adapter, r, a.refill_padded_sizes) for r in a.rows}
         res["compile_seconds"]["lockstep"] = warm_padded_sizes(adapter, a.rows[-1], a.padded_sizes)
         res["network"] = {r: network_rate(adapter, r, a.seconds) for r in a.rows}
         main_rows = a.rows[-1]
         batched = {r: Batched(adapter, static_rows=r) for r in a.rows}
+        refilled = {r: Batched(adapter, static_rows=r, padded_sizes=a.refill_padded_sizes) for r in a.rows}
         common = dict(batch_size=main_rows, seed=a.seed)
         tune = slice(len(x) - a.tune_images, len(x))
         res["tuning"] = choose_sequential(
@@ -410,15 +420,21 @@ def main(argv=None):
         save()
         # after: a fixed number of images in flight, each finished one replaced (engine.refill)
         for rows, in_flight in ((r, f) for r in a.rows for f in a.in_flight):
-            clf = DiffusionClassifier(batched[rows], ClassifierConfig(schedule=policy, **dict(common, batch_size=rows)))
+            clf = DiffusionClassifier(refilled[rows], ClassifierConfig(schedule=policy, **dict(common, batch_size=rows)))
             warm = x[tune][:200]
             timed(lambda: list(classify_refilled(clf, list(warm), range(10), in_flight=in_flight,
-                                                 image_indices=range(tune.start, tune.start + len(warm)))), device)
+                                                 image_indices=range(tune.start, tune.start + len(warm)),
+                                                 host_threads=a.host_threads)), device)
+            stats = RefillStats()
             results, wall = timed(lambda: list(classify_refilled(
-                clf, list(x[:a.refill_images]), range(10), in_flight=in_flight, progress=True)), device)
+                clf, list(x[:a.refill_images]), range(10), in_flight=in_flight, progress=True,
+                host_threads=a.host_threads, stats=stats)), device)
             results.sort(key=lambda r: r.image_index)
             row = refill_row(f"dcanalysis: {policy}, {in_flight} images in flight, {rows} rows per call",
-                             results, y, wall, rows=rows, network=res["network"][rows], in_flight=in_flight)
+                             results, y, wall, rows=rows, network=res["network"][rows], in_flight=in_flight,
+                             calls=stats.calls, rows_sent=stats.rows, fill=stats.rows / (stats.calls * rows),
+                             waited_seconds=stats.waited_s, host_threads=a.host_threads,
+                             padded_sizes=a.refill_padded_sizes)
             row["same_images"] = accuracy_row("the same run, its first images", np.array(
                 [r.prediction_index for r in results[:n]]) == y[:n], float(np.mean([r.n_evaluations for r in
                                                                                    results[:n]])), 0.0)
@@ -427,7 +443,8 @@ def main(argv=None):
             print(f"{name} refill, {rows} rows, {in_flight} in flight: {row['evals_per_s']:.0f} evals/s = {100 * row['of_network']:.0f} % of "
                   f"the compiled network's {res['network'][rows]['evals_per_s']:.0f}; lockstep: "
                   f"{100 * res['lockstep']['of_network']:.0f} %; predictions as lockstep's: "
-                  f"{100 * row['vs_lockstep']['same_prediction']:.1f} %")
+                  f"{100 * row['vs_lockstep']['same_prediction']:.1f} %; calls {100 * row['fill']:.0f} % full on "
+                  f"average, {row['waited_seconds']:.1f} s of {wall:.1f} s waiting for the GPU")
             save()
         best = max(res["refill"], key=lambda r: r["evals_per_s"])
         res["dcanalysis"] = {**best["same_images"], "implementation": best["implementation"],

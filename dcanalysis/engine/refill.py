@@ -7,6 +7,8 @@ the GPU waits while the host decides, so on the lab models it ran at about a thi
 
 - every network call takes the next ``rows`` rows of the queue (one batch shape for a compiled network);
 - the host reads a call's errors back while the GPU runs the next call, so no decision makes the GPU wait;
+- each image's host work (reading it, drawing its noise plan) is done ahead on ``host_threads`` worker threads
+  (``torch.randn`` releases the GIL), so admitting an image costs the loop its copies only;
 - the moment all rows of an image's round are back, that image is decided by the policy's own rule
   (``pruning.policy_steps``, the rule ``prune`` applies): its next round joins the end of the queue, or, decided,
   it leaves, and the next image takes its slot.
@@ -16,8 +18,11 @@ those of ``classify_batch`` (``tests/engine/test_refill.py``); they come out in 
 """
 from __future__ import annotations
 
+import time
 from collections import deque
-from typing import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -27,6 +32,7 @@ from ..classifier import (ClassificationResult, DiffusionClassifier, check_candi
 from ..denoiser import RowGroups, index_conditioning, row_groups
 from ..denoising_error import denoising_error, noisy_sample
 from ..images import ImageSource
+from ..noise import NoisePlan
 from ..pruning import policy_steps, stops_early
 
 
@@ -37,10 +43,12 @@ class _Call:
     def __init__(self, rows: torch.Tensor, errors: torch.Tensor, done: torch.cuda.Event | None):
         self.rows, self.errors, self.done = rows, errors, done
 
-    def result(self) -> torch.Tensor:
+    def result(self, stats: "RefillStats") -> torch.Tensor:
         """(n,) float64 errors, waiting for this call only (the calls queued after it keep the GPU busy)."""
         if self.done is not None:
+            start = time.perf_counter()
             self.done.synchronize()
+            stats.waited_s += time.perf_counter() - start
         return self.errors.double()
 
 
@@ -70,6 +78,17 @@ class _RowQueue:
         return torch.cat(out) if out else torch.empty(0, 3, dtype=torch.long)
 
 
+@dataclass
+class RefillStats:
+    """What one ``classify_refilled`` run sent to the network: ``calls`` network calls carrying ``rows`` rows in
+    all (``rows / (calls * rows_per_call)``: how full the calls were), and ``waited_s``, the seconds the loop spent
+    waiting for calls' errors to come back: near zero when the host, not the GPU, sets the pace."""
+
+    calls: int = 0
+    rows: int = 0
+    waited_s: float = 0.0
+
+
 def classify_refilled(
     clf: DiffusionClassifier,
     images: Sequence[ImageSource | torch.Tensor],
@@ -80,6 +99,8 @@ def classify_refilled(
     rows: int | None = None,
     log_prior: torch.Tensor | None = None,
     progress: bool = False,
+    host_threads: int = 2,
+    stats: RefillStats | None = None,
 ) -> Iterator[ClassificationResult]:
     """Classify ``images`` with ``clf``'s policy, ``in_flight`` images at a time (see the module docstring); yields
     each image's ``ClassificationResult`` as it is decided (equal to ``clf.classify_batch``'s for that image).
@@ -88,26 +109,63 @@ def classify_refilled(
     ``in_flight`` images have at least ``2 * rows`` rows outstanding (a sequential test of step s over K classes:
     ``in_flight * s * (candidates alive)``). ``image_indices`` name the noise streams (default 0, 1, ...). The device
     holds ``in_flight`` noise plans: ``in_flight * trials * sample size`` floats (the lab models at 1,000 images:
-    0.3 GB). ``progress``: a tqdm bar of images decided.
+    0.3 GB). ``progress``: a tqdm bar of images decided. ``host_threads``: worker threads that read images and
+    draw noise plans ahead of the loop (0: the loop does it). ``stats``: filled with what was sent to the network.
     """
     candidates = check_candidates(candidates)
     indices = check_image_indices(range(len(images)) if image_indices is None else image_indices, len(images))
     if in_flight < 1:
         raise ValueError(f"in_flight must be >= 1, got {in_flight}.")
+    if host_threads < 0:
+        raise ValueError(f"host_threads must be >= 0, got {host_threads}.")
     rows = rows or clf.config.batch_size
-    waiting = iter(zip(images, indices))
     bar = tqdm(total=len(indices), unit="image", desc="classify", mininterval=1, leave=False, disable=not progress)
+    waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, ahead=in_flight)
     try:
-        yield from _Refill(clf, candidates, in_flight, rows, log_prior).run(waiting, bar)
+        yield from _Refill(clf, candidates, in_flight, rows, log_prior, stats or RefillStats()).run(waiting, bar)
     finally:
+        waiting.close()
         bar.close()
+
+
+def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: int
+                 ) -> Iterator[tuple[torch.Tensor, NoisePlan, int]]:
+    """(model-input pixels (C, H, W), noise plan, image index) of each (image, index) of ``items``, in order.
+
+    With ``threads`` > 0 up to ``ahead`` images are prepared ahead on worker threads; an image that cannot be read
+    raises here, in its turn. The first image is prepared on this thread: it fixes the run's sample shape (one
+    encode on the device), which every later plan needs."""
+    def prepare(item):
+        image, i = item
+        px = clf.pixels(image)
+        return px, clf.noise_plan(clf.sample_shape(px), i), i
+
+    if not items:
+        return
+    yield prepare(items[0])
+    if threads == 0:
+        yield from map(prepare, items[1:])
+        return
+    pool, pending, rest = ThreadPoolExecutor(threads, thread_name_prefix="refill-host"), deque(), iter(items[1:])
+    try:
+        pending.extend(pool.submit(prepare, item) for _, item in zip(range(ahead), rest))
+        while pending:
+            done = pending.popleft().result()
+            pending.extend(pool.submit(prepare, item) for _, item in zip(range(1), rest))
+            yield done
+    finally:
+        for f in pending:
+            f.cancel()
+        pool.shutdown(wait=True)
 
 
 class _Refill:
     """The state of one ``classify_refilled`` run: slots on the device, decisions on the host."""
 
-    def __init__(self, clf: DiffusionClassifier, candidates: list, in_flight: int, rows: int, log_prior):
+    def __init__(self, clf: DiffusionClassifier, candidates: list, in_flight: int, rows: int, log_prior,
+                 stats: RefillStats):
         self.clf, self.candidates, self.slots, self.rows, self.log_prior = clf, candidates, in_flight, rows, log_prior
+        self.stats = stats
         self.adapter = clf.adapter
         self.device = torch.device(self.adapter.device)
         self.process = self.adapter.process.to(self.device)
@@ -139,24 +197,23 @@ class _Refill:
 
     # -- admitting images
     def _admit(self, items: list) -> None:
-        """Put (image, index) items into free slots: their x_0 and noise plans on the device, their first round
-        in the queue. Copies go through pinned memory, so nothing here waits for the GPU's queue."""
-        pixels = [self.clf.pixels(im) for im, _ in items]
+        """Put (pixels, noise plan, index) items into free slots: their x_0 and noise on the device, their first
+        round in the queue. Copies go through pinned memory, so nothing here waits for the GPU's queue."""
+        pixels = [px for px, _, _ in items]
         shape = self.clf.sample_shape(pixels[0])
         if self.shape is None:
             self._allocate(shape)
-        plans = []
-        for px, (_, i) in zip(pixels, items):
+        for px, _, i in items:
             if self.clf.sample_shape(px) != self.shape:
                 raise ValueError(f"image {i} has diffusion-space shape {self.clf.sample_shape(px)}; this run's images "
                                  f"have {self.shape}: resize them to one size, or classify each size apart.")
-            plans.append(self.clf.noise_plan(self.shape, i))
         slots = [self.free.pop() for _ in items]
         at = to_device_async(torch.tensor(slots), self.device)
-        with torch.no_grad():
+        with torch.no_grad():  # one image at a time, as classify_batch encodes them: the same x_0 to the last bit
             x0 = torch.stack([self.adapter.encode(to_device_async(px.unsqueeze(0), self.device))[0].float()
                               for px in pixels])
         self.x0.index_copy_(0, at, x0)
+        plans = [plan for _, plan, _ in items]
         timesteps = torch.stack([p.timesteps[:self.trials] for p in plans])
         self.noise.index_copy_(0, at, to_device_async(torch.stack([p.noise[:self.trials] for p in plans]), self.device))
         self.t.index_copy_(0, at, to_device_async(timesteps, self.device))
@@ -166,7 +223,7 @@ class _Refill:
         self.alive[s] = True
         self.reached[s] = 0
         self.step[s] = 0
-        for slot, (_, i) in zip(slots, items):
+        for slot, (_, _, i) in zip(slots, items):
             self.index[slot] = i
         self._enqueue(s, 0)
 
@@ -193,6 +250,8 @@ class _Refill:
             g = row_groups(rows[:, 0] * self.trials + rows[:, 1])
             groups = RowGroups(to_device_async(g.starts, self.device), to_device_async(g.index, self.device))
         cfg = self.clf.config
+        self.stats.calls += 1
+        self.stats.rows += len(rows)
         with torch.no_grad():
             out = self.adapter.predict(x_t, t, index_conditioning(self.cond, cand), groups)
             err = denoising_error(self.process, out, x_t, x, eps, t, loss=cfg.error, target=cfg.target)
@@ -208,7 +267,7 @@ class _Refill:
     def _take_back(self, call: _Call) -> list[ClassificationResult]:
         """Store a finished call's errors; decide every image whose round is now complete. Returns the results
         of the images decided."""
-        errs = call.result()
+        errs = call.result(self.stats)
         s, trial, cand = call.rows.unbind(1)
         if not torch.isfinite(errs).all():
             bad = int((~torch.isfinite(errs)).nonzero()[0])

@@ -83,6 +83,9 @@ def test_the_gpu_command_runs_end_to_end_in_miniature_on_the_cpu(tmp_path, monke
     assert all(row["images"] == 6 and row["same_images"]["images"] == 4 for row in r["refill"])
     # results identical to the lockstep run's on the images both classified
     assert all(row["vs_lockstep"]["same_prediction"] == 1.0 for row in r["refill"])
+    # what the calls carried: rows sent over calls made, each call at most --rows full
+    assert all(0 < row["fill"] <= 1 and row["rows_sent"] == pytest.approx(row["evaluations_per_image"] * 6)
+               for row in r["refill"])
     assert r["refill"][0]["of_network"] == pytest.approx(r["refill"][0]["evals_per_s"] / r["network"]["16"]["evals_per_s"])
     assert r["speedup"] == pytest.approx(r["official"]["seconds_per_image"] / r["dcanalysis"]["seconds_per_image"])
     assert r["official_decisions"]["images"] == 4 and isinstance(r["inside_official_interval"], bool)

@@ -4,7 +4,7 @@ import torch
 from dcanalysis import ClassifierConfig, DiffusionClassifier, Schedule, SequentialTest
 from dcanalysis.adapters.toy import GaussianMixtureAdapter, two_moons_like
 from dcanalysis.engine.batching import Batched
-from dcanalysis.engine.refill import classify_refilled
+from dcanalysis.engine.refill import RefillStats, classify_refilled
 
 
 def _same(a, b, *, exact: bool = True):
@@ -41,6 +41,30 @@ def test_refilled_results_are_classify_batchs_for_every_image(policy, in_flight,
         assert [r.image_index for r in got] != indices
 
 
+@pytest.mark.parametrize("host_threads", [0, 3])
+def test_images_prepared_ahead_on_threads_give_the_same_results_and_the_stats_count_every_row(host_threads):
+    adapter = GaussianMixtureAdapter(two_moons_like(3))
+    points = torch.randn(17, 2, generator=torch.Generator().manual_seed(5))
+    policy = SequentialTest(step=2, min_trials=4, max_trials=20, confidence=0.99)
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=50, seed=1))
+    reference = {r.image_index: r for r in clf.classify_batch(list(points), [0, 1, 2])}
+    stats = RefillStats()
+    got = list(classify_refilled(clf, list(points), [0, 1, 2], in_flight=4, rows=9, host_threads=host_threads,
+                                 stats=stats))
+    for r in got:
+        _same(r, reference[r.image_index])
+    assert stats.rows == sum(r.n_evaluations for r in got)
+    assert stats.calls >= stats.rows / 9 and stats.waited_s == 0.0  # no GPU here: nothing to wait for
+
+
+def test_an_image_a_worker_thread_cannot_read_raises_its_own_error_in_the_loop():
+    adapter = GaussianMixtureAdapter(two_moons_like(2))
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=SequentialTest(step=2, min_trials=4, max_trials=8)))
+    points = [torch.zeros(2), torch.zeros(2), "a-file.png"]  # the toy model reads no files
+    with pytest.raises(TypeError, match="pass a tensor of shape"):
+        list(classify_refilled(clf, points, [0, 1], host_threads=2))
+
+
 def test_a_lab_unet_gives_classify_batchs_decisions_through_one_static_batch_shape(monkeypatch):
     from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
     from dcanalysis.lab.registry import load_lab_diffusion
@@ -70,6 +94,8 @@ def test_bad_input_is_refused_before_any_network_work():
     adapter = GaussianMixtureAdapter(two_moons_like(2))
     clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=SequentialTest(step=2, min_trials=4, max_trials=8)))
     points = list(torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="host_threads must be >= 0"):
+        next(classify_refilled(clf, points, [0, 1], host_threads=-1))
     with pytest.raises(ValueError, match="in_flight must be >= 1"):
         next(classify_refilled(clf, points, [0, 1], in_flight=0))
     with pytest.raises(ValueError, match="image index 1 is given twice"):
