@@ -1,0 +1,87 @@
+"""The book's prose against what its pages print.
+
+Each test quotes a sentence of a chapter that states a result and checks it against the committed full-profile page
+(``book/executed/full``, what the book shows) or against the committed run the page reads. A rerun that changes the
+result then fails here instead of leaving the prose behind it wrong. Sentences whose numbers are printed by the page
+itself need no test; these are the ones that say *what the numbers show*.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from dcanalysis.book import build
+
+FULL = build.BOOK / "executed" / "full"
+
+
+def printed(chapter: str) -> str:
+    """Everything the committed full page of ``chapter`` printed (stream outputs), in order."""
+    nb = json.loads((FULL / f"{chapter}.ipynb").read_text())
+    return "".join("".join(o["text"]) for c in nb["cells"] for o in c.get("outputs", [])
+                   if o.get("output_type") == "stream")
+
+
+def floats(pattern: str, text: str) -> list[tuple[float, ...]]:
+    """Every match of ``pattern`` in ``text``, its groups as floats; at least one match."""
+    found = [tuple(float(g) for g in m) if isinstance(m, tuple) else (float(m),) for m in re.findall(pattern, text)]
+    assert found, f"the page no longer prints {pattern!r}"
+    return found
+
+
+def test_chapter_1_disagreements_are_near_ties_and_partly_monte_carlo_noise():
+    text = printed("01_generative_classification")
+    # "Disagreements sit along the boundary, where the two classes' log-likelihoods are nearly equal"
+    (where, grid), = floats(r"gap\|: ([\d.]+) nats where they disagree, ([\d.]+) over the grid", text)
+    assert where < grid / 5
+    # Solution 1: "Only part of the disagreeing points come back to exact Bayes with four times the trials"
+    (wrong, again), = floats(r"(\d+) disagreeing points; with \d+ trials, (\d+) of them agree", text)
+    assert 0 < again < wrong
+
+
+def test_chapter_3_single_timesteps_peak_in_the_middle_and_fade_towards_chance_at_the_end():
+    text = printed("03_which_timesteps")
+    rows = floats(r"best single t = (\d+) of (\d+)\.\.(\d+) with ([\d.]+)% accuracy; at the largest t ([\d.]+)% "
+                  r"\(chance (\d+)%\); all \d+ timesteps averaged: ([\d.]+)%", text)
+    assert len(rows) == 2
+    for t, lo, hi, best, last, chance, averaged in rows:
+        assert lo + (hi - lo) / 5 < t < hi - (hi - lo) / 5  # "the informative timesteps lie in between"
+        assert last - chance < best - last  # "falls most of the way to chance"
+        assert averaged > best  # "no single t matches the average over many"
+    for small, chance, best in floats(r"t = \d+: ([\d.]+)%, chance (\d+)%, best single t ([\d.]+)%", text):
+        assert chance < small < best  # Solution 1: "above chance at the smallest t ... and below the best single t"
+    for one, two, five, ten, every in floats(r"accuracy: 1: ([\d.]+)%, 2: ([\d.]+)%, 5: ([\d.]+)%, 10: ([\d.]+)%, "
+                                             r"\d+: ([\d.]+)%", text):
+        assert two < one and ten < every  # Solution 2: the pair at the two ends does worse; all of them do best
+    best = [r[3] for r in rows]
+    tens = [r[3] for r in floats(r"accuracy: 1: ([\d.]+)%, 2: ([\d.]+)%, 5: ([\d.]+)%, 10: ([\d.]+)%", text)]
+    assert all(ten > b for ten, b in zip(tens, best))  # "a handful of evenly spaced timesteps beats the best one"
+
+
+def test_chapter_4_fixed_sets_lead_at_one_trial_and_spread_strategies_end_above_them():
+    text = printed("04_timestep_strategies")
+    assert re.search(r"one trial: best fixed_(500|475_500_525) ", text)  # "with one trial a fixed set near t = 500 leads"
+    (lowest, budgets), = floats(r"fixed_0_500_999 \(n=\d+\) is the lowest at (\d+) of the (\d+) budgets", text)
+    assert lowest == budgets  # "fixed_0_500_999 trails"
+    assert re.search(r"the lowest spread strategy \([\d.]+%\) is above the highest fixed set", text)
+
+
+def test_chapter_6_the_families_part_ways_on_held_out_pairs_in_the_committed_run():
+    from dcanalysis.lab import scene_eval
+
+    records = scene_eval.load_scene_run(scene_eval.COMMITTED_RUN)
+    rows = {(r["split"], r["model"]): r for r in scene_eval.zero_shot_table(records)}
+    # "Both models name the seen (colour, shape) pairs"
+    assert all(rows[("test_seen", m)]["accuracy"] > 95 for s, m in rows if s == "test_seen")
+    # "the diffusion model names every held-out image, the contrastive baseline none and its pooled-text ablation
+    # almost none"
+    assert rows[("test_unseen", "Diffusion Classifier")]["accuracy"] == 100
+    assert rows[("test_unseen", "contrastive baseline")]["accuracy"] == 0
+    assert rows[("test_unseen", "contrastive, pooled text (ablation)")]["accuracy"] < 5
+    # "they answer with a *seen* phrase (every answer of the baseline's, all but one of the ablation's)"
+    unseen = [r for r in records if r["task"] == "zero_shot" and r["split"] == "test_unseen"]
+    held_out = {r["label"] for r in unseen}
+    said = {n: sum(r["contrastive"][n] in held_out for r in unseen) for n in unseen[0]["contrastive"]}
+    assert said == {"scenes_clip": 0, "scenes_clip_pooled": 1}
