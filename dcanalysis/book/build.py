@@ -57,7 +57,7 @@ FULL_OVERRIDES = {
     "02_paired_differences": {"n_timesteps": 200},
     # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
     "06_zero_shot": {"n_images": 10, "trials": 100, "run_dir": ""},
-    "07_inversion": {"n_images": 8, "steps": 50},
+    "07_inversion": {"n_images": 8, "steps": 50, "device": "cpu"},  # 8 + 3 images, 50 DDIM steps each way: minutes
     "08_compositional": {"n_images": 300, "trials": 100, "run_dir": "", "device": "cpu"},  # the run is complete
 }
 
@@ -65,10 +65,10 @@ FULL_OVERRIDES = {
 # Chapters whose full profile runs no trained network: they replay committed error tables and read committed GPU
 # results (chapter 8 reads the complete scene evaluation, so nothing is left to evaluate), or (chapter 1) use the
 # analytic toy model; chapters 13, 14 and 15 read committed GPU results and run only a few images through a lab UNet
-# live, chapter 16 runs a Gaussian toy. Their committed full pages are executed on a CPU machine (their provenance
-# note says so)
+# live, chapter 7 inverts eleven images, chapter 16 runs a Gaussian toy. Their committed full pages are executed on
+# a CPU machine (their provenance note says so)
 FULL_ON_CPU = ("01_generative_classification", "03_which_timesteps", "04_timestep_strategies", "05_adaptive",
-               "08_compositional", "08b_training_seeds", "09_robustness", "10_speed", "12_labelled_data",
+               "07_inversion", "08_compositional", "08b_training_seeds", "09_robustness", "10_speed", "12_labelled_data",
                "13_error_functions", "14_own_images", "15_attacks", "16_shortcuts")
 
 CELL_TIMEOUT_S = 1800  # the longest full-profile cell takes about a minute on the GPU

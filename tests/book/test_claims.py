@@ -85,3 +85,29 @@ def test_chapter_6_the_families_part_ways_on_held_out_pairs_in_the_committed_run
     held_out = {r["label"] for r in unseen}
     said = {n: sum(r["contrastive"][n] in held_out for r in unseen) for n in unseen[0]["contrastive"]}
     assert said == {"scenes_clip": 0, "scenes_clip_pooled": 1}
+
+
+def test_chapter_7_images_come_back_under_their_own_condition_and_close_classes_cost_little():
+    from dcanalysis.evaluation.analysis import ErrorTables
+    from dcanalysis.paths import RESULTS_DIR
+
+    text = printed("07_inversion")
+    rows = re.findall(r"\n(\S[\w -]*?)\s+([\d.]+) under its own class; closest: ([\w -]+) ([\d.]+), ([\w -]+) ([\d.]+); "
+                      r"farthest: ([\w -]+) ([\d.]+)", text)
+    assert len(rows) == 8
+    # "Under the true class the image comes back almost exactly"
+    assert all(float(own) <= 0.005 < float(close) for _, own, _, close, *_ in rows)
+    # "a pullover's two closest are a shirt and a coat, and a shirt is also the class the classifier most often puts
+    # a pullover in"
+    pullover = next(r for r in rows if r[0] == "Pullover")
+    assert {pullover[2], pullover[4]} == {"Shirt", "Coat"}
+    tables = ErrorTables.load(RESULTS_DIR / "lab" / "fashion_mnist_test")
+    predicted = tables.errors.mean(axis=2).argmin(axis=1)
+    wrong = predicted[(tables.labels == 2) & (predicted != 2)]  # 2: Pullover, 6: Shirt
+    assert (wrong == 6).sum() == max((wrong == k).sum() for k in range(10))
+    # scenes: "Every scene comes back under its own caption"; "in this run that is the attribute swap of the first
+    # and third scenes, while the second scene was repainted under every twin"
+    scenes = floats(r"own caption ([\d.]+), object swap ([\d.]+), attribute swap ([\d.]+), both swap ([\d.]+)", text)
+    assert len(scenes) == 3 and all(s[0] == 0 for s in scenes)
+    assert [s[2] == 0 for s in scenes] == [True, False, True]
+    assert all(e > 0 for e in scenes[1][1:])
