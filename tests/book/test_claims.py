@@ -13,6 +13,7 @@ import re
 import pytest
 
 from dcanalysis.book import build
+from dcanalysis.paths import RESULTS_DIR
 
 FULL = build.BOOK / "executed" / "full"
 
@@ -89,7 +90,6 @@ def test_chapter_6_the_families_part_ways_on_held_out_pairs_in_the_committed_run
 
 def test_chapter_7_images_come_back_under_their_own_condition_and_close_classes_cost_little():
     from dcanalysis.evaluation.analysis import ErrorTables
-    from dcanalysis.paths import RESULTS_DIR
 
     text = printed("07_inversion")
     rows = re.findall(r"\n(\S[\w -]*?)\s+([\d.]+) under its own class; closest: ([\w -]+) ([\d.]+), ([\w -]+) ([\d.]+); "
@@ -134,3 +134,19 @@ def test_chapter_8b_what_holds_across_training_seeds_and_what_moves():
     assert all(v >= 95 for v in seeds[("test_unseen", f"{dc}, normalised", "image")])
     # "The pooled-text ablation's held-out image score also varies, the full contrastive baseline's much less"
     assert unseen_image[pooled] > 3 * unseen_image[base]
+
+
+def test_chapter_12_fewer_labels_help_under_some_shifts_and_the_small_shares_trained_shorter():
+    result = json.loads((RESULTS_DIR / "labelled_data" / "labelled_data_h200.json").read_text())
+    assert "dataset = \"mnist\"" in "".join(json.loads((build.BOOK / "chapters" / "12_labelled_data.ipynb")
+                                                       .read_text())["cells"][1]["source"])  # the page's dataset
+    shares = result["datasets"]["mnist"]["fractions"]
+    small, full = (shares[s]["Diffusion Classifier"] for s in ("0.01", "1"))
+    # "under some shifts it does *better* with fewer labelled images" ... "the shifts that destroy fine detail
+    # (noise, blur) then hurt it less"
+    better = {s for s in small["sets"] if s != "test" and small["sets"][s]["accuracy"] > full["sets"][s]["accuracy"]}
+    assert {"gaussian_noise_s3", "gaussian_blur_s3"} <= better
+    # "The 1 % and 10 % UNets trained for fewer steps than the shipped 100 % ones"
+    for dataset in result["datasets"].values():
+        steps = {s: f["Diffusion Classifier"]["steps"] for s, f in dataset["fractions"].items()}
+        assert steps["0.01"] < steps["1"] and steps["0.1"] < steps["1"]
