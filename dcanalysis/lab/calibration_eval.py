@@ -1,6 +1,6 @@
-"""Calibration of the lab models, side by side: the Diffusion Classifier's posteriors (the paper's softmax of mean
-errors, a fitted temperature, the ELBO's own scale, learned timestep weights) and the three discriminative
-baselines (raw, and with their own fitted temperature), in distribution and on every shifted set.
+"""Calibration of the lab models, side by side: the Diffusion Classifier's posteriors (the mean-error softmax, which
+is the paper's Eq. 7 at a temperature of the pixel count; a fitted temperature; the ELBO's own scale; learned
+timestep weights) and the three discriminative baselines (raw, and with their own fitted temperature), in distribution and on every shifted set.
 
     python -m dcanalysis.lab.calibration_eval --dataset fashion_mnist --out data/results/lab/calibration
 
@@ -28,6 +28,9 @@ from ..paths import RESULTS_DIR
 from ..processes import linear_alphas_cumprod
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from .evaluate import shifted_sets
+
+# the posterior of the mean errors: chapter 0's (the paper's Eq. 7) is confident, this one near uniform (chapter 11)
+MEAN_ERROR_SOFTMAX = "mean-error softmax (exp of minus the mean error)"
 from .registry import load_lab_classifier
 
 BASELINES = ("cnn", "resnet", "vit")
@@ -63,13 +66,13 @@ def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins:
     fit, ev = C.calibration_split(tables.ids)
     errors, labels = tables.errors.astype(np.float64), tables.labels
     abar = linear_alphas_cumprod().double().numpy()
-    paper = -errors.mean(axis=2)  # the paper's softmax: exp(-mean error)
+    mean_error = -errors.mean(axis=2)  # the mean-error softmax: exp(-mean error), Eq. 7 over pixels averaged, not summed
     elbo = C.elbo_logits(errors, tables.timesteps, abar, N_ELEMENTS)
-    t_paper = C.fit_temperature(paper[fit], labels[fit])
+    t_paper = C.fit_temperature(mean_error[fit], labels[fit])
     features = C.timestep_features(errors, tables.timesteps, len(abar), n_bins)
     weights = C.fit_timestep_weights(features[fit], labels[fit])
     learned = -features @ weights
-    posteriors = {"paper softmax (exp of minus the mean error)": (paper, 1.0), "fitted temperature": (paper, t_paper),
+    posteriors = {MEAN_ERROR_SOFTMAX: (mean_error, 1.0), "fitted temperature": (mean_error, t_paper),
                   "ELBO scale (no fitting)": (elbo, 1.0), f"learned weights over {n_bins} timestep bins": (learned, 1.0)}
     rows = [_rows(dataset, "test", "Diffusion Classifier", method, z[ev], labels[ev], t, seed=seed)
             for method, (z, t) in posteriors.items()]
@@ -104,7 +107,7 @@ def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int =
         z = -np.array([recs[i]["mean_errors"] for i in ids])
         y = np.array([sy[i] for i in ids])
         assert all(recs[i]["label"] == int(sy[i]) for i in ids), f"{name}: the regenerated set is not the run's"
-        rows += [_rows(dataset, name, "Diffusion Classifier", "paper softmax (exp of minus the mean error)", z, y),
+        rows += [_rows(dataset, name, "Diffusion Classifier", MEAN_ERROR_SOFTMAX, z, y),
                  _rows(dataset, name, "Diffusion Classifier", "fitted temperature", z, y, t_paper)]
     return {"dataset": dataset, "fit": "test images with even ids (of the first 1,000)",
             "evaluate": "odd ids; shifted sets: odd ids", "diffusion_temperature": t_paper,

@@ -150,3 +150,24 @@ def test_chapter_12_fewer_labels_help_under_some_shifts_and_the_small_shares_tra
     for dataset in result["datasets"].values():
         steps = {s: f["Diffusion Classifier"]["steps"] for s, f in dataset["fractions"].items()}
         assert steps["0.01"] < steps["1"] and steps["0.1"] < steps["1"]
+
+
+@pytest.mark.parametrize("dataset", ["fashion_mnist", "mnist"])
+def test_chapter_11_a_temperature_makes_the_mean_error_softmax_honest_in_distribution_but_not_under_shift(dataset):
+    from dcanalysis.lab.calibration_eval import MEAN_ERROR_SOFTMAX
+
+    rows = json.loads((RESULTS_DIR / "lab" / "calibration" / f"{dataset}.json").read_text())["rows"]
+    test = {(r["model"], r["method"]): r for r in rows if r["set"] == "test"}
+    dc = "Diffusion Classifier"
+    # "The mean-error softmax gives every image a confidence near 1/K, far left of its accuracy"
+    assert abs(test[(dc, MEAN_ERROR_SOFTMAX)]["mean_confidence"] - 0.1) < 0.01 < test[(dc, MEAN_ERROR_SOFTMAX)]["accuracy"] - 0.5
+    # "One temperature moves the bars onto the diagonal; the ELBO's scale, fitted to nothing, lands close to it"
+    assert test[(dc, "fitted temperature")]["ece_width"] < 0.05
+    assert test[(dc, "ELBO scale (no fitting)")]["ece_width"] < 0.1
+    # "Under shift, a temperature fitted on clean images carries over for no model here: every classifier becomes
+    # over-confident on the sets where its accuracy falls by more than ten points"
+    for model in {r["model"] for r in rows}:
+        clean = test[(model, "fitted temperature")]
+        shifted = [r for r in rows if r["model"] == model and r["set"] != "test" and r["method"] == "fitted temperature"]
+        assert max(r["ece_width"] for r in shifted) > 3 * clean["ece_width"]
+        assert all(r["mean_confidence"] > r["accuracy"] for r in shifted if r["accuracy"] < clean["accuracy"] - 0.1)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from dcanalysis.lab.calibration_eval import diffusion_rows
+from dcanalysis.lab.calibration_eval import MEAN_ERROR_SOFTMAX, diffusion_rows
 from dcanalysis.paths import RESULTS_DIR
 
 
@@ -19,5 +19,5 @@ def test_the_committed_calibration_rows_are_recomputed_from_the_stored_tables(da
     for m in ours:
         for k in ("accuracy", "nll", "ece_width", "ece_mass", "aurc", "brier"):
             assert ours[m][k] == pytest.approx(theirs[m][k], rel=1e-4, abs=1e-6), (m, k)
-    paper, fitted = ours["paper softmax (exp of minus the mean error)"], ours["fitted temperature"]
+    paper, fitted = ours[MEAN_ERROR_SOFTMAX], ours["fitted temperature"]
     assert paper["nll"] > 2.2 and fitted["nll"] < paper["nll"] / 4  # near uniform, and fixed by one number
