@@ -12,7 +12,7 @@ RESULTS = {
     "bench": "bench_h100.json",  # python -m dcanalysis.bench (data/jobs/bench_h100.sh)
     "probe": "probes/probe2_variants_h100.json",  # python -m dcanalysis.bench --probe
     "pets": "bench_pets_h100.json",  # --pets-only --share-prefix --images-per-call 4
-    "fair": "speed/versus_official_h100_e_both.json",  # versus_official, the official loop at both batches, refilled test
+    "fair": "speed/versus_official_h100_f_both.json",  # versus_official, the official loop at both batches, refilled test
     "versus": "speed/versus_official_h200_b.json",  # python -m dcanalysis.bench.versus_official, both lab models
     "recheck": "speed/versus_official_h200_c.json",  # Fashion-MNIST again, the official loop warmed up first
     "throughput": "speed/versus_official_h200_a.json",  # the same job with --throughput
@@ -101,8 +101,17 @@ def versus_sentences(versus: dict) -> list[str]:
             f"**{r['speedup']:.0f}x** less wall time against the official loop at its best, {r['speedup_default_batch']:.0f}x "
             f"against its default; the refilled test runs at {100 * refill['of_network']:.0f} % of the compiled "
             f"network's evaluations/s at {refill['rows']:,} rows a call (every image in lockstep: "
-            f"{100 * r['lockstep']['of_network']:.0f} %) ({versus['device']}).")
+            f"{100 * r['lockstep']['of_network']:.0f} %){waiting(refill)} ({versus['device']}).")
     return lines
+
+
+def waiting(refill: dict) -> str:
+    """How long a refilled run's loop waited for the GPU, of its wall time: near zero when the host set the pace.
+    Empty for runs that did not record it."""
+    if "waited_seconds" not in refill:
+        return ""
+    wall = refill["seconds_per_image"] * refill["images"]
+    return f"; its loop waited {refill['waited_seconds']:.1f} s of {wall:.1f} s for the GPU"
 
 
 def peer_sentence(peer: dict) -> str:

@@ -34,3 +34,11 @@ def test_the_summary_lines_carry_the_committed_measurements():
     bare = [r for r in throughput["datasets"]["fashion_mnist"]["throughput"]
             if r["task"] == "bare forward" and r["variant"] == "compiled"][0]
     assert f"{bare['evals_per_s']:,.0f} (batch" in lines[1]
+
+
+def test_a_refilled_run_says_how_long_its_loop_waited_for_the_gpu_and_older_runs_say_nothing():
+    from dcanalysis.book.speed_summary import waiting
+
+    row = {"waited_seconds": 0.04, "seconds_per_image": 0.002, "images": 4000}
+    assert waiting(row) == "; its loop waited 0.0 s of 8.0 s for the GPU"
+    assert waiting({"seconds_per_image": 0.002, "images": 4000}) == ""
