@@ -171,3 +171,16 @@ def test_chapter_11_a_temperature_makes_the_mean_error_softmax_honest_in_distrib
         shifted = [r for r in rows if r["model"] == model and r["set"] != "test" and r["method"] == "fitted temperature"]
         assert max(r["ece_width"] for r in shifted) > 3 * clean["ece_width"]
         assert all(r["mean_confidence"] > r["accuracy"] for r in shifted if r["accuracy"] < clean["accuracy"] - 0.1)
+
+
+def test_chapter_10_compiling_removes_the_memory_bound_work_and_no_option_moves_the_rest():
+    from dcanalysis.book.speed_summary import load_result
+
+    text = printed("10_speed")
+    (eager,), (compiled,) = (floats(rf"{v}\s*: memory-bound work (\d+) % of the kernel time", text)
+                             for v in ("eager", "compiled"))
+    # "Compiling removes most of the memory-bound work ... its share of eager's kernel time and of the compiled"
+    assert eager[0] > 50 and compiled[0] < eager[0] / 3
+    # "the table's compiled variants differ by a few percent"
+    rates = [m["evals_per_s"] for m in load_result("probe")["models"] if m["variant"].startswith("compiled")]
+    assert len(rates) >= 2 and max(rates) < 1.05 * min(rates)
