@@ -6,9 +6,11 @@ matplotlib Figure; nothing here computes a result.
 from __future__ import annotations
 
 import itertools
+import warnings
 from pathlib import Path
 from typing import Sequence
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -38,13 +40,38 @@ def set_style() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.bbox": "tight", "axes.titleweight": "bold"})
 
 
+# The book's text column at a 1,280 px window (Jupyter Book's theme, measured in headless Chromium): a wider figure
+# is shown scaled down to it. Below 8 px on screen a label stops being readable.
+PAGE_WIDTH_PX = 676
+SMALLEST_LEGIBLE_PX = 8.0
+
+
+def smallest_text_px(fig) -> float:
+    """The height in screen pixels of the figure's smallest visible text, as the book shows it: its size in points
+    at the figure's dpi, times the scale at which a figure wider than ``PAGE_WIDTH_PX`` is shown (its saved width:
+    the tight bounding box plus ``savefig.pad_inches`` on each side). inf for a figure without text."""
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    if not sizes:
+        return float("inf")
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    width_px = (box.width + 2 * plt.rcParams["savefig.pad_inches"]) * fig.dpi
+    return min(sizes) * fig.dpi / 72 * min(1.0, PAGE_WIDTH_PX / width_px)
+
+
 def save_figure(fig, name: str, out_dir: str | Path = "figures") -> Path:
-    """Save as PNG and SVG under ``out_dir`` (beside the executed notebook); returns the PNG path."""
+    """Save as PNG and SVG under ``out_dir`` (beside the executed notebook); returns the PNG path.
+
+    The PNG records ``smallest_text_px`` (key ``smallest text px``), and a figure whose smallest label would show
+    under ``SMALLEST_LEGIBLE_PX`` at page width is saved with a warning that says so."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    text_px = smallest_text_px(fig)
+    if text_px < SMALLEST_LEGIBLE_PX:
+        warnings.warn(f"figure {name!r}: its smallest text shows at {text_px:.1f} px on a {PAGE_WIDTH_PX} px page; "
+                      "make the figure narrower or its fonts larger.", stacklevel=2)
     # no date and fixed element ids: a figure redrawn from the same numbers is the same file (a rerun in Jupyter
     # leaves tracked figures unchanged)
-    fig.savefig(out / f"{name}.png", metadata={"Software": None})
+    fig.savefig(out / f"{name}.png", metadata={"Software": None, "smallest text px": f"{text_px:.1f}"})
     with plt.rc_context({"svg.hashsalt": name}):
         fig.savefig(out / f"{name}.svg", metadata={"Date": None})
     return out / f"{name}.png"

@@ -2,7 +2,7 @@
 import nbformat
 import pytest
 
-from dcanalysis.book import build as book
+from dcanalysis.book import build as book, plotting
 
 CHAPTERS = sorted(p.stem for p in (book.BOOK / "chapters").glob("*.ipynb"))
 
@@ -52,7 +52,14 @@ def test_all_chapters_execute_in_the_quick_profile(tmp_path, monkeypatch):
         nb = nbformat.read(out, 4)
         errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors, name
-    assert len(list((tmp_path / "figures").glob("*.png"))) >= 7
+    figures = sorted((tmp_path / "figures").glob("*.png"))
+    assert len(figures) >= 7
+    # every figure legible at page width: its smallest label at 8 px or more (plotting.save_figure records it)
+    from PIL import Image
+
+    small = {f.name: Image.open(f).text["smallest text px"] for f in figures
+             if float(Image.open(f).text["smallest text px"]) < plotting.SMALLEST_LEGIBLE_PX}
+    assert not small, small
 
 
 def _notebook(markdown: str, code: list[str]):

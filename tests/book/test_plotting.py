@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")  # tests only; never exported for notebooks (figures would vanish from the book)
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 from dcanalysis.book import plotting  # noqa: E402
 
@@ -179,3 +180,26 @@ def test_the_toy_sweeps_figure_has_one_panel_per_field_and_one_line_per_classifi
     assert len(fig.axes) == 2 and len(fig.axes[0].lines) == 2
     assert list(fig.axes[0].lines[1].get_ydata()) == [90.0, 90.0]
     plotting.plt.close(fig)
+
+
+def test_a_figure_records_how_large_its_smallest_text_shows_and_warns_when_a_page_would_shrink_it_illegibly(tmp_path):
+    import warnings
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    plotting.set_style()
+    narrow, ax = plt.subplots(figsize=(5, 3))
+    ax.set_title("a title", fontsize=9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = plotting.save_figure(narrow, "narrow", tmp_path)
+    # narrower than the page: shown at its own size, 9 pt at 110 dpi
+    assert float(Image.open(png).text["smallest text px"]) == pytest.approx(9 * 110 / 72, abs=0.1)
+    wide, ax = plt.subplots(figsize=(14, 3))
+    ax.set_title("a title", fontsize=7)
+    with pytest.warns(UserWarning, match="figure 'wide': its smallest text shows at"):
+        png = plotting.save_figure(wide, "wide", tmp_path)
+    # shown scaled to the page's width: the recorded size is the scaled one
+    shown = 7 * 110 / 72 * plotting.PAGE_WIDTH_PX / Image.open(png).size[0]
+    assert float(Image.open(png).text["smallest text px"]) == pytest.approx(shown, abs=0.15)
