@@ -97,6 +97,8 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
                 "model": _identity(diffusion, root)}
     work = _work(tasks, items, per_thing, seed)
     phrases = [t.phrase for t in scenes.ALL_THINGS]
+    if _complete(out, settings, work):  # nothing to add: read it, without opening the run for writing
+        return _with_contrastive(out, work, contrastive, device=device, root=root)
     with RunStore(out, settings) as store, torch.no_grad():
         done = store.done
         todo = [w for w in work if w[1] not in done]
@@ -120,6 +122,23 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
                        "diffusion_prediction": res.prediction, "diffusion_evaluations": res.n_evaluations}
             rec["seconds"] = round(time.time() - t0, 3)
             store.append([rec])
+    return _with_contrastive(out, work, contrastive, device=device, root=root)
+
+
+def _complete(out: Path, settings: dict, work: list) -> bool:
+    """Whether the run at ``out`` was made with ``settings`` and holds a record of every item of ``work``. A run
+    that was not (other settings, missing items) is left to ``RunStore``, which refuses or resumes it."""
+    if not (out / "manifest.json").is_file():
+        return False
+    recorded = read_manifest(out)["settings"]
+    if any(recorded.get(k) != v for k, v in settings.items()):
+        return False
+    have = {r["id"] for r in load_records(out)}
+    return all(w[1] in have for w in work)
+
+
+def _with_contrastive(out: Path, work: list, contrastive, *, device, root) -> list[dict]:
+    """The run's records of ``work``, in order, with the contrastive models scored on the same items."""
     records = {r["id"]: r for r in load_records(out)}
     records = [records[w[1]] for w in work]
     names = contrastive if contrastive is not None else installed_contrastive(root)

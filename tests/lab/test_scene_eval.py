@@ -102,3 +102,19 @@ def test_committed_replicates_share_the_shipped_evaluation():
     assert len(summaries) >= 3
     swaps, _ = scene_eval.seed_tables(summaries)
     assert all(r["n_seeds"] == len(summaries) for r in swaps)
+
+
+def test_a_complete_run_is_read_without_being_opened_for_writing_and_other_settings_still_reach_the_store(monkeypatch):
+    from dcanalysis.lab import scene_eval
+
+    class Opened(Exception):
+        pass
+
+    def refuse(*a, **kw):
+        raise Opened
+    monkeypatch.setattr(scene_eval, "RunStore", refuse)
+    run = scene_eval.COMMITTED_RUN
+    got = scene_eval.evaluate_scenes(run, items=3, per_thing=1, trials=100, seed=0, contrastive=())
+    assert len(got) == 2 * 3 + 20 and all("diffusion_raw" in r or "diffusion_prediction" in r for r in got)
+    with pytest.raises(Opened):  # other settings: the store decides (it refuses them)
+        scene_eval.evaluate_scenes(run, items=3, per_thing=1, trials=50, seed=0, contrastive=())
