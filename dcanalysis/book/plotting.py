@@ -128,10 +128,14 @@ def single_timestep_accuracy(curves: dict[str, tuple[np.ndarray, np.ndarray]], c
 
 def scaling_curves(n_trials: Sequence[int], curves: dict[str, np.ndarray],
                    bands: dict[str, tuple[np.ndarray, np.ndarray]] | None = None):
-    """Fig. 4: accuracy vs trials per timestep strategy, with bootstrap bands."""
+    """Fig. 4: accuracy vs trials per timestep strategy (``curves``: name -> (len(n_trials),) accuracies in [0, 1]),
+    with bootstrap bands; names starting with "fixed" are drawn dashed."""
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for name, acc in curves.items():
-        line, = ax.plot(n_trials, 100 * acc, marker="o", ms=3, label=name)
+    colours = model_colours(list(curves))
+    # six strategies are more than six colours can keep apart: fixed sets dashed, every curve its own marker
+    for (name, acc), marker in zip(curves.items(), itertools.cycle("osD^vP")):
+        line, = ax.plot(n_trials, 100 * acc, marker=marker, ms=4, color=colours[name],
+                        ls="--" if name.startswith("fixed") else "-", label=name)
         if bands and name in bands:
             lo, hi = bands[name]
             ax.fill_between(n_trials, 100 * lo, 100 * hi, color=line.get_color(), alpha=0.15)
