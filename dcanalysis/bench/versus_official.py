@@ -396,12 +396,12 @@ def main(argv=None):
         res["compile_seconds"]["lockstep"] = warm_padded_sizes(adapter, a.rows[-1], a.padded_sizes)
         res["network"] = {r: network_rate(adapter, r, a.seconds) for r in a.rows}
         main_rows = a.rows[-1]
-        batched = {r: Batched(adapter, static_rows=r) for r in a.rows}
+        batched = Batched(adapter, static_rows=main_rows)  # the exhaustive tuning tables and the official decisions
         refilled = {r: Batched(adapter, static_rows=r, padded_sizes=a.refill_padded_sizes) for r in a.rows}
         common = dict(batch_size=main_rows, seed=a.seed)
         tune = slice(len(x) - a.tune_images, len(x))
         res["tuning"] = choose_sequential(
-            DiffusionClassifier(batched[main_rows], ClassifierConfig(schedule=Schedule.exhaustive(a.trials),
+            DiffusionClassifier(batched, ClassifierConfig(schedule=Schedule.exhaustive(a.trials),
                                                                      **common)),
             x[tune], y[tune], first_index=tune.start, per_call=a.tune_images, trials=a.trials, tolerance=a.tolerance)
         c = res["tuning"]["chosen"]
@@ -449,7 +449,7 @@ def main(argv=None):
         best = max(res["refill"], key=lambda r: r["evals_per_s"])
         res["dcanalysis"] = {**best["same_images"], "implementation": best["implementation"],
                              "seconds_per_image": best["seconds_per_image"], "rows": best["rows"]}
-        res["official_decisions"], official = official_through_engine(batched[main_rows], x[:n], y, common=common,
+        res["official_decisions"], official = official_through_engine(batched, x[:n], y, common=common,
                                                                       per_call=250, seed=a.seed)
         save()
         del adapter, clf, batched

@@ -22,6 +22,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from typing import Iterator, Sequence
 
 import torch
@@ -137,8 +138,8 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: 
     encode on the device), which every later plan needs."""
     def prepare(item):
         image, i = item
-        px = clf.pixels(image)
-        return px, clf.noise_plan(clf.sample_shape(px), i), i
+        (px,), (plan,) = clf.host_inputs([image], [i])
+        return px, plan, i
 
     if not items:
         return
@@ -148,10 +149,10 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: 
         return
     pool, pending, rest = ThreadPoolExecutor(threads, thread_name_prefix="refill-host"), deque(), iter(items[1:])
     try:
-        pending.extend(pool.submit(prepare, item) for _, item in zip(range(ahead), rest))
+        pending.extend(pool.submit(prepare, item) for item in islice(rest, ahead))
         while pending:
             done = pending.popleft().result()
-            pending.extend(pool.submit(prepare, item) for _, item in zip(range(1), rest))
+            pending.extend(pool.submit(prepare, item) for item in islice(rest, 1))
             yield done
     finally:
         for f in pending:

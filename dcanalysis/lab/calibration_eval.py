@@ -1,6 +1,7 @@
 """Calibration of the lab models, side by side: the Diffusion Classifier's posteriors (the mean-error softmax, which
 is the paper's Eq. 7 at a temperature of the pixel count; a fitted temperature; the ELBO's own scale; learned
-timestep weights) and the three discriminative baselines (raw, and with their own fitted temperature), in distribution and on every shifted set.
+timestep weights) and the three discriminative baselines (raw, and with their own fitted temperature), in
+distribution and on every shifted set.
 
     python -m dcanalysis.lab.calibration_eval --dataset fashion_mnist --out data/results/lab/calibration
 
@@ -28,10 +29,10 @@ from ..paths import RESULTS_DIR
 from ..processes import linear_alphas_cumprod
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from .evaluate import shifted_sets
+from .registry import load_lab_classifier
 
 # the posterior of the mean errors: chapter 0's (the paper's Eq. 7) is confident, this one near uniform (chapter 11)
 MEAN_ERROR_SOFTMAX = "mean-error softmax (exp of minus the mean error)"
-from .registry import load_lab_classifier
 
 BASELINES = ("cnn", "resnet", "vit")
 N_ELEMENTS = 32 * 32  # the lab UNets' sample: 1 x 32 x 32 (28 x 28 digits padded)
@@ -68,20 +69,20 @@ def diffusion_rows(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins:
     abar = linear_alphas_cumprod().double().numpy()
     mean_error = -errors.mean(axis=2)  # the mean-error softmax: exp(-mean error), Eq. 7 over pixels averaged, not summed
     elbo = C.elbo_logits(errors, tables.timesteps, abar, N_ELEMENTS)
-    t_paper = C.fit_temperature(mean_error[fit], labels[fit])
+    t_mean_error = C.fit_temperature(mean_error[fit], labels[fit])
     features = C.timestep_features(errors, tables.timesteps, len(abar), n_bins)
     weights = C.fit_timestep_weights(features[fit], labels[fit])
     learned = -features @ weights
-    posteriors = {MEAN_ERROR_SOFTMAX: (mean_error, 1.0), "fitted temperature": (mean_error, t_paper),
+    posteriors = {MEAN_ERROR_SOFTMAX: (mean_error, 1.0), "fitted temperature": (mean_error, t_mean_error),
                   "ELBO scale (no fitting)": (elbo, 1.0), f"learned weights over {n_bins} timestep bins": (learned, 1.0)}
     rows = [_rows(dataset, "test", "Diffusion Classifier", method, z[ev], labels[ev], t, seed=seed)
             for method, (z, t) in posteriors.items()]
-    return rows, tables, (fit, ev), t_paper, weights, posteriors
+    return rows, tables, (fit, ev), t_mean_error, weights, posteriors
 
 
 def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int = 10) -> dict:
     """All rows for one lab dataset (see the module docstring), with what was fitted."""
-    rows, tables, (fit, ev), t_paper, weights, _ = diffusion_rows(dataset, results=results, n_bins=n_bins)
+    rows, tables, (fit, ev), t_mean_error, weights, _ = diffusion_rows(dataset, results=results, n_bins=n_bins)
     labels = tables.labels
     test_images = load_lab_dataset(dataset, test_only=True).test_images[tables.ids]
     shifted = shifted_sets(dataset, len(tables.ids))
@@ -108,9 +109,9 @@ def evaluate(dataset: str, *, results: Path = RESULTS_DIR / "lab", n_bins: int =
         y = np.array([sy[i] for i in ids])
         assert all(recs[i]["label"] == int(sy[i]) for i in ids), f"{name}: the regenerated set is not the run's"
         rows += [_rows(dataset, name, "Diffusion Classifier", MEAN_ERROR_SOFTMAX, z, y),
-                 _rows(dataset, name, "Diffusion Classifier", "fitted temperature", z, y, t_paper)]
+                 _rows(dataset, name, "Diffusion Classifier", "fitted temperature", z, y, t_mean_error)]
     return {"dataset": dataset, "fit": "test images with even ids (of the first 1,000)",
-            "evaluate": "odd ids; shifted sets: odd ids", "diffusion_temperature": t_paper,
+            "evaluate": "odd ids; shifted sets: odd ids", "diffusion_temperature": t_mean_error,
             "baseline_temperatures": temps, "timestep_bins": n_bins, "timestep_weights": weights.tolist(),
             "n_elements": N_ELEMENTS, "baseline_accuracy_here_vs_committed": agreement, "rows": rows}
 

@@ -97,8 +97,9 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
                 "model": _identity(diffusion, root)}
     work = _work(tasks, items, per_thing, seed)
     phrases = [t.phrase for t in scenes.ALL_THINGS]
-    if _complete(out, settings, work):  # nothing to add: read it, without opening the run for writing
-        return _with_contrastive(out, work, contrastive, device=device, root=root)
+    complete = _complete(out, settings, work)
+    if complete is not None:  # nothing to add: read it, without opening the run for writing
+        return _with_contrastive(complete, work, contrastive, device=device, root=root)
     with RunStore(out, settings) as store, torch.no_grad():
         done = store.done
         todo = [w for w in work if w[1] not in done]
@@ -122,29 +123,29 @@ def evaluate_scenes(out: Path, *, items: int = 60, per_thing: int = 2, trials: i
                        "diffusion_prediction": res.prediction, "diffusion_evaluations": res.n_evaluations}
             rec["seconds"] = round(time.time() - t0, 3)
             store.append([rec])
-    return _with_contrastive(out, work, contrastive, device=device, root=root)
+    return _with_contrastive({r["id"]: r for r in load_records(out)}, work, contrastive, device=device, root=root)
 
 
-def _complete(out: Path, settings: dict, work: list) -> bool:
-    """Whether the run at ``out`` was made with ``settings`` and holds a record of every item of ``work``. A run
-    that was not (other settings, missing items) is left to ``RunStore``, which refuses or resumes it."""
+def _complete(out: Path, settings: dict, work: list) -> dict | None:
+    """The records by id of the run at ``out`` if it was made with ``settings`` and holds every item of ``work``;
+    else None, and the run (other settings, missing items) is left to ``RunStore``, which refuses or resumes it."""
     if not (out / "manifest.json").is_file():
-        return False
+        return None
     recorded = read_manifest(out)["settings"]
     if any(recorded.get(k) != v for k, v in settings.items()):
-        return False
-    have = {r["id"] for r in load_records(out)}
-    return all(w[1] in have for w in work)
+        return None
+    have = {r["id"]: r for r in load_records(out)}
+    return have if all(w[1] in have for w in work) else None
 
 
-def _with_contrastive(out: Path, work: list, contrastive, *, device, root) -> list[dict]:
-    """The run's records of ``work``, in order, with the contrastive models scored on the same items."""
-    records = {r["id"]: r for r in load_records(out)}
-    records = [records[w[1]] for w in work]
+def _with_contrastive(records: dict, work: list, contrastive, *, device, root) -> list[dict]:
+    """The records (by id) of ``work``, in order, with the contrastive models (``contrastive``, default: every one
+    installed) scored on the same items."""
+    ordered = [records[w[1]] for w in work]
     names = contrastive if contrastive is not None else installed_contrastive(root)
     for name in names:
-        add_contrastive_scores(records, work, name, device=device, root=root)
-    return records
+        add_contrastive_scores(ordered, work, name, device=device, root=root)
+    return ordered
 
 
 def load_scene_run(out: Path, *, device="cpu", root: Path | None = None) -> list[dict]:
@@ -155,10 +156,7 @@ def load_scene_run(out: Path, *, device="cpu", root: Path | None = None) -> list
     items = max((int(i.rsplit("/", 1)[1]) + 1 for i in have if i.startswith("swap/")), default=0)
     per_thing = -(-sum(i.startswith("zero_shot/") for i in have) // len(scenes.ALL_THINGS))
     work = [w for w in _work(TASKS, items, per_thing, seed) if w[1] in have]
-    records = [have[w[1]] for w in work]
-    for name in installed_contrastive(root):
-        add_contrastive_scores(records, work, name, device=device, root=root)
-    return records
+    return _with_contrastive(have, work, None, device=device, root=root)
 
 
 def installed_contrastive(root: Path | None = None) -> list[str]:
