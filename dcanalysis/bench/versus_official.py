@@ -344,8 +344,9 @@ def main(argv=None):
     p.add_argument("--refill-padded-sizes", type=int, default=4,
                    help="the refilled test pads each call to the smallest of this many sizes (its --rows, half of it, "
                         "...) that holds it: a run's last calls, as its last images finish, are small")
-    p.add_argument("--host-threads", type=int, default=4,
-                   help="worker threads reading images and drawing noise plans ahead of the refilled test's loop")
+    p.add_argument("--host-threads", type=int, nargs="+", default=[4],
+                   help="worker threads reading images and drawing noise plans ahead of the refilled test's loop "
+                        "(each value a run)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="compile dcanalysis's network with CUDA graphs (engine.compile.optimise(cuda_graphs=True)); "
                         "the network's own rate is then measured so too")
@@ -419,21 +420,23 @@ def main(argv=None):
                                      y, wall, rows=main_rows, network=res["network"][main_rows])
         save()
         # after: a fixed number of images in flight, each finished one replaced (engine.refill)
-        for rows, in_flight in ((r, f) for r in a.rows for f in a.in_flight):
+        for rows, in_flight, threads in ((r, f, h) for r in a.rows for f in a.in_flight for h in a.host_threads):
             clf = DiffusionClassifier(refilled[rows], ClassifierConfig(schedule=policy, **dict(common, batch_size=rows)))
             warm = x[tune][:200]
             timed(lambda: list(classify_refilled(clf, list(warm), range(10), in_flight=in_flight,
                                                  image_indices=range(tune.start, tune.start + len(warm)),
-                                                 host_threads=a.host_threads)), device)
+                                                 host_threads=threads)), device)
             stats = RefillStats()
             results, wall = timed(lambda: list(classify_refilled(
                 clf, list(x[:a.refill_images]), range(10), in_flight=in_flight, progress=True,
-                host_threads=a.host_threads, stats=stats)), device)
+                host_threads=threads, stats=stats)), device)
             results.sort(key=lambda r: r.image_index)
             row = refill_row(f"dcanalysis: {policy}, {in_flight} images in flight, {rows} rows per call",
                              results, y, wall, rows=rows, network=res["network"][rows], in_flight=in_flight,
                              calls=stats.calls, rows_sent=stats.rows, fill=stats.rows / (stats.calls * rows),
-                             waited_seconds=stats.waited_s, host_threads=a.host_threads,
+                             waited_seconds=stats.waited_s, host_threads=threads,
+                             host_seconds={"admit": stats.admit_s, "launch": stats.launch_s, "decide": stats.decide_s},
+                             decision_groups=stats.decisions,
                              padded_sizes=a.refill_padded_sizes)
             row["same_images"] = accuracy_row("the same run, its first images", np.array(
                 [r.prediction_index for r in results[:n]]) == y[:n], float(np.mean([r.n_evaluations for r in
@@ -444,7 +447,9 @@ def main(argv=None):
                   f"the compiled network's {res['network'][rows]['evals_per_s']:.0f}; lockstep: "
                   f"{100 * res['lockstep']['of_network']:.0f} %; predictions as lockstep's: "
                   f"{100 * row['vs_lockstep']['same_prediction']:.1f} %; calls {100 * row['fill']:.0f} % full on "
-                  f"average, {row['waited_seconds']:.1f} s of {wall:.1f} s waiting for the GPU")
+                  f"average, {row['waited_seconds']:.1f} s of {wall:.1f} s waiting for the GPU; per call "
+                  + ", ".join(f"{k} {1000 * v / stats.calls:.1f} ms" for k, v in row["host_seconds"].items())
+                  + f", {stats.decisions / stats.calls:.1f} decision groups")
             save()
         best = max(res["refill"], key=lambda r: r["evals_per_s"])
         res["dcanalysis"] = {**best["same_images"], "implementation": best["implementation"],

@@ -81,13 +81,22 @@ class _RowQueue:
 
 @dataclass
 class RefillStats:
-    """What one ``classify_refilled`` run sent to the network: ``calls`` network calls carrying ``rows`` rows in
-    all (``rows / (calls * rows_per_call)``: how full the calls were), and ``waited_s``, the seconds the loop spent
-    waiting for calls' errors to come back: near zero when the host, not the GPU, sets the pace."""
+    """What one ``classify_refilled`` run sent to the network and where its loop spent its time.
+
+    ``calls`` network calls carried ``rows`` rows in all (``rows / (calls * rows_per_call)``: how full the calls
+    were); ``decisions``: groups of images decided together (one per distinct round among the images whose round
+    came back in one call). Seconds of the loop's thread: ``waited_s`` waiting for calls' errors to come back (near
+    zero when the host, not the GPU, sets the pace), ``admit_s`` putting new images into slots (including waiting
+    for the worker threads that prepare them), ``launch_s`` queueing network calls, ``decide_s`` storing errors and
+    deciding images (waiting excluded)."""
 
     calls: int = 0
     rows: int = 0
+    decisions: int = 0
     waited_s: float = 0.0
+    admit_s: float = 0.0
+    launch_s: float = 0.0
+    decide_s: float = 0.0
 
 
 def classify_refilled(
@@ -287,6 +296,7 @@ class _Refill:
             last = j + 1 == len(self.steps)
             done = torch.full((len(g),), last) | (self.stops & (survivors.sum(dim=1) < 2))
             finished += g[done].tolist()
+            self.stats.decisions += 1
             if (~done).any():
                 self.step[g[~done]] = j + 1
                 self._enqueue(g[~done], j + 1)
@@ -306,19 +316,25 @@ class _Refill:
         the host's work between two launches must stay shorter than a call's GPU time, and admitting hundreds of
         images at once (their noise plans drawn on the host) would leave the GPU idle."""
         first_round = len(self.candidates) * (self.steps[0][1] - self.steps[0][0])
-        more, in_call = True, None
+        more, in_call, stats, clock = True, None, self.stats, time.perf_counter
         while True:
+            start = clock()
             if more and self.free and self.queue.size < 2 * self.rows:
                 want = min(len(self.free), -(-(2 * self.rows - self.queue.size) // first_round))
                 items = [item for _, item in zip(range(want), waiting)]
                 more = len(items) == want
                 if items:
                     self._admit(items)
+            launched = clock()
             call = self._launch(self.queue.take(self.rows)) if self.queue.size else None
-            if in_call is not None:
-                for result in self._take_back(in_call):
-                    bar.update(1)
-                    yield result
+            deciding, waited = clock(), stats.waited_s
+            finished = self._take_back(in_call) if in_call is not None else []
+            stats.admit_s += launched - start
+            stats.launch_s += deciding - launched
+            stats.decide_s += clock() - deciding - (stats.waited_s - waited)
+            for result in finished:
+                bar.update(1)
+                yield result
             in_call = call
             if in_call is None and not self.queue.size and not (more and self.free):
                 if len(self.free) != self.slots:  # every image in a slot has a round queued or in a call
