@@ -33,7 +33,6 @@ from ..classifier import (ClassificationResult, DiffusionClassifier, check_candi
 from ..denoiser import RowGroups, index_conditioning, row_groups
 from ..denoising_error import denoising_error, noisy_sample
 from ..images import ImageSource
-from ..noise import NoisePlan
 from ..pruning import policy_steps, stops_early
 
 
@@ -139,16 +138,21 @@ def classify_refilled(
 
 
 def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: int
-                 ) -> Iterator[tuple[torch.Tensor, NoisePlan, int]]:
-    """(model-input pixels (C, H, W), noise plan, image index) of each (image, index) of ``items``, in order.
+                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
+    """(model-input pixels (C, H, W), noise (N, *sample_shape), timesteps (N,), image index) of each (image, index)
+    of ``items``, in order: the image read and its noise plan drawn, its N = ``total_trials`` trials kept.
 
-    With ``threads`` > 0 up to ``ahead`` images are prepared ahead on worker threads; an image that cannot be read
-    raises here, in its turn. The first image is prepared on this thread: it fixes the run's sample shape (one
-    encode on the device), which every later plan needs."""
+    On a GPU the pixels and noise come in pinned memory, so that the loop's copies to the device are one launch
+    each and never wait. With ``threads`` > 0 up to ``ahead`` images are prepared ahead on worker threads; an image
+    that cannot be read raises here, in its turn. The first image is prepared on this thread: it fixes the run's
+    sample shape (one encode on the device), which every later plan needs."""
+    trials, pin = clf.config.schedule.total_trials, torch.device(clf.adapter.device).type == "cuda"
+
     def prepare(item):
         image, i = item
         (px,), (plan,) = clf.host_inputs([image], [i])
-        return px, plan, i
+        noise = plan.noise[:trials]
+        return ((px.pin_memory(), noise.pin_memory()) if pin else (px, noise)) + (plan.timesteps[:trials], i)
 
     if not items:
         return
@@ -207,34 +211,29 @@ class _Refill:
 
     # -- admitting images
     def _admit(self, items: list) -> None:
-        """Put (pixels, noise plan, index) items into free slots: their x_0 and noise on the device, their first
-        round in the queue. Copies go through pinned memory, so nothing here waits for the GPU's queue."""
-        pixels = [px for px, _, _ in items]
-        shape = self.clf.sample_shape(pixels[0])
+        """Put (pixels, noise, timesteps, index) items into free slots: their x_0 and noise on the device, their
+        first round in the queue. Copies come from pinned memory, so nothing here waits for the GPU's queue."""
+        shape = self.clf.sample_shape(items[0][0])
         if self.shape is None:
             self._allocate(shape)
-        for px, _, i in items:
-            if self.clf.sample_shape(px) != self.shape:
-                raise ValueError(f"image {i} has diffusion-space shape {self.clf.sample_shape(px)}; this run's images "
-                                 f"have {self.shape}: resize them to one size, or classify each size apart.")
         slots = [self.free.pop() for _ in items]
-        at = to_device_async(torch.tensor(slots), self.device)
-        with torch.no_grad():  # one image at a time, as classify_batch encodes them: the same x_0 to the last bit
-            x0 = torch.stack([self.adapter.encode(to_device_async(px.unsqueeze(0), self.device))[0].float()
-                              for px in pixels])
-        self.x0.index_copy_(0, at, x0)
-        plans = [plan for _, plan, _ in items]
-        timesteps = torch.stack([p.timesteps[:self.trials] for p in plans])
-        self.noise.index_copy_(0, at, to_device_async(torch.stack([p.noise[:self.trials] for p in plans]), self.device))
-        self.t.index_copy_(0, at, to_device_async(timesteps, self.device))
+        with torch.no_grad():
+            for slot, (px, noise, _, i) in zip(slots, items):
+                if self.clf.sample_shape(px) != self.shape:
+                    raise ValueError(f"image {i} has diffusion-space shape {self.clf.sample_shape(px)}; this run's "
+                                     f"images have {self.shape}: resize them to one size, or classify each size apart.")
+                # one image at a time, as classify_batch encodes them: the same x_0 to the last bit
+                self.x0[slot] = self.adapter.encode(px.unsqueeze(0).to(self.device, non_blocking=True))[0]
+                self.noise[slot].copy_(noise, non_blocking=True)
+                self.index[slot] = i
         s = torch.tensor(slots)
+        timesteps = torch.stack([t for _, _, t, _ in items])
+        self.t.index_copy_(0, to_device_async(s, self.device), to_device_async(timesteps, self.device))
         self.t_host[s] = timesteps
         self.errors[s] = float("nan")
         self.alive[s] = True
         self.reached[s] = 0
         self.step[s] = 0
-        for slot, (_, _, i) in zip(slots, items):
-            self.index[slot] = i
         self._enqueue(s, 0)
 
     def _enqueue(self, s: torch.Tensor, j: int) -> None:
