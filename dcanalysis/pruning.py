@@ -15,7 +15,7 @@ from typing import Callable, Union
 import torch
 
 from .schedules import Schedule
-from .sequential import SequentialTest, confidently_worse
+from .sequential import SequentialTest, survivors
 
 Policy = Union[Schedule, SequentialTest]
 # fill(alive, lo, hi): make errors[b, k, lo:hi] available wherever alive[b, k] (a (B, K) bool tensor) is True
@@ -83,6 +83,25 @@ def policy_steps(policy: Policy) -> list[tuple[int, int, Keep]]:
     return list(_step_rules(policy))
 
 
+def keep_each(policy: Policy, steps: list[tuple[int, int, Keep]], errors: torch.Tensor, alive: torch.Tensor,
+              rounds: torch.Tensor) -> torch.Tensor:
+    """The survivors (B, K) of images that each finished a round of their own: ``rounds`` (B,) 0-based indices into
+    ``steps`` (``policy_steps(policy)``), errors (B, K, N) holding every image's trials up to its round's end, alive
+    (B, K) the candidates that round ran. The decisions of ``steps[j]``'s keep, image by image. A sequential test
+    decides all images in one set of tensor operations (its statistics are running sums: the same numbers whatever
+    round an image is at); a staged schedule decides one round at a time."""
+    if isinstance(policy, SequentialTest):
+        n = torch.tensor([hi for _, hi, _ in steps])[rounds]
+        decided = survivors(errors, alive, n, policy.confidence)
+        return torch.where((n < policy.min_trials).unsqueeze(1), alive, decided)
+    out = alive.clone()
+    for j in torch.unique(rounds).tolist():
+        g = rounds == j
+        _, hi, keep = steps[j]
+        out[g] = keep(errors[g, :, :hi], alive[g])
+    return out
+
+
 def _step_rules(policy: Policy):
     if isinstance(policy, Schedule):
         done = 0
@@ -102,8 +121,7 @@ def _step_rules(policy: Policy):
         def keep(sub, alive, hi=hi):
             if hi < test.min_trials:
                 return alive
-            leader = torch.argmin(_masked_means(sub, alive), dim=1)  # the first of equal means
-            return alive & ~confidently_worse(sub, leader, test.confidence)
+            return survivors(sub, alive, torch.full((len(sub),), hi), test.confidence)
         yield done, hi, keep
         done = hi
 

@@ -436,7 +436,7 @@ def main(argv=None):
                              calls=stats.calls, rows_sent=stats.rows, fill=stats.rows / (stats.calls * rows),
                              waited_seconds=stats.waited_s, host_threads=threads,
                              host_seconds={"admit": stats.admit_s, "launch": stats.launch_s, "decide": stats.decide_s},
-                             decision_groups=stats.decisions,
+                             rounds_decided=stats.decisions,
                              padded_sizes=a.refill_padded_sizes)
             row["same_images"] = accuracy_row("the same run, its first images", np.array(
                 [r.prediction_index for r in results[:n]]) == y[:n], float(np.mean([r.n_evaluations for r in
@@ -449,7 +449,7 @@ def main(argv=None):
                   f"{100 * row['vs_lockstep']['same_prediction']:.1f} %; calls {100 * row['fill']:.0f} % full on "
                   f"average, {row['waited_seconds']:.1f} s of {wall:.1f} s waiting for the GPU; per call "
                   + ", ".join(f"{k} {1000 * v / stats.calls:.1f} ms" for k, v in row["host_seconds"].items())
-                  + f", {stats.decisions / stats.calls:.1f} decision groups")
+                  + f", {stats.decisions / stats.calls:.0f} rounds decided")
             save()
         best = max(res["refill"], key=lambda r: r["evals_per_s"])
         res["dcanalysis"] = {**best["same_images"], "implementation": best["implementation"],

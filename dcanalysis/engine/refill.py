@@ -33,7 +33,7 @@ from ..classifier import (ClassificationResult, DiffusionClassifier, check_candi
 from ..denoiser import RowGroups, index_conditioning, row_groups
 from ..denoising_error import denoising_error, noisy_sample
 from ..images import ImageSource
-from ..pruning import policy_steps, stops_early
+from ..pruning import keep_each, policy_steps, stops_early
 
 
 class _Call:
@@ -83,8 +83,8 @@ class RefillStats:
     """What one ``classify_refilled`` run sent to the network and where its loop spent its time.
 
     ``calls`` network calls carried ``rows`` rows in all (``rows / (calls * rows_per_call)``: how full the calls
-    were); ``decisions``: groups of images decided together (one per distinct round among the images whose round
-    came back in one call). Seconds of the loop's thread: ``waited_s`` waiting for calls' errors to come back (near
+    were); ``decisions``: rounds decided (one per image and round; all those that one call completes are decided
+    together). Seconds of the loop's thread: ``waited_s`` waiting for calls' errors to come back (near
     zero when the host, not the GPU, sets the pace), ``admit_s`` putting new images into slots (including waiting
     for the worker threads that prepare them), ``launch_s`` queueing network calls, ``decide_s`` storing errors and
     deciding images (waiting excluded)."""
@@ -186,6 +186,8 @@ class _Refill:
         self.cond = clf.embed(candidates)
         self.policy = clf.config.schedule
         self.steps = policy_steps(self.policy)
+        self.round_lo = torch.tensor([lo for lo, _, _ in self.steps])
+        self.round_hi = torch.tensor([hi for _, hi, _ in self.steps])
         self.stops = stops_early(self.policy)
         self.trials = self.policy.total_trials
         self.queue = _RowQueue()
@@ -234,19 +236,24 @@ class _Refill:
         self.alive[s] = True
         self.reached[s] = 0
         self.step[s] = 0
-        self._enqueue(s, 0)
+        self._enqueue(s)
 
-    def _enqueue(self, s: torch.Tensor, j: int) -> None:
-        """The rows of round j (0-based) of slots ``s``: trial-major within each image, as ``classify_batch``
-        orders them, so one x_t's candidates travel together."""
-        lo, hi, _ = self.steps[j]
+    def _enqueue(self, s: torch.Tensor) -> None:
+        """The rows of the current round of slots ``s`` (each at its own round, ``self.step``): trial-major within
+        each image, as ``classify_batch`` orders them, so one x_t's candidates travel together."""
+        if not len(s):
+            return
+        rounds = self.step[s]
+        lo, hi = self.round_lo[rounds], self.round_hi[rounds]
         active = self.alive[s]
-        if self.stops and j > 0:
-            active = active & (active.sum(dim=1, keepdim=True) >= 2)
+        if self.stops:  # as prune: after the first round, an image with one candidate left gets no more trials
+            active = active & ((active.sum(dim=1, keepdim=True) >= 2) | (rounds == 0).unsqueeze(1))
         self.active[s] = active
         self.pending[s] = active.sum(dim=1) * (hi - lo)
-        i, trial, cand = active.unsqueeze(1).expand(-1, hi - lo, -1).nonzero().unbind(1)
-        self.queue.put(torch.stack([s[i], trial + lo, cand], dim=1))
+        width = int((hi - lo).max())
+        within = torch.arange(width).unsqueeze(0) < (hi - lo).unsqueeze(1)  # (b, width): the round's trials
+        i, trial, cand = (within.unsqueeze(2) & active.unsqueeze(1)).nonzero().unbind(1)
+        self.queue.put(torch.stack([s[i], lo[i] + trial, cand], dim=1))
 
     # -- the network
     def _launch(self, rows: torch.Tensor) -> _Call:
@@ -285,20 +292,18 @@ class _Refill:
         self.pending.index_add_(0, s, torch.full_like(s, -1))
         touched = torch.unique(s)
         complete = touched[self.pending[touched] == 0]
-        finished, rounds = [], self.step[complete]  # read before any slot moves on to its next round
-        for j in torch.unique(rounds).tolist():
-            g = complete[rounds == j]
-            _, hi, keep = self.steps[j]
-            survivors = keep(self.errors[g, :, :hi], self.active[g])
-            self.alive[g] = survivors
-            self.reached[g] = torch.where(survivors, j + 1, self.reached[g])
-            last = j + 1 == len(self.steps)
-            done = torch.full((len(g),), last) | (self.stops & (survivors.sum(dim=1) < 2))
-            finished += g[done].tolist()
-            self.stats.decisions += 1
-            if (~done).any():
-                self.step[g[~done]] = j + 1
-                self._enqueue(g[~done], j + 1)
+        if not len(complete):
+            return []
+        rounds = self.step[complete]
+        survivors = keep_each(self.policy, self.steps, self.errors[complete], self.active[complete], rounds)
+        self.alive[complete] = survivors
+        self.reached[complete] = torch.where(survivors, (rounds + 1).unsqueeze(1), self.reached[complete])
+        done = (rounds + 1 == len(self.steps)) | (self.stops & (survivors.sum(dim=1) < 2))
+        self.stats.decisions += len(complete)
+        more = complete[~done]
+        self.step[more] = rounds[~done] + 1
+        self._enqueue(more)
+        finished = complete[done].tolist()
         return [self._finish(slot) for slot in finished]
 
     def _finish(self, slot: int) -> ClassificationResult:
