@@ -129,7 +129,11 @@ def classify_refilled(
         raise ValueError(f"host_threads must be >= 0, got {host_threads}.")
     rows = rows or clf.config.batch_size
     bar = tqdm(total=len(indices), unit="image", desc="classify", mininterval=1, leave=False, disable=not progress)
-    waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, ahead=in_flight)
+    # twice what the loop admits at its start (enough rows for two calls), and no more: each image prepared ahead
+    # holds its noise in pinned memory, whose allocation is slow
+    first_round = len(candidates) * policy_steps(clf.config.schedule)[0][1]
+    ahead = min(in_flight, 2 * -(-2 * rows // first_round))
+    waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, ahead=ahead)
     try:
         yield from _Refill(clf, candidates, in_flight, rows, log_prior, stats or RefillStats()).run(waiting, bar)
     finally:
