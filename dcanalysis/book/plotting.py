@@ -97,14 +97,16 @@ def paired_errors(timesteps: np.ndarray, errors: np.ndarray, condition_names: Se
     """Fig. 2: errors over t for several fixed eps (rows of ``errors``: (C conditions, E eps, T timesteps)),
     normalised per t by the mean over conditions and eps, as in the paper."""
     norm = errors / errors.mean(axis=(0, 1), keepdims=True)
-    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6))  # 11 in wide showed its legend at under 8 px
+    # 11 in wide showed its legend at under 8 px; constrained layout keeps the right panel's long y label clear of
+    # the left panel (it ran into its legend at 1280 px)
+    fig, axes = plt.subplots(1, 2, figsize=(8.6, 3.6), layout="constrained")
     styles = ["-", "--", ":", "-."]
     colors = sns.color_palette(PALETTE, len(condition_names))
     for c, name in enumerate(condition_names):
         for e in range(errors.shape[1]):
             axes[0].plot(timesteps, norm[c, e], styles[e % 4], color=colors[c], lw=1,
                          label=f"{name}" if e == 0 else None)
-    axes[0].set(xlabel="timestep t", ylabel="error / mean error at t", title="errors for 4 fixed eps")
+    axes[0].set(xlabel="timestep t", ylabel="error / mean error at t", title=f"errors for {errors.shape[1]} fixed eps")
     axes[0].legend(fontsize=8)
     diff = norm[0] - norm[1]
     for e in range(errors.shape[1]):

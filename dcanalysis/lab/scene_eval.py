@@ -252,6 +252,18 @@ def zero_shot_table(records: list[dict]) -> list[dict]:
     return rows
 
 
+def zero_shot_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """``zero_shot_table``'s rows as the book shows them: one row per (pairs, model), human column names, accuracy
+    and its 95 % interval in %."""
+    import pandas as pd
+
+    pairs = {"test_seen": "seen in training", "test_unseen": "held out"}
+    return pd.DataFrame([{"(colour, shape) pairs": pairs.get(r["split"], r["split"]), "model": r["model"],
+                          "top-1 accuracy (%)": round(r["accuracy"], 1),
+                          "95 % interval (%)": f"{r['lo']:.1f} to {r['hi']:.1f}", "images": r["n"]}
+                         for r in rows]).set_index(["(colour, shape) pairs", "model"])
+
+
 def across_seeds(tables: dict[int, list[dict]], value: str, *, bounds: tuple[float, float] | None = None) -> list[dict]:
     """Combine one table per training seed (rows of ``swap_tables`` or ``zero_shot_table``) into one row per
     (split, model[, metric, tag]): the mean of ``value`` ("score" or "accuracy"), its sample standard deviation
