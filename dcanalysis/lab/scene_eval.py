@@ -252,13 +252,16 @@ def zero_shot_table(records: list[dict]) -> list[dict]:
     return rows
 
 
+# how the book names the splits: test scenes whose (colour, shape) pairs were in training, and those held out
+SPLIT_NAMES = {"test_seen": "seen in training", "test_unseen": "held out"}
+
+
 def zero_shot_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
     """``zero_shot_table``'s rows as the book shows them: one row per (pairs, model), human column names, accuracy
     and its 95 % interval in %."""
     import pandas as pd
 
-    pairs = {"test_seen": "seen in training", "test_unseen": "held out"}
-    return pd.DataFrame([{"(colour, shape) pairs": pairs.get(r["split"], r["split"]), "model": r["model"],
+    return pd.DataFrame([{"(colour, shape) pairs": SPLIT_NAMES.get(r["split"], r["split"]), "model": r["model"],
                           "top-1 accuracy (%)": round(r["accuracy"], 1),
                           "95 % interval (%)": f"{r['lo']:.1f} to {r['hi']:.1f}", "images": r["n"]}
                          for r in rows]).set_index(["(colour, shape) pairs", "model"])
