@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import seaborn as sns
 
+from ..evaluation.analysis import shift_name
+
 PALETTE = "colorblind"
 
 
@@ -200,8 +202,7 @@ def accuracy_bars(rows: list[dict], sets: Sequence[str]):
         hi = np.array([100 * got[s]["ci_hi"] if s in got else np.nan for s in sets])
         ax.bar(x + (m - (len(models) - 1) / 2) * width, acc, width, color=colour, label=model,
                yerr=np.nan_to_num(_yerr(acc, lo, hi)), capsize=2, error_kw={"elinewidth": 0.8})
-    label = lambda s: s.removesuffix("_s3").replace("_", "\n") + ("\n(severity 3)" if s.endswith("_s3") else "")  # noqa: E731
-    ax.set_xticks(x, [label(s) for s in sets], fontsize=9)
+    ax.set_xticks(x, [shift_name(s, "\n") for s in sets], fontsize=9)
     ax.set(ylabel="accuracy (%)", ylim=(0, 100))
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(models), fontsize=9, frameon=False)
     fig.tight_layout()

@@ -132,6 +132,15 @@ def load_summary(path: str | Path) -> dict:
 ARCH_NAMES = {"cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
 
 
+def shift_name(set_name: str, sep: str = " ") -> str:
+    """How the book names a test set of a lab summary: "gaussian_noise_s3" -> "gaussian noise (severity 3)"
+    (``sep`` between the words, e.g. a newline for a tick label); other names with their underscores as spaces."""
+    base, _, severity = set_name.rpartition("_s")
+    if base and severity.isdigit():
+        return base.replace("_", sep) + f"{sep}(severity {severity})"
+    return set_name.replace("_", sep)
+
+
 def robustness_table(summary: dict) -> list[dict]:
     """Rows (model, set, accuracy, ci) for every model of a lab evaluation summary, diffusion first."""
     rows = []

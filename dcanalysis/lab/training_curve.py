@@ -47,6 +47,17 @@ def load_curve(path: Path) -> dict:
     return curve
 
 
+def curve_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """A curve's rows as the book shows them: one row per model (the run's snapshots by their step), human column
+    names, accuracy in %."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": r["model"], "training steps": r["steps"], "images seen": r["samples_seen"],
+                          "final training loss": round(r["final_loss"], 4),
+                          "accuracy (%)": round(100 * r["accuracy"], 1), "test images": r["n"]}
+                         for r in rows]).set_index("model")
+
+
 def evaluate_models(folders: list[Path], dataset: str, out: Path, *, n_images: int = 500, trials: int = 50,
                     seed: int = 0, device: str = "cpu", dtype=torch.float32, images_per_batch: int = 8,
                     time_limit_s: float = 0.0) -> list[dict]:

@@ -97,3 +97,11 @@ def test_effective_robustness_is_the_distance_from_the_baselines_logit_trend():
     shifted = pd.Series({**on_line, "ours": on_line["ours"] + 5.0})
     er = effective_robustness(ident, shifted, ["a", "b", "c"])
     assert np.allclose(er[["a", "b", "c"]], 0, atol=1e-9) and abs(er["ours"] - 5.0) < 1e-9
+
+
+def test_shift_names_read_as_words_with_their_severity():
+    from dcanalysis.evaluation.analysis import shift_name
+
+    assert shift_name("gaussian_noise_s3") == "gaussian noise (severity 3)"
+    assert shift_name("jpeg_s5", "\n") == "jpeg\n(severity 5)"
+    assert shift_name("test") == "test" and shift_name("far_ood_mnist") == "far ood mnist"
