@@ -129,3 +129,22 @@ def peer_sentence(peer: dict) -> str:
         text += (f"; {default[0]['seconds_per_image']:.2f} s at the loop's default batch of 32, "
                  f"{default[0]['seconds_per_image'] / best['seconds_per_image']:.2f}x")
     return text + ")."
+
+
+def throughput_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """``versus_official --throughput`` rows (the bare network and ``classify_batch``, eager and compiled) as chapter
+    10 shows them: one row per (task, variant), "-" where a measure does not apply (a bare forward has no images per
+    call; the GPU's busy share was measured on the largest calls only)."""
+    import pandas as pd
+
+    def busy(r):
+        if not r.get("kernel_seconds_per_call") or not r.get("wall_seconds_per_call"):
+            return "-"
+        return f"{100 * r['kernel_seconds_per_call'] / r['wall_seconds_per_call']:.0f}"
+
+    return pd.DataFrame([{"task": r["task"].replace(", exhaustive 100 trials x 10 classes", ""),
+                          "variant": r["variant"],
+                          "images / call": f"{r['images_per_call']:,}" if r.get("images_per_call") else "-",
+                          "evaluations/s": f"{r['evals_per_s']:,.0f}",
+                          "% of the matmul": f"{100 * r['ratio_to_matmul']:.1f}", "GPU busy (%)": busy(r)}
+                         for r in rows]).set_index(["task", "variant"])
