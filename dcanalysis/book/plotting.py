@@ -497,7 +497,7 @@ def reliability_diagrams(curves: dict[str, list[dict]]):
         ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1)
         ax.bar(conf, acc, width=4, color=sns.color_palette(PALETTE)[0])
         for c, a, r in zip(conf, acc, rows):
-            ax.text(c, a + 2, str(r["count"]), ha="center", fontsize=7)
+            ax.text(c, a + 2, str(r["count"]), ha="center", fontsize=8)  # 7 pt showed at 7.8 px
         ax.set(title=name, xlabel="confidence (%)", ylabel="accuracy (%)", xlim=(0, 100), ylim=(0, 112))
     fig.tight_layout()
     return fig

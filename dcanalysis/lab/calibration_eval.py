@@ -22,7 +22,7 @@ import torch
 
 from ..estimators import accuracy_interval
 from ..evaluation import calibration as C
-from ..evaluation.analysis import ErrorTables
+from ..evaluation.analysis import ARCH_NAMES, ErrorTables, shift_name
 from ..evaluation.run_store import load_records
 from ..images import pad_to
 from ..paths import RESULTS_DIR
@@ -36,6 +36,34 @@ MEAN_ERROR_SOFTMAX = "mean-error softmax (exp of minus the mean error)"
 
 BASELINES = ("cnn", "resnet", "vit")
 N_ELEMENTS = 32 * 32  # the lab UNets' sample: 1 x 32 x 32 (28 x 28 digits padded)
+
+
+# the measures of ``calibration.summary`` as the book names them, and whether each is a share shown in %
+MEASURES = {"accuracy": ("accuracy (%)", True), "nll": ("NLL (nats)", False), "brier": ("Brier", False),
+            "ece_width": ("ECE, equal-width bins (%)", True), "ece_mass": ("ECE, equal-mass bins (%)", True),
+            "aurc": ("AURC", False), "mean_confidence": ("mean confidence (%)", True)}
+
+
+def summary_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """Calibration rows (``_rows`` / ``calibration.summary`` with model and method) as chapter 11 shows them: one
+    row per (model, method), the measures under their names, shares in %."""
+    import pandas as pd
+
+    return pd.DataFrame([{"model": ARCH_NAMES.get(r["model"], r["model"]), "method": r["method"],
+                          **{name: round(100 * r[k], 1) if share else round(r[k], 4)
+                             for k, (name, share) in MEASURES.items()}} for r in rows]).set_index(["model", "method"])
+
+
+def shifted_ece_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """ECE (%, equal-width bins) of every model's fitted-temperature and raw-softmax posterior on every set of a
+    committed calibration table: one row per set (named as the book names them), one column per (model, method)."""
+    import pandas as pd
+
+    kept = [{"test set": shift_name(r["set"]), "model": ARCH_NAMES.get(r["model"], r["model"]),
+             "method": r["method"], "ECE (%)": 100 * r["ece_width"]}
+            for r in rows if r["method"] in ("fitted temperature", "raw softmax")]
+    table = pd.DataFrame(kept).pivot_table(index="test set", columns=["model", "method"], values="ECE (%)").round(1)
+    return table[sorted(table.columns, key=lambda c: (c[0] != "Diffusion Classifier", c))]  # the DC first
 
 
 @torch.no_grad()
