@@ -12,7 +12,7 @@ RESULTS = {
     "bench": "bench_h100.json",  # python -m dcanalysis.bench (data/jobs/bench_h100.sh)
     "probe": "probes/probe2_variants_h100.json",  # python -m dcanalysis.bench --probe
     "pets": "bench_pets_h100.json",  # --pets-only --share-prefix --images-per-call 4
-    "fair": "speed/versus_official_h100_f_both.json",  # versus_official, the official loop at both batches, refilled test
+    "fair": "speed/versus_official_h200_h_both.json",  # versus_official, the official loop at both batches, refilled test
     "versus": "speed/versus_official_h200_b.json",  # python -m dcanalysis.bench.versus_official, both lab models
     "recheck": "speed/versus_official_h200_c.json",  # Fashion-MNIST again, the official loop warmed up first
     "throughput": "speed/versus_official_h200_a.json",  # the same job with --throughput
@@ -106,12 +106,17 @@ def versus_sentences(versus: dict) -> list[str]:
 
 
 def waiting(refill: dict) -> str:
-    """How long a refilled run's loop waited for the GPU, of its wall time: near zero when the host set the pace.
-    Empty for runs that did not record it."""
+    """How long a refilled run's loop waited for the GPU, of its wall time (near zero when the host set the pace),
+    and, where the run recorded it, where its host time went per network call. Empty for runs that recorded
+    neither."""
     if "waited_seconds" not in refill:
         return ""
     wall = refill["seconds_per_image"] * refill["images"]
-    return f"; its loop waited {refill['waited_seconds']:.1f} s of {wall:.1f} s for the GPU"
+    out = f"; its loop waited {refill['waited_seconds']:.1f} s of {wall:.1f} s for the GPU"
+    if "host_seconds" in refill:
+        out += " (host per call: " + ", ".join(f"{name} {1e3 * s / refill['calls']:.1f} ms"
+                                               for name, s in refill["host_seconds"].items()) + ")"
+    return out
 
 
 def peer_sentence(peer: dict) -> str:
