@@ -132,9 +132,16 @@ def load_summary(path: str | Path) -> dict:
 ARCH_NAMES = {"cnn": "CNN", "resnet": "ResNet", "vit": "ViT"}
 
 
+# test sets the book names by hand: the lab datasets and the foreign digits
+SET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "sklearn_digits": "scikit-learn digits"}
+
+
 def shift_name(set_name: str, sep: str = " ") -> str:
     """How the book names a test set of a lab summary: "gaussian_noise_s3" -> "gaussian noise (severity 3)"
-    (``sep`` between the words, e.g. a newline for a tick label); other names with their underscores as spaces."""
+    (``sep`` between the words, e.g. a newline for a tick label), "fashion_mnist" -> "Fashion-MNIST"; other names
+    with their underscores as spaces."""
+    if set_name in SET_NAMES:
+        return SET_NAMES[set_name]
     base, _, severity = set_name.rpartition("_s")
     if base and severity.isdigit():
         return base.replace("_", sep) + f"{sep}(severity {severity})"

@@ -105,3 +105,4 @@ def test_shift_names_read_as_words_with_their_severity():
     assert shift_name("gaussian_noise_s3") == "gaussian noise (severity 3)"
     assert shift_name("jpeg_s5", "\n") == "jpeg\n(severity 5)"
     assert shift_name("test") == "test" and shift_name("far_ood_mnist") == "far ood mnist"
+    assert shift_name("fashion_mnist", "\n") == "Fashion-MNIST" and shift_name("sklearn_digits") == "scikit-learn digits"
