@@ -33,6 +33,82 @@ from .registry import CLASSIFIER_NAMES, load_lab_classifier, load_lab_diffusion,
 DEFAULT_SAMPLERS = ("ddim_10", "ddim_50", "ddpm_100", "ddpm_1000")
 
 
+def sampler_name(sampler: str) -> str:
+    """How the book names a sampler key: "ddim_10" -> "DDIM, 10 steps"."""
+    kind, _, steps = sampler.partition("_")
+    return f"{kind.upper()}, {int(steps):,} steps" if steps.isdigit() else sampler
+
+
+def accuracy_rows(own: dict, real: dict, dataset: str) -> list[dict]:
+    """Rows (model, set, accuracy, ci_lo, ci_hi, n), fractions: every model on the real test split (``real``: the
+    lab summary of ``dataset``) and on each sampler's samples (``own``: its ``{dataset}_own_images.json``), the
+    Diffusion Classifier first."""
+    from ..evaluation.analysis import ARCH_NAMES
+
+    rows = []
+
+    def add(model, set_name, entry):
+        rows.append({"model": model, "set": set_name, "accuracy": entry["accuracy"], "ci_lo": entry["ci95"][0],
+                     "ci_hi": entry["ci95"][1], "n": entry["n"]})
+
+    def baseline(name):
+        return ARCH_NAMES[name.removeprefix(dataset + "_")]
+
+    add("Diffusion Classifier", "real test", real["diffusion"]["test"])
+    for name, res in real["baselines"].items():
+        add(baseline(name), "real test", res["test"])
+    for sampler, entry in own["samplers"].items():
+        add("Diffusion Classifier", sampler, entry["diffusion"])
+        for name, res in entry["baselines"].items():
+            add(baseline(name), sampler, res)
+    return rows
+
+
+def accuracy_frame(rows: list[dict], samplers: list[str]) -> "pandas.DataFrame":  # noqa: F821
+    """``accuracy_rows`` as the book shows them: accuracy [95 % interval] in %, one row per model, one column for
+    the real test split and one per sampler (by ``sampler_name``)."""
+    import pandas as pd
+
+    cells = {(r["model"], r["set"]): f"{100 * r['accuracy']:.1f} [{100 * r['ci_lo']:.1f}, {100 * r['ci_hi']:.1f}]"
+             for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    sets = ["real test"] + list(samplers)
+    return pd.DataFrame([[cells[(m, s)] for s in sets] for m in models], index=pd.Index(models, name="model"),
+                        columns=["real test"] + [sampler_name(s) for s in samplers])
+
+
+def gap_lines(rows: list[dict], samplers: list[str]) -> list[str]:
+    """One line per model: its accuracy on each sampler's samples minus on the real test split, in points, starred
+    where the two 95 % intervals do not overlap."""
+    by = {(r["model"], r["set"]): r for r in rows}
+    lines = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        ref = by[(model, "real test")]
+        parts = []
+        for s in samplers:
+            r = by[(model, s)]
+            overlap = r["ci_lo"] <= ref["ci_hi"] and ref["ci_lo"] <= r["ci_hi"]
+            parts.append(f"{s} {100 * (r['accuracy'] - ref['accuracy']):+.1f}" + ("" if overlap else "*"))
+        lines.append(f"{model:21s} own samples minus real test, points: " + ", ".join(parts))
+    return lines + ["(* : the two intervals do not overlap)"]
+
+
+def per_class_accuracy(class_names: list[str], test_records: list[dict],
+                       sample_records: dict[str, list[dict]]) -> "pandas.DataFrame":  # noqa: F821
+    """The Diffusion Classifier's accuracy (%, rounded) per class: one row per class, one column for the real test
+    records and one per sampler's records (``{sampler: records}``, by ``sampler_name``)."""
+    import pandas as pd
+
+    def by_class(records):
+        hits = pd.Series([r["prediction"] == r["label"] for r in records],
+                         index=[class_names[r["label"]] for r in records])
+        return hits.groupby(level=0).mean()
+
+    table = {"real test": by_class(test_records)}
+    table.update({sampler_name(s): by_class(recs) for s, recs in sample_records.items()})
+    return (100 * pd.DataFrame(table).reindex(class_names)).round(0).astype(int).rename_axis(index="class")
+
+
 def balanced_classes(per_class: int, num_classes: int = 10) -> np.ndarray:
     """Class of each sample (per_class * num_classes,): 0, 1, ..., 9, 0, 1, ... so any head of the set is balanced."""
     return np.tile(np.arange(num_classes), per_class)

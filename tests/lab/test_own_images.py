@@ -60,3 +60,22 @@ def test_samples_are_cropped_from_the_canvas_and_quantised():
     out = own_images.to_uint8_images(x)
     assert out.shape == (2, 28, 28) and (out == 255).all()
     assert own_images.balanced_classes(2).tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] * 2
+
+
+def test_the_books_own_image_tables_name_samplers_and_star_gaps_whose_intervals_part():
+    from dcanalysis.lab.own_images import accuracy_frame, accuracy_rows, gap_lines, per_class_accuracy, sampler_name
+
+    assert sampler_name("ddpm_1000") == "DDPM, 1,000 steps" and sampler_name("odd") == "odd"
+    entry = lambda a, lo, hi: {"accuracy": a, "ci95": [lo, hi], "n": 100}  # noqa: E731
+    real = {"diffusion": {"test": entry(0.9, 0.85, 0.94)}, "baselines": {"mnist_cnn": {"test": entry(0.99, 0.97, 1.0)}}}
+    own = {"samplers": {"ddim_10": {"diffusion": entry(0.88, 0.8, 0.93), "baselines": {"mnist_cnn": entry(0.3, 0.2, 0.4)}}}}
+    rows = accuracy_rows(own, real, "mnist")
+    assert [(r["model"], r["set"]) for r in rows] == [("Diffusion Classifier", "real test"), ("CNN", "real test"),
+                                                      ("Diffusion Classifier", "ddim_10"), ("CNN", "ddim_10")]
+    assert accuracy_frame(rows, ["ddim_10"]).loc["CNN", "DDIM, 10 steps"] == "30.0 [20.0, 40.0]"
+    lines = gap_lines(rows, ["ddim_10"])
+    assert lines[0].endswith("ddim_10 -2.0") and lines[1].endswith("ddim_10 -69.0*")
+    records = [{"prediction": 0, "label": 0}, {"prediction": 1, "label": 0}, {"prediction": 1, "label": 1}]
+    table = per_class_accuracy(["zero", "one"], records, {"ddim_10": [records[0], records[2]]})
+    assert table.loc["zero", "real test"] == 50 and table.loc["one", "real test"] == 100
+    assert table.loc["zero", "DDIM, 10 steps"] == 100
