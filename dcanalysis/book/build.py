@@ -15,6 +15,7 @@ only what was executed here.
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
 import hashlib
 import json
@@ -39,21 +40,15 @@ PROFILES = {
     "quick": {},
     "full": {"profile": "full", "n_images": 1000, "device": "cuda"},
 }
-# Per-chapter overrides of the full profile (quick uses each notebook's own defaults).
+# Per-chapter overrides of the full profile (quick uses each notebook's own defaults); a chapter receives only the
+# parameters its parameters cell declares (``declared_parameters``).
 FULL_OVERRIDES = {
     "00_primer": {"n_images": 100, "n_trials": 100},
-    "04_timestep_strategies": {"device": "cpu"},
-    "05_adaptive": {"device": "cpu"},
-    "08b_training_seeds": {"device": "cpu"},
-    "09_robustness": {"device": "cpu"},
-    "10_speed": {"device": "cpu"},
-    "12_labelled_data": {"device": "cpu"},
     "13_error_functions": {"device": "cpu", "n_images": 32, "trials": 25},  # residuals of more images, live
     "14_own_images": {"device": "cpu", "per_class": 2, "trials": 25},  # more live samples, more trials
     "15_attacks": {"device": "cpu", "n_live": 4, "steps_live": 10, "eot_live": 2, "trials": 25},  # a longer live attack
     "16_shortcuts": {"toy_seeds": 10, "toy_n_test": 20000},  # the toy's sweeps with more seeds (CPU only)
-    "01_generative_classification": {"grid_size": 80, "trials": 250, "device": "cpu"},
-    "03_which_timesteps": {"device": "cpu"},  # it replays committed error tables: no network runs
+    "01_generative_classification": {"grid_size": 80, "trials": 250},
     "02_paired_differences": {"n_timesteps": 200},
     # the scene chapters read and extend the committed evaluation (data/results/lab/scenes)
     "06_zero_shot": {"n_images": 10, "trials": 100, "run_dir": ""},
@@ -129,7 +124,22 @@ def chapter_parameters(name: str, profile: str, user: UserModel | None = None) -
         params.update(model=user.model, dataset=user.dataset, images=user.images, device=user.device, seed=user.seed)
     elif user is not None and takes == "run":
         params.update(model=user.model, run=user.run, n_images=user.n_images)
-    return params
+    declared = declared_parameters(name)
+    if declared is None:
+        return params
+    return {k: v for k, v in params.items() if k in declared}  # a value the chapter does not declare reaches nothing
+
+
+def declared_parameters(name: str) -> set[str] | None:
+    """The names a chapter's parameters cell assigns: the only values a run can give it (None: no such chapter in
+    book/chapters)."""
+    path = BOOK / "chapters" / f"{name}.ipynb"
+    if not path.is_file():
+        return None
+    nb = nbformat.read(path, 4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)}
 
 
 def prepare_run(user: UserModel, root: Path) -> UserModel:

@@ -263,3 +263,12 @@ def test_the_note_lists_only_the_parameters_the_page_declares():
     note = book.with_note(nb, record, True).cells[1].source
     assert "toy_seeds=10" in note and "profile='full'" in note
     assert "device" not in note and "n_images" not in note and "2 CPU cores" not in note and "16 CPU cores" in note
+
+
+def test_a_chapter_is_given_only_the_parameters_it_declares():
+    # the full profile's n_images and device reach nothing in chapter 10, which declares neither; papermill would
+    # inject them and the run record would list them as if they had been used
+    assert book.chapter_parameters("10_speed", "full") == {"profile": "full"}
+    assert book.chapter_parameters("03_which_timesteps", "full")["n_images"] == 1000
+    for name in CHAPTERS:
+        assert set(book.chapter_parameters(name, "full")) <= book.declared_parameters(name), name
