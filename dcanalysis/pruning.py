@@ -84,22 +84,28 @@ def policy_steps(policy: Policy) -> list[tuple[int, int, Keep]]:
 
 
 def keep_each(policy: Policy, steps: list[tuple[int, int, Keep]], errors: torch.Tensor, alive: torch.Tensor,
-              rounds: torch.Tensor) -> torch.Tensor:
+              rounds: torch.Tensor, round_hi: torch.Tensor | None = None) -> torch.Tensor:
     """The survivors (B, K) of images that each finished a round of their own: ``rounds`` (B,) 0-based indices into
     ``steps`` (``policy_steps(policy)``), errors (B, K, N) holding every image's trials up to its round's end, alive
     (B, K) the candidates that round ran. The decisions of ``steps[j]``'s keep, image by image. A sequential test
     decides all images in one set of tensor operations (its statistics are running sums: the same numbers whatever
-    round an image is at); a staged schedule decides one round at a time."""
+    round an image is at); a staged schedule decides one round at a time. ``round_hi``: each step's ``hi`` as a
+    tensor, where the caller holds it (else built from ``steps``)."""
     if isinstance(policy, SequentialTest):
-        n = torch.tensor([hi for _, hi, _ in steps])[rounds]
-        decided = survivors(errors, alive, n, policy.confidence)
-        return torch.where((n < policy.min_trials).unsqueeze(1), alive, decided)
+        hi = torch.tensor([hi for _, hi, _ in steps]) if round_hi is None else round_hi
+        return _sequential_keep(policy, errors, alive, hi[rounds])
     out = alive.clone()
     for j in torch.unique(rounds).tolist():
         g = rounds == j
         _, hi, keep = steps[j]
         out[g] = keep(errors[g, :, :hi], alive[g])
     return out
+
+
+def _sequential_keep(test: SequentialTest, errors: torch.Tensor, alive: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    """The sequential test's step for images at n (B,) trials each: ``sequential.survivors``, except that before
+    ``min_trials`` nobody is dropped."""
+    return torch.where((n < test.min_trials).unsqueeze(1), alive, survivors(errors, alive, n, test.confidence))
 
 
 def _step_rules(policy: Policy):
@@ -119,9 +125,7 @@ def _step_rules(policy: Policy):
         hi = min(done + test.step, test.max_trials)
 
         def keep(sub, alive, hi=hi):
-            if hi < test.min_trials:
-                return alive
-            return survivors(sub, alive, torch.full((len(sub),), hi), test.confidence)
+            return _sequential_keep(test, sub, alive, torch.full((len(sub),), hi))
         yield done, hi, keep
         done = hi
 

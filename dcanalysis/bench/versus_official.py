@@ -327,6 +327,19 @@ def print_row(row: dict) -> None:
                            "wall" if "kernel_seconds_per_call" in row else ""))
 
 
+def host_profile(run, top: int = 40) -> list[dict]:
+    """``run()`` under cProfile (this thread only: the worker threads appear as the loop's waits on them): the
+    ``top`` functions by own time, each {function, calls, own_s, cumulative_s}."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(run)
+    rows = [{"function": f"{Path(file).name}:{line}({fn})", "calls": int(nc), "own_s": tt, "cumulative_s": ct}
+            for (file, line, fn), (_, nc, tt, ct, _) in pstats.Stats(prof).stats.items()]
+    return sorted(rows, key=lambda r: -r["own_s"])[:top]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description="The official algorithm against dcanalysis's fastest configuration.")
     p.add_argument("--datasets", nargs="+", default=["fashion_mnist"], choices=["fashion_mnist", "mnist"])
@@ -347,6 +360,12 @@ def main(argv=None):
     p.add_argument("--host-threads", type=int, nargs="+", default=[4],
                    help="worker threads reading images and drawing noise plans ahead of the refilled test's loop "
                         "(each value a run)")
+    p.add_argument("--call-graphs", nargs="+", choices=["off", "on"], default=["off"],
+                   help="the refilled test launches each call's device work kernel by kernel (off) or replays it as "
+                        "one CUDA graph per padded size (on: classify_refilled(cuda_graphs=True)); each value a run")
+    p.add_argument("--profile-host", action="store_true",
+                   help="after the timed refilled runs, one more (the last --rows, --in-flight, --host-threads and "
+                        "--call-graphs) under cProfile, untimed: the loop thread's time by function (host_profile)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="compile dcanalysis's network with CUDA graphs (engine.compile.optimise(cuda_graphs=True)); "
                         "the network's own rate is then measured so too")
@@ -420,36 +439,51 @@ def main(argv=None):
                                      y, wall, rows=main_rows, network=res["network"][main_rows])
         save()
         # after: a fixed number of images in flight, each finished one replaced (engine.refill)
-        for rows, in_flight, threads in ((r, f, h) for r in a.rows for f in a.in_flight for h in a.host_threads):
+        for rows, in_flight, threads, graphs in ((r, f, h, g == "on") for r in a.rows for f in a.in_flight
+                                                 for h in a.host_threads for g in a.call_graphs):
             clf = DiffusionClassifier(refilled[rows], ClassifierConfig(schedule=policy, **dict(common, batch_size=rows)))
             warm = x[tune][:200]
+            # graphs are captured per run (they read the run's own slots): the timed run pays its captures too
+            # (RefillStats.capture_s)
             timed(lambda: list(classify_refilled(clf, list(warm), range(10), in_flight=in_flight,
                                                  image_indices=range(tune.start, tune.start + len(warm)),
-                                                 host_threads=threads)), device)
+                                                 host_threads=threads, cuda_graphs=graphs)), device)
             stats = RefillStats()
             results, wall = timed(lambda: list(classify_refilled(
                 clf, list(x[:a.refill_images]), range(10), in_flight=in_flight, progress=True,
-                host_threads=threads, stats=stats)), device)
+                host_threads=threads, cuda_graphs=graphs, stats=stats)), device)
             results.sort(key=lambda r: r.image_index)
-            row = refill_row(f"dcanalysis: {policy}, {in_flight} images in flight, {rows} rows per call",
+            row = refill_row(f"dcanalysis: {policy}, {in_flight} images in flight, {rows} rows per call"
+                             + (", calls replayed as CUDA graphs" if graphs else ""),
                              results, y, wall, rows=rows, network=res["network"][rows], in_flight=in_flight,
                              calls=stats.calls, rows_sent=stats.rows, fill=stats.rows / (stats.calls * rows),
                              waited_seconds=stats.waited_s, host_threads=threads,
-                             host_seconds={"admit": stats.admit_s, "launch": stats.launch_s, "decide": stats.decide_s},
-                             rounds_decided=stats.decisions,
+                             host_seconds={"admit": stats.admit_s, "launch": stats.launch_s, "decide": stats.decide_s,
+                                           "graph_capture": stats.capture_s,
+                                           "admit_waiting_for_workers": stats.waited_workers_s},
+                             rounds_decided=stats.decisions, call_graphs=graphs,
                              padded_sizes=a.refill_padded_sizes)
             row["same_images"] = accuracy_row("the same run, its first images", np.array(
                 [r.prediction_index for r in results[:n]]) == y[:n], float(np.mean([r.n_evaluations for r in
                                                                                    results[:n]])), 0.0)
             row["vs_lockstep"] = agreement(results[:n], lockstep)
             res.setdefault("refill", []).append(row)
-            print(f"{name} refill, {rows} rows, {in_flight} in flight: {row['evals_per_s']:.0f} evals/s = {100 * row['of_network']:.0f} % of "
+            print(f"{name} refill, {rows} rows, {in_flight} in flight, {threads} host threads, call graphs "
+                  f"{'on' if graphs else 'off'}: {row['evals_per_s']:.0f} evals/s = {100 * row['of_network']:.0f} % of "
                   f"the compiled network's {res['network'][rows]['evals_per_s']:.0f}; lockstep: "
                   f"{100 * res['lockstep']['of_network']:.0f} %; predictions as lockstep's: "
                   f"{100 * row['vs_lockstep']['same_prediction']:.1f} %; calls {100 * row['fill']:.0f} % full on "
                   f"average, {row['waited_seconds']:.1f} s of {wall:.1f} s waiting for the GPU; per call "
                   + ", ".join(f"{k} {1000 * v / stats.calls:.1f} ms" for k, v in row["host_seconds"].items())
                   + f", {stats.decisions / stats.calls:.0f} rounds decided")
+            save()
+        if a.profile_host:
+            res["host_profile"] = host_profile(lambda: list(classify_refilled(
+                clf, list(x[:a.refill_images]), range(10), in_flight=in_flight, host_threads=threads,
+                cuda_graphs=graphs)))
+            print(f"{name}: the refilled loop's thread under cProfile, by own time:")
+            for r in res["host_profile"][:25]:
+                print(f"  {r['own_s']:7.3f} s own {r['cumulative_s']:7.3f} s cum {r['calls']:8d} calls  {r['function']}")
             save()
         best = max(res["refill"], key=lambda r: r["evals_per_s"])
         res["dcanalysis"] = {**best["same_images"], "implementation": best["implementation"],

@@ -114,8 +114,11 @@ def waiting(refill: dict) -> str:
     wall = refill["seconds_per_image"] * refill["images"]
     out = f"; its loop waited {refill['waited_seconds']:.1f} s of {wall:.1f} s for the GPU"
     if "host_seconds" in refill:
-        out += " (host per call: " + ", ".join(f"{name} {1e3 * s / refill['calls']:.1f} ms"
-                                               for name, s in refill["host_seconds"].items()) + ")"
+        split = dict(refill["host_seconds"])
+        capture = split.pop("graph_capture", 0.0)  # part of launch, paid once per padded size
+        split.pop("admit_waiting_for_workers", None)  # part of admit
+        out += " (host per call: " + ", ".join(f"{name} {1e3 * s / refill['calls']:.1f} ms" for name, s in split.items())
+        out += (f"; the calls were CUDA graphs, captured in {capture:.2f} s)" if refill.get("call_graphs") else ")")
     return out
 
 

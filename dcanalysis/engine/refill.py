@@ -5,7 +5,10 @@ undecided, then the decisions, then the next round. Under a sequential test the 
 the GPU waits while the host decides, so on the lab models it ran at about a third of the compiled network's rate
 (issue 41). ``classify_refilled`` instead keeps ``in_flight`` images in slots on the device and one queue of rows:
 
-- every network call takes the next ``rows`` rows of the queue (one batch shape for a compiled network);
+- every network call takes the next ``rows`` rows of the queue (one batch shape for a compiled network); with
+  ``cuda_graphs`` a call's whole device work (gathering its rows' x_0, noise and t, x_t, the network, the error) is
+  one CUDA graph per padded size, captured once and replayed: the loop then launches one graph, not the hundreds of
+  kernels of a compiled UNet, whose launches were the loop's largest cost on the MNIST model (issue 41);
 - the host reads a call's errors back while the GPU runs the next call, so no decision makes the GPU wait;
 - each image's host work (reading it, drawing its noise plan) is done ahead on ``host_threads`` worker threads
   (``torch.randn`` releases the GIL), so admitting an image costs the loop its copies only;
@@ -33,6 +36,7 @@ from ..classifier import (ClassificationResult, DiffusionClassifier, check_candi
 from ..denoiser import RowGroups, index_conditioning, row_groups
 from ..denoising_error import denoising_error, noisy_sample
 from ..images import ImageSource
+from .batching import padded_size
 from ..pruning import keep_each, policy_steps, stops_early
 
 
@@ -84,10 +88,11 @@ class RefillStats:
 
     ``calls`` network calls carried ``rows`` rows in all (``rows / (calls * rows_per_call)``: how full the calls
     were); ``decisions``: rounds decided (one per image and round; all those that one call completes are decided
-    together). Seconds of the loop's thread: ``waited_s`` waiting for calls' errors to come back (near
-    zero when the host, not the GPU, sets the pace), ``admit_s`` putting new images into slots (including waiting
-    for the worker threads that prepare them), ``launch_s`` queueing network calls, ``decide_s`` storing errors and
-    deciding images (waiting excluded)."""
+    together). Seconds of the loop's thread: ``waited_s`` waiting for calls' errors to come back (near zero when
+    the host, not the GPU, sets the pace), ``admit_s`` putting new images into slots (including
+    ``waited_workers_s``, waiting for the worker threads that prepare them), ``launch_s`` queueing network calls
+    (including ``capture_s``, capturing CUDA graphs, once per padded size and run), ``decide_s`` storing errors
+    and deciding images (waiting excluded)."""
 
     calls: int = 0
     rows: int = 0
@@ -96,6 +101,8 @@ class RefillStats:
     admit_s: float = 0.0
     launch_s: float = 0.0
     decide_s: float = 0.0
+    capture_s: float = 0.0
+    waited_workers_s: float = 0.0
 
 
 def classify_refilled(
@@ -109,6 +116,7 @@ def classify_refilled(
     log_prior: torch.Tensor | None = None,
     progress: bool = False,
     host_threads: int = 2,
+    cuda_graphs: bool = False,
     stats: RefillStats | None = None,
 ) -> Iterator[ClassificationResult]:
     """Classify ``images`` with ``clf``'s policy, ``in_flight`` images at a time (see the module docstring); yields
@@ -119,7 +127,10 @@ def classify_refilled(
     ``in_flight * s * (candidates alive)``). ``image_indices`` name the noise streams (default 0, 1, ...). The device
     holds ``in_flight`` noise plans: ``in_flight * trials * sample size`` floats (the lab models at 1,000 images:
     0.3 GB). ``progress``: a tqdm bar of images decided. ``host_threads``: worker threads that read images and
-    draw noise plans ahead of the loop (0: the loop does it). ``stats``: filled with what was sent to the network.
+    draw noise plans ahead of the loop (0: the loop does it). ``cuda_graphs``: replay each call's device work as
+    one CUDA graph (``_CallGraphs``; a CUDA device, a network that never syncs with the host, no row groups);
+    calls are then padded to the adapter's ``padded_sizes`` halvings of ``rows`` (``engine.batching.Batched``)
+    as the network sees them anyway. ``stats``: filled with what was sent to the network.
     """
     candidates = check_candidates(candidates)
     indices = check_image_indices(range(len(images)) if image_indices is None else image_indices, len(images))
@@ -128,6 +139,11 @@ def classify_refilled(
     if host_threads < 0:
         raise ValueError(f"host_threads must be >= 0, got {host_threads}.")
     rows = rows or clf.config.batch_size
+    if cuda_graphs and torch.device(clf.adapter.device).type != "cuda":
+        raise ValueError(f"cuda_graphs=True needs a CUDA device; this model is on {clf.adapter.device}: leave it off.")
+    if cuda_graphs and getattr(clf.adapter, "uses_row_groups", False):
+        raise ValueError("cuda_graphs=True cannot capture an adapter that shares work between rows (row groups "
+                         "change with every call): leave it off for this model.")
     bar = tqdm(total=len(indices), unit="image", desc="classify", mininterval=1, leave=False, disable=not progress)
     # twice what the loop admits at its start (enough rows for two calls), and no more: each image prepared ahead
     # holds its noise in pinned memory, whose allocation is slow
@@ -135,7 +151,8 @@ def classify_refilled(
     ahead = min(in_flight, 2 * -(-2 * rows // first_round))
     waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, ahead=ahead)
     try:
-        yield from _Refill(clf, candidates, in_flight, rows, log_prior, stats or RefillStats()).run(waiting, bar)
+        refill = _Refill(clf, candidates, in_flight, rows, log_prior, stats or RefillStats(), cuda_graphs)
+        yield from refill.run(waiting, bar)
     finally:
         waiting.close()
         bar.close()
@@ -177,11 +194,57 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: 
         pool.shutdown(wait=True)
 
 
+class _CallGraphs:
+    """``_Refill._errors`` captured as one CUDA graph per padded call size and replayed.
+
+    A graph reads its rows from a static (size, 3) buffer on the device and the run's slots (x_0, noise, t, all
+    allocated once, so their addresses hold) and writes its errors to a static buffer; a call copies its rows in,
+    padded as ``Batched`` pads them (the first row repeated, so the network sees what it sees without graphs), and
+    replays. Each size is captured on first use, after two calls on a side stream (PyTorch's recipe: the compiled
+    network's and cuDNN's choices are made outside the capture). One memory pool serves all sizes: they never run
+    at once, and each keeps its own output alive."""
+
+    def __init__(self, refill: "_Refill", padded_sizes: int):
+        self.refill, self.sizes = refill, padded_sizes
+        self.graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        self.pool = torch.cuda.graph_pool_handle()
+
+    def _capture(self, size: int):
+        rows = torch.zeros(size, 3, dtype=torch.long, device=self.refill.device)  # slot 0, trial 0, candidate 0
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self.refill._errors(rows)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        # thread-local: the worker threads pinning memory meanwhile may do what a global capture forbids
+        with torch.cuda.graph(graph, pool=self.pool, capture_error_mode="thread_local"):
+            errors = self.refill._errors(rows)
+        return graph, rows, errors
+
+    def replay(self, rows: torch.Tensor) -> torch.Tensor:
+        """(n,) errors of ``rows`` (n, 3) on the host, queued on the current stream; valid until the next replay of
+        the same size (the caller copies them out first, in stream order)."""
+        n = len(rows)
+        size = padded_size(n, self.refill.rows, self.sizes)
+        if size not in self.graphs:
+            start = time.perf_counter()
+            self.graphs[size] = self._capture(size)
+            self.refill.stats.capture_s += time.perf_counter() - start
+        graph, static_rows, errors = self.graphs[size]
+        if size > n:
+            rows = torch.cat([rows, rows[:1].expand(size - n, 3)])
+        static_rows.copy_(rows.pin_memory(), non_blocking=True)
+        graph.replay()
+        return errors[:n]
+
+
 class _Refill:
     """The state of one ``classify_refilled`` run: slots on the device, decisions on the host."""
 
     def __init__(self, clf: DiffusionClassifier, candidates: list, in_flight: int, rows: int, log_prior,
-                 stats: RefillStats):
+                 stats: RefillStats, cuda_graphs: bool = False):
         self.clf, self.candidates, self.slots, self.rows, self.log_prior = clf, candidates, in_flight, rows, log_prior
         self.stats = stats
         self.adapter = clf.adapter
@@ -198,6 +261,7 @@ class _Refill:
         self.free = list(range(in_flight - 1, -1, -1))  # popped from the end: slot 0 first
         self.shape: tuple[int, ...] | None = None
         self.tell_rows = getattr(self.adapter, "uses_row_groups", False)
+        self.graphs = _CallGraphs(self, getattr(self.adapter, "padded_sizes", 1)) if cuda_graphs else None
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         """Device slots for x_0, noise and timesteps; host tables for errors and decisions."""
@@ -260,21 +324,30 @@ class _Refill:
         self.queue.put(torch.stack([s[i], lo[i] + trial, cand], dim=1))
 
     # -- the network
-    def _launch(self, rows: torch.Tensor) -> _Call:
-        """Queue one network call for ``rows`` (n, 3) and the copy of its errors back; returns at once on a GPU."""
-        s, trial, cand = to_device_async(rows.T.contiguous(), self.device)
+    def _errors(self, rows: torch.Tensor, host_rows: torch.Tensor | None = None) -> torch.Tensor:
+        """(n,) errors of ``rows`` (n, 3) = (slot, trial, candidate) on the device (``host_rows``: the same on the
+        host, for adapters that use row groups): the device work of one call, queued without waiting (and what
+        ``_CallGraphs`` captures)."""
+        s, trial, cand = rows.unbind(1)
         t, eps, x = self.t[s, trial], self.noise[s, trial], self.x0[s]
         x_t = noisy_sample(self.process, x, eps, t)
         groups = None
         if self.tell_rows:  # rows of one (slot, trial) hold the same x_t
-            g = row_groups(rows[:, 0] * self.trials + rows[:, 1])
+            g = row_groups(host_rows[:, 0] * self.trials + host_rows[:, 1])
             groups = RowGroups(to_device_async(g.starts, self.device), to_device_async(g.index, self.device))
         cfg = self.clf.config
-        self.stats.calls += 1
-        self.stats.rows += len(rows)
         with torch.no_grad():
             out = self.adapter.predict(x_t, t, index_conditioning(self.cond, cand), groups)
-            err = denoising_error(self.process, out, x_t, x, eps, t, loss=cfg.error, target=cfg.target)
+            return denoising_error(self.process, out, x_t, x, eps, t, loss=cfg.error, target=cfg.target)
+
+    def _launch(self, rows: torch.Tensor) -> _Call:
+        """Queue one network call for ``rows`` (n, 3) and the copy of its errors back; returns at once on a GPU."""
+        self.stats.calls += 1
+        self.stats.rows += len(rows)
+        if self.graphs is not None:
+            err = self.graphs.replay(rows)
+        else:
+            err = self._errors(to_device_async(rows, self.device), rows)
         if self.device.type != "cuda":
             return _Call(rows, err, None)
         back = torch.empty(err.shape, dtype=err.dtype, pin_memory=True)
@@ -299,7 +372,8 @@ class _Refill:
         if not len(complete):
             return []
         rounds = self.step[complete]
-        survivors = keep_each(self.policy, self.steps, self.errors[complete], self.active[complete], rounds)
+        survivors = keep_each(self.policy, self.steps, self.errors[complete], self.active[complete], rounds,
+                              self.round_hi)
         self.alive[complete] = survivors
         self.reached[complete] = torch.where(survivors, (rounds + 1).unsqueeze(1), self.reached[complete])
         done = (rounds + 1 == len(self.steps)) | (self.stops & (survivors.sum(dim=1) < 2))
@@ -330,6 +404,7 @@ class _Refill:
             if more and self.free and self.queue.size < 2 * self.rows:
                 want = min(len(self.free), -(-(2 * self.rows - self.queue.size) // first_round))
                 items = [item for _, item in zip(range(want), waiting)]
+                stats.waited_workers_s += clock() - start
                 more = len(items) == want
                 if items:
                     self._admit(items)

@@ -76,7 +76,7 @@ def test_the_gpu_command_runs_end_to_end_in_miniature_on_the_cpu(tmp_path, monke
     out = tmp_path / "v.json"
     versus_official.main(["--device", "cpu", "--n-images", "4", "--refill-images", "6", "--tune-images", "4",
                           "--trials", "8", "--rows", "16", "32", "--in-flight", "3", "5", "--peer-seconds", "0",
-                          "--seconds", "0", "--out", str(out)])
+                          "--seconds", "0", "--profile-host", "--out", str(out)])
     r = json.loads(out.read_text())["datasets"]["fashion_mnist"]
     assert r["official_default"]["batch"] == 32 and r["official"]["batch"] == 10 * 4  # the largest stage's rows
     assert [(row["rows"], row["in_flight"]) for row in r["refill"]] == [(16, 3), (16, 5), (32, 3), (32, 5)]
@@ -89,3 +89,7 @@ def test_the_gpu_command_runs_end_to_end_in_miniature_on_the_cpu(tmp_path, monke
     assert r["refill"][0]["of_network"] == pytest.approx(r["refill"][0]["evals_per_s"] / r["network"]["16"]["evals_per_s"])
     assert r["speedup"] == pytest.approx(r["official"]["seconds_per_image"] / r["dcanalysis"]["seconds_per_image"])
     assert r["official_decisions"]["images"] == 4 and isinstance(r["inside_official_interval"], bool)
+    # the untimed profile of one more refilled run: the loop's own functions, by own time
+    profile = r["host_profile"]
+    assert any(f["function"].startswith("refill.py:") for f in profile)
+    assert [f["own_s"] for f in profile] == sorted((f["own_s"] for f in profile), reverse=True)

@@ -44,3 +44,5 @@ def test_a_refilled_run_says_how_long_its_loop_waited_for_the_gpu_and_older_runs
     assert waiting({"seconds_per_image": 0.002, "images": 4000}) == ""
     row.update(calls=100, host_seconds={"admit": 0.5, "launch": 1.0, "decide": 0.25})
     assert waiting(row).endswith("for the GPU (host per call: admit 5.0 ms, launch 10.0 ms, decide 2.5 ms)")
+    row.update(call_graphs=True, host_seconds={"admit": 0.5, "launch": 0.2, "decide": 0.25, "graph_capture": 0.15})
+    assert waiting(row).endswith("launch 2.0 ms, decide 2.5 ms; the calls were CUDA graphs, captured in 0.15 s)")

@@ -103,3 +103,26 @@ def test_bad_input_is_refused_before_any_network_work():
     with pytest.raises(ValueError, match="duplicate candidates"):
         next(classify_refilled(clf, points, [0, 0]))
     assert list(classify_refilled(clf, [], [0, 1])) == []
+    with pytest.raises(ValueError, match="cuda_graphs=True needs a CUDA device"):
+        next(classify_refilled(clf, points, [0, 1], cuda_graphs=True))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_calls_replayed_as_cuda_graphs_give_the_decisions_of_calls_launched_one_kernel_at_a_time():
+    from dcanalysis.evaluation.lab_datasets import load_lab_dataset, to_model_input
+    from dcanalysis.lab.registry import load_lab_diffusion
+
+    adapter = Batched(load_lab_diffusion("mnist_unet", device="cuda"), static_rows=64, padded_sizes=3)
+    x = to_model_input(load_lab_dataset("mnist", test_only=True).test_images[:40])
+    policy = SequentialTest(step=2, min_trials=4, max_trials=20, confidence=0.99)
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=64))
+    launched = {r.image_index: r for r in classify_refilled(clf, list(x), list(range(10)), in_flight=12, rows=64)}
+    stats = RefillStats()
+    replayed = list(classify_refilled(clf, list(x), list(range(10)), in_flight=12, rows=64, cuda_graphs=True,
+                                      host_threads=2, stats=stats))
+    assert sorted(r.image_index for r in replayed) == list(range(40))
+    for r in replayed:  # the network sees the same padded batches; only the error's reduction may differ in size
+        _same(r, launched[r.image_index], exact=False)
+        assert r.prediction_index == launched[r.image_index].prediction_index
+    assert stats.rows == sum(r.n_evaluations for r in replayed) and stats.waited_s > 0
