@@ -134,6 +134,105 @@ def shifted_mean(rows: list[dict]) -> list[dict]:
              "accuracy": float(np.mean([r["accuracy"] for r in g]))} for (f, n, m), g in groups.items()]
 
 
+DC = "Diffusion Classifier"
+
+
+def by_labelled(rows: list[dict], value: str = "accuracy", *, percent: bool = True) -> "pandas.DataFrame":  # noqa: F821
+    """One row per model (in the rows' order), one column per number of labelled images ("6,000 images"):
+    ``value`` of each (model, labelled) row, in % (one decimal) where ``percent``. Chapter 12's tables."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows).drop_duplicates(["model", "labelled"])
+    table = frame.pivot(index="model", columns="labelled", values=value)
+    table = table.mul(100).round(1) if percent else table
+    table = table.reindex(list(dict.fromkeys(frame.model)))
+    table.columns = [f"{n:,} images" for n in table.columns]
+    return table.rename_axis(index="model")
+
+
+def verdicts(test_rows: list[dict]) -> list[str]:
+    """Per number of labelled images (test split rows): the Diffusion Classifier against the best discriminative
+    model, each with its 95 % interval, the gap in points, and whether the intervals overlap."""
+    out = []
+    for labelled in sorted({r["labelled"] for r in test_rows}):
+        group = [r for r in test_rows if r["labelled"] == labelled]
+        dc = next((r for r in group if r["model"] == DC), None)
+        rest = [r for r in group if r["model"] != DC]
+        if dc is None or not rest:
+            continue
+        best = max(rest, key=lambda r: r["accuracy"])
+        overlap = dc["ci_lo"] <= best["ci_hi"] and best["ci_lo"] <= dc["ci_hi"]
+        lead = 100 * (dc["accuracy"] - best["accuracy"])
+        side = "within the intervals of" if overlap else ("ahead of" if lead > 0 else "behind")
+        out.append(f"{labelled:,} labelled images: {DC} {_pct(dc)}\n"
+                   f"    best discriminative, {best['model']}: {_pct(best)}\n    {lead:+.1f} points, {side} it")
+    return out
+
+
+def _pct(r: dict) -> str:
+    return f"{100 * r['accuracy']:.1f} % [{100 * r['ci_lo']:.1f}, {100 * r['ci_hi']:.1f}]"
+
+
+def shifted_ranking(shifted: list[dict]) -> list[str]:
+    """Per number of labelled images: the models by their mean accuracy over the shifted sets (``shifted_mean``),
+    highest first, one line each."""
+    out = []
+    for labelled in sorted({r["labelled"] for r in shifted}):
+        ranked = sorted((r for r in shifted if r["labelled"] == labelled), key=lambda r: -r["accuracy"])
+        out.append(f"{labelled:,} labelled images, mean over {ranked[0]['sets']} shifted sets, highest first:\n    "
+                   + ", ".join(f"{r['model']} {100 * r['accuracy']:.1f} %" for r in ranked))
+    return out
+
+
+def per_set_table(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """Accuracy (%) on each shifted set (named as chapter 9 names them), one row per (set, model), one column per
+    number of labelled images."""
+    import pandas as pd
+
+    from ..evaluation.analysis import shift_name
+
+    frame = pd.DataFrame([dict(r, set=shift_name(r["set"])) for r in rows if r["set"] != "test"])
+    table = frame.pivot_table(index=["set", "model"], columns="labelled", values="accuracy", sort=False)
+    table = table.mul(100).round(1)
+    table.columns = [f"{n:,} images" for n in table.columns]
+    return table.rename_axis(index=["shifted set", "model"])
+
+
+def first_share_within_reach(test_rows: list[dict]) -> dict[str, int | None]:
+    """Per discriminative model: the fewest labelled images at which its interval reaches the Diffusion
+    Classifier's (its upper bound at or above the Diffusion Classifier's lower one); None where it never does."""
+    out = {}
+    for model in dict.fromkeys(r["model"] for r in test_rows if r["model"] != DC):
+        out[model] = None
+        for labelled in sorted({r["labelled"] for r in test_rows}):
+            dc = [r for r in test_rows if r["labelled"] == labelled and r["model"] == DC]
+            m = [r for r in test_rows if r["labelled"] == labelled and r["model"] == model]
+            if dc and m and m[0]["ci_hi"] >= dc[0]["ci_lo"]:
+                out[model] = labelled
+                break
+    return out
+
+
+def gap_table(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """Points by which the Diffusion Classifier leads (or, negative, trails) the best discriminative model on each
+    shifted set, one row per set, one column per number of labelled images."""
+    import pandas as pd
+
+    from ..evaluation.analysis import shift_name
+
+    gap = {}
+    for r in rows:
+        if r["set"] == "test" or r["model"] != DC:
+            continue
+        rest = [o["accuracy"] for o in rows if o["set"] == r["set"] and o["labelled"] == r["labelled"]
+                and o["model"] != DC]
+        if rest:
+            gap[(shift_name(r["set"]), r["labelled"])] = round(100 * (r["accuracy"] - max(rest)), 1)
+    table = pd.Series(gap).unstack(1)
+    table.columns = [f"{n:,} images" for n in table.columns]
+    return table.rename_axis(index="shifted set")
+
+
 def merge_into(previous: dict | None, settings: dict) -> dict:
     """The result a run writes into: ``previous`` (the same file from an earlier, possibly cut-short run) when it was
     made with the same ``settings``, else a fresh one; a file of other settings is refused, never mixed."""

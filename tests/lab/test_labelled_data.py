@@ -48,3 +48,40 @@ def test_result_rows_are_tidy_and_the_shifted_mean_leaves_out_the_test_split():
     (mean,) = labelled_data.shifted_mean(rows)
     assert mean["accuracy"] == 0.25 and mean["sets"] == 2
     assert labelled_data.result_rows(result, "fashion_mnist") == []
+
+
+def _rows():
+    """Two shares, the Diffusion Classifier and two baselines, on the test split and two shifted sets."""
+    acc = {(6000, "Diffusion Classifier"): (0.90, 0.02), (6000, "CNN"): (0.80, 0.02), (6000, "ViT"): (0.89, 0.02),
+           (60000, "Diffusion Classifier"): (0.95, 0.01), (60000, "CNN"): (0.99, 0.005), (60000, "ViT"): (0.97, 0.01)}
+    rows = []
+    for (labelled, model), (a, h) in acc.items():
+        for s, shift in (("test", 0.0), ("gaussian_noise_s3", -0.2 if model == "CNN" else -0.1), ("sklearn_digits", -0.3)):
+            rows.append({"fraction": labelled / 60000, "labelled": labelled, "model": model, "steps": labelled // 10,
+                         "set": s, "n": 1000, "accuracy": a + shift, "ci_lo": a + shift - h, "ci_hi": a + shift + h,
+                         "evaluations_per_image": 100.0 if model == "Diffusion Classifier" else 1.0})
+    return rows
+
+
+def test_chapter_12s_tables_and_verdicts_come_from_the_rows():
+    rows = _rows()
+    test = [r for r in rows if r["set"] == "test"]
+    table = labelled_data.by_labelled(test)
+    assert list(table.index) == ["Diffusion Classifier", "CNN", "ViT"]  # the rows' order, not alphabetical
+    assert list(table.columns) == ["6,000 images", "60,000 images"] and table.loc["CNN", "60,000 images"] == 99.0
+    assert labelled_data.by_labelled(rows, "steps", percent=False).loc["ViT", "6,000 images"] == 600
+    few, many = labelled_data.verdicts(test)
+    # 6,000: the ViT (89 % [87, 91]) is the best baseline and overlaps the Diffusion Classifier's [88, 92]
+    assert few.startswith("6,000 labelled images: Diffusion Classifier 90.0 % [88.0, 92.0]")
+    assert "best discriminative, ViT: 89.0 % [87.0, 91.0]" in few and few.endswith("+1.0 points, within the intervals of it")
+    assert "CNN: 99.0 %" in many and many.endswith("-4.0 points, behind it")
+    assert labelled_data.first_share_within_reach(test) == {"CNN": 60000, "ViT": 6000}
+    ranking = labelled_data.shifted_ranking(labelled_data.shifted_mean(rows))
+    assert ranking[0].startswith("6,000 labelled images, mean over 2 shifted sets, highest first:")
+    assert ranking[0].endswith("ViT 69.0 %, CNN 55.0 %") and "Diffusion Classifier 70.0 %" in ranking[0]
+    per_set = labelled_data.per_set_table(rows)
+    assert per_set.index.names == ["shifted set", "model"] and per_set.loc[("scikit-learn digits", "CNN"), "6,000 images"] == 50.0
+    gap = labelled_data.gap_table(rows)
+    # Gaussian noise at 60,000: the Diffusion Classifier 85 % against the ViT's 87 %
+    assert gap.loc["gaussian noise (severity 3)", "60,000 images"] == -2.0
+    assert gap.loc["scikit-learn digits", "6,000 images"] == 1.0
