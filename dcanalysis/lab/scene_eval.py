@@ -267,6 +267,23 @@ def zero_shot_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
                          for r in rows]).set_index(["(colour, shape) pairs", "model"])
 
 
+SWAP_NAMES = {"all": "every swap", "object": "shapes swapped", "attribute": "colours swapped",
+              "both": "both swapped"}
+
+
+def swap_frame(rows: list[dict], metric: str) -> "pandas.DataFrame":  # noqa: F821
+    """``swap_tables``' rows of one Winoground ``metric`` ("text", "image" or "group") as the book shows them: one
+    row per (pairs, model), one column per swap type (every swap first), scores in % with one decimal. One table
+    per metric keeps each at page width (all three side by side were twelve columns)."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r for r in rows if r["metric"] == metric])
+    frame = frame.assign(pairs=frame.split.map(lambda s: SPLIT_NAMES.get(s, s)), swap=frame.tag.map(SWAP_NAMES))
+    table = frame.pivot_table(index=["pairs", "model"], columns="swap", values="score", sort=False)
+    table = table[[name for name in SWAP_NAMES.values() if name in table.columns]]
+    return table.round(1).rename_axis(index=["(colour, shape) pairs", "model"], columns=None)
+
+
 def across_seeds(tables: dict[int, list[dict]], value: str, *, bounds: tuple[float, float] | None = None) -> list[dict]:
     """Combine one table per training seed (rows of ``swap_tables`` or ``zero_shot_table``) into one row per
     (split, model[, metric, tag]): the mean of ``value`` ("score" or "accuracy"), its sample standard deviation

@@ -1,4 +1,5 @@
 import json
+import numpy as np
 import pytest
 
 from dcanalysis.lab import scene_eval
@@ -118,3 +119,19 @@ def test_a_complete_run_is_read_without_being_opened_for_writing_and_other_setti
     assert len(got) == 2 * 3 + 20 and all("diffusion_raw" in r or "diffusion_prediction" in r for r in got)
     with pytest.raises(Opened):  # other settings: the store decides (it refuses them)
         scene_eval.evaluate_scenes(run, items=3, per_thing=1, trials=50, seed=0, contrastive=())
+
+
+def test_one_swap_table_per_score_with_swap_types_and_splits_named_for_readers():
+    from dcanalysis.evaluation.winoground import score_table
+
+    scores = np.zeros((4, 2, 2))
+    scores[:, 0, 0] = scores[:, 1, 1] = 1.0  # every item right: each caption scores higher on its own image
+    scores[3] = [[0.0, 1.0], [1.0, 0.0]]  # the last item wrong both ways
+    rows = [{"split": split, **r} for split in ("test_seen", "test_unseen")
+            for r in score_table(scores, ["object", "attribute", "both", "both"], "m")]
+    text = scene_eval.swap_frame(rows, "text")
+    assert list(text.columns) == ["every swap", "shapes swapped", "colours swapped", "both swapped"]
+    assert text.index.names == ["(colour, shape) pairs", "model"]
+    assert list(text.index.get_level_values(0)) == ["seen in training", "held out"]
+    assert text.loc[("held out", "m")].tolist() == [75.0, 100.0, 100.0, 50.0]
+    assert scene_eval.swap_frame(rows, "group").shape == (2, 4)
