@@ -160,20 +160,28 @@ def classify_refilled(
 
 def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: int
                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """(model-input pixels (C, H, W), noise (N, *sample_shape), timesteps (N,), image index) of each (image, index)
-    of ``items``, in order: the image read and its noise plan drawn, its N = ``total_trials`` trials kept.
+    """(x_0 (*sample_shape), noise (N, *sample_shape), both on the model's device, timesteps (N,) on the host,
+    image index) of each (image, index) of ``items``, in order: the image read and encoded, its noise plan drawn
+    and its N = ``total_trials`` trials sent to the device.
 
-    On a GPU the pixels and noise come in pinned memory, so that the loop's copies to the device are one launch
-    each and never wait. With ``threads`` > 0 up to ``ahead`` images are prepared ahead on worker threads; an image
-    that cannot be read raises here, in its turn. The first image is prepared on this thread: it fixes the run's
-    sample shape (one encode on the device), which every later plan needs."""
-    trials, pin = clf.config.schedule.total_trials, torch.device(clf.adapter.device).type == "cuda"
+    Each image is encoded alone, as ``classify_batch`` encodes it (the same x_0 to the last bit). On a GPU the
+    pixels and noise travel from pinned memory, so these copies never wait for the GPU's queue; the loop then
+    puts a whole group of new images into their slots with one copy each for x_0 and noise. With ``threads`` > 0
+    up to ``ahead`` images are prepared ahead on worker threads (their kernels go to the same stream as the
+    loop's, before the loop's own reads of them); an image that cannot be read raises here, in its turn. The
+    first image is prepared on this thread: it fixes the run's sample shape, which every later plan needs."""
+    trials, device = clf.config.schedule.total_trials, torch.device(clf.adapter.device)
+    pin = device.type == "cuda"
 
     def prepare(item):
         image, i = item
         (px,), (plan,) = clf.host_inputs([image], [i])
         noise = plan.noise[:trials]
-        return ((px.pin_memory(), noise.pin_memory()) if pin else (px, noise)) + (plan.timesteps[:trials], i)
+        if pin:
+            px, noise = px.pin_memory(), noise.pin_memory()
+        with torch.no_grad():  # grad mode is per thread: a worker's starts on
+            x0 = clf.adapter.encode(px.unsqueeze(0).to(device, non_blocking=True))[0]
+        return x0, noise.to(device, non_blocking=True), plan.timesteps[:trials], i
 
     if not items:
         return
@@ -281,24 +289,23 @@ class _Refill:
 
     # -- admitting images
     def _admit(self, items: list) -> None:
-        """Put (pixels, noise, timesteps, index) items into free slots: their x_0 and noise on the device, their
-        first round in the queue. Copies come from pinned memory, so nothing here waits for the GPU's queue."""
-        shape = self.clf.sample_shape(items[0][0])
+        """Put (x_0, noise, timesteps, index) items (``_host_inputs``) into free slots: x_0, noise and timesteps
+        each in one copy on the device, their first round in the queue. Nothing here waits for the GPU's queue."""
         if self.shape is None:
-            self._allocate(shape)
+            self._allocate(tuple(items[0][0].shape))
+        for x0, _, _, i in items:
+            if tuple(x0.shape) != self.shape:
+                raise ValueError(f"image {i} has diffusion-space shape {tuple(x0.shape)}; this run's images have "
+                                 f"{self.shape}: resize them to one size, or classify each size apart.")
         slots = [self.free.pop() for _ in items]
-        with torch.no_grad():
-            for slot, (px, noise, _, i) in zip(slots, items):
-                if self.clf.sample_shape(px) != self.shape:
-                    raise ValueError(f"image {i} has diffusion-space shape {self.clf.sample_shape(px)}; this run's "
-                                     f"images have {self.shape}: resize them to one size, or classify each size apart.")
-                # one image at a time, as classify_batch encodes them: the same x_0 to the last bit
-                self.x0[slot] = self.adapter.encode(px.unsqueeze(0).to(self.device, non_blocking=True))[0]
-                self.noise[slot].copy_(noise, non_blocking=True)
-                self.index[slot] = i
         s = torch.tensor(slots)
+        on_device = to_device_async(s, self.device)
         timesteps = torch.stack([t for _, _, t, _ in items])
-        self.t.index_copy_(0, to_device_async(s, self.device), to_device_async(timesteps, self.device))
+        self.x0.index_copy_(0, on_device, torch.stack([x0 for x0, _, _, _ in items]))
+        self.noise.index_copy_(0, on_device, torch.stack([noise for _, noise, _, _ in items]))
+        self.t.index_copy_(0, on_device, to_device_async(timesteps, self.device))
+        for slot, (_, _, _, i) in zip(slots, items):
+            self.index[slot] = i
         self.t_host[s] = timesteps
         self.errors[s] = float("nan")
         self.alive[s] = True
