@@ -387,8 +387,10 @@ def swap_examples(items: Sequence, *, per_row: int = 2):
     return fig
 
 
-def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | None = None):
-    """Text, image and group scores (%) per swap tag and model with 95 % intervals; dashed line = chance."""
+def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | None = None,
+                    names: dict[str, str] | None = None):
+    """Text, image and group scores (%) per swap tag and model with 95 % intervals; dashed line = chance.
+    ``names``: how tags and the split are printed (e.g. ``scene_eval.SWAP_TICKS`` and ``SPLIT_NAMES``)."""
     import pandas as pd
 
     df = pd.DataFrame(rows)
@@ -409,8 +411,9 @@ def winoground_bars(rows: list[dict], chance: dict[str, float], *, split: str | 
             ax.errorbar(xs, sub["score"], yerr=_yerr(sub["score"], sub["lo"], sub["hi"]), fmt="none",
                         ecolor="black", elinewidth=0.8, capsize=2)
         ax.axhline(chance[metric], color="gray", ls="--", lw=1)
-        ax.set_xticks(range(len(tags)), tags, fontsize=8, rotation=30)
-        ax.set_title(f"{metric} score" + (f"\n({split})" if split else ""), fontsize=10)
+        name = (names or {}).get
+        ax.set_xticks(range(len(tags)), [name(t, t) for t in tags], fontsize=8, rotation=30)
+        ax.set_title(f"{metric} score" + (f"\n({name(split, split)})" if split else ""), fontsize=10)
         ax.set_ylim(0, 100)
     axes[0, 0].set_ylabel("% of items")
     fig.tight_layout()

@@ -22,7 +22,7 @@ from ..classifier import ClassifierConfig, DiffusionClassifier
 from ..estimators import accuracy_interval
 from ..evaluation.run_store import RunStore, load_records, read_manifest
 from ..schedules import Schedule
-from ..evaluation.winoground import WinogroundExample, diffusion_scores, score_table
+from ..evaluation.winoground import WinogroundExample, diffusion_scores, same_image_wins, score_table
 from . import scenes
 from ..paths import RESULTS_DIR
 from .registry import load_scene_clip, load_scene_diffusion, model_card
@@ -269,6 +269,49 @@ def zero_shot_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
 
 SWAP_NAMES = {"all": "every swap", "object": "shapes swapped", "attribute": "colours swapped",
               "both": "both swapped"}
+
+
+SWAP_TICKS = {"all": "every swap", "object": "shapes", "attribute": "colours", "both": "both"}  # figure axes
+
+
+def scores_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """``swap_tables``' rows over every swap as the book shows them: one row per (pairs, model), one column per
+    Winoground score, each "score (95 % interval)" in %."""
+    import pandas as pd
+
+    frame = pd.DataFrame([r for r in rows if r["tag"] == "all"])
+    frame = frame.assign(pairs=frame.split.map(lambda s: SPLIT_NAMES.get(s, s)), score_name=frame.metric + " score",
+                         cell=[f"{s:.1f} ({lo:.1f} to {hi:.1f})" for s, lo, hi in zip(frame.score, frame.lo, frame.hi)])
+    table = frame.pivot_table(index=["pairs", "model"], columns="score_name", values="cell", aggfunc="first", sort=False)
+    return table.rename_axis(index=["(colour, shape) pairs", "model"], columns=None)
+
+
+def same_image_frame(records: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """Per model (the Diffusion Classifier raw and normalised, each contrastive model the records hold): the % of
+    swap items where one image scores higher under both captions (``winoground.same_image_wins``)."""
+    import pandas as pd
+
+    swaps = [r for r in records if r["task"] == "swap"]
+    getters = {"Diffusion Classifier": lambda r: r["diffusion_raw"],
+               "Diffusion Classifier, normalised": lambda r: r["diffusion_normalised"]}
+    getters.update({CONTRASTIVE[n]: (lambda r, n=n: r["contrastive"][n]) for n in swaps[0].get("contrastive", {})})
+    share = {name: round(100 * float(same_image_wins(np.array([get(r) for r in swaps])).mean()), 1)
+             for name, get in getters.items()}
+    return pd.DataFrame({"% of items where one image wins under both captions": share}).rename_axis(index="model")
+
+
+def text_margins(records: list[dict]) -> "pandas.DataFrame":  # noqa: F821
+    """The Diffusion Classifier's median text margin (x 1000: the smaller of the two caption-vs-caption error gaps
+    of an item, positive when the text score counts it right) per pairs split and swap type."""
+    import pandas as pd
+
+    swaps = [r for r in records if r["task"] == "swap"]
+    s = np.array([r["diffusion_raw"] for r in swaps])  # (item, caption, image)
+    frame = pd.DataFrame({"(colour, shape) pairs": [SPLIT_NAMES.get(r["split"], r["split"]) for r in swaps],
+                          "swap": [SWAP_NAMES.get(r["tag"], r["tag"]) for r in swaps],
+                          "margin": 1e3 * np.minimum(s[:, 0, 0] - s[:, 1, 0], s[:, 1, 1] - s[:, 0, 1])})
+    table = frame.groupby(["(colour, shape) pairs", "swap"], sort=False)["margin"].median().unstack().round(3)
+    return table[[n for n in SWAP_NAMES.values() if n in table.columns]].rename_axis(columns=None)
 
 
 def swap_frame(rows: list[dict], metric: str) -> "pandas.DataFrame":  # noqa: F821

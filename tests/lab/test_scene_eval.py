@@ -135,3 +135,14 @@ def test_one_swap_table_per_score_with_swap_types_and_splits_named_for_readers()
     assert list(text.index.get_level_values(0)) == ["seen in training", "held out"]
     assert text.loc[("held out", "m")].tolist() == [75.0, 100.0, 100.0, 50.0]
     assert scene_eval.swap_frame(rows, "group").shape == (2, 4)
+    scores_table = scene_eval.scores_frame(rows)
+    assert list(scores_table.columns) == ["text score", "image score", "group score"]
+    assert scores_table.loc[("held out", "m"), "text score"].startswith("75.0 (")
+    records = [{"task": "swap", "split": "test_unseen", "tag": tag, "diffusion_raw": item.tolist(),
+                "diffusion_normalised": item.tolist()} for tag, item in zip(["object", "attribute", "both", "both"], scores)]
+    same = scene_eval.same_image_frame(records)
+    assert same.index.tolist() == ["Diffusion Classifier", "Diffusion Classifier, normalised"]
+    assert same.iloc[0, 0] == 0.0  # every item's images each win under their own caption, or lose under both
+    margins = scene_eval.text_margins(records)
+    assert list(margins.columns) == ["shapes swapped", "colours swapped", "both swapped"]
+    assert margins.loc["held out", "shapes swapped"] == 1000.0 and margins.loc["held out", "both swapped"] == 0.0
