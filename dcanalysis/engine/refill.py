@@ -10,8 +10,9 @@ the GPU waits while the host decides, so on the lab models it ran at about a thi
   one CUDA graph per padded size, captured once and replayed: the loop then launches one graph, not the hundreds of
   kernels of a compiled UNet, whose launches were the loop's largest cost on the MNIST model (issue 41);
 - the host reads a call's errors back while the GPU runs the next call, so no decision makes the GPU wait;
-- each image's host work (reading it, drawing its noise plan) is done ahead on ``host_threads`` worker threads
-  (``torch.randn`` releases the GIL), so admitting an image costs the loop its copies only;
+- each image's own work (reading and encoding it, drawing its noise plan and sending it to the device) is done
+  ahead on ``host_threads`` worker threads (``torch.randn`` releases the GIL), so the loop admits a group of new
+  images with one copy each for x_0, noise and timesteps;
 - the moment all rows of an image's round are back, that image is decided by the policy's own rule
   (``pruning.policy_steps``, the rule ``prune`` applies): its next round joins the end of the queue, or, decided,
   it leaves, and the next image takes its slot.
@@ -146,7 +147,7 @@ def classify_refilled(
                          "change with every call): leave it off for this model.")
     bar = tqdm(total=len(indices), unit="image", desc="classify", mininterval=1, leave=False, disable=not progress)
     # twice what the loop admits at its start (enough rows for two calls), and no more: each image prepared ahead
-    # holds its noise in pinned memory, whose allocation is slow
+    # holds its noise in pinned memory, whose allocation is slow, and on the device
     first_round = len(candidates) * policy_steps(clf.config.schedule)[0][1]
     ahead = min(in_flight, 2 * -(-2 * rows // first_round))
     waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, ahead=ahead)
@@ -232,8 +233,8 @@ class _CallGraphs:
         return graph, rows, errors
 
     def replay(self, rows: torch.Tensor) -> torch.Tensor:
-        """(n,) errors of ``rows`` (n, 3) on the host, queued on the current stream; valid until the next replay of
-        the same size (the caller copies them out first, in stream order)."""
+        """(n,) errors, on the device, of ``rows`` (n, 3), a host tensor: queued on the current stream, valid until
+        the next replay of the same size (the caller copies them out first, in stream order)."""
         n = len(rows)
         size = padded_size(n, self.refill.rows, self.sizes)
         if size not in self.graphs:
