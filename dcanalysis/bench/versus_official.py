@@ -328,8 +328,9 @@ def print_row(row: dict) -> None:
 
 
 def host_profile(run, top: int = 40) -> list[dict]:
-    """``run()`` under cProfile (this thread only: the worker threads appear as the loop's waits on them): the
-    ``top`` functions by own time, each {function, calls, own_s, cumulative_s}."""
+    """``run()`` under cProfile: the ``top`` functions by own time, each {function, calls, own_s, cumulative_s}.
+    From Python 3.12 cProfile records every thread (it uses sys.monitoring), the worker threads too, and a
+    function's time includes its waits for the GIL; before 3.12 this thread only."""
     import cProfile
     import pstats
 
@@ -365,7 +366,7 @@ def main(argv=None):
                         "one CUDA graph per padded size (on: classify_refilled(cuda_graphs=True)); each value a run")
     p.add_argument("--profile-host", action="store_true",
                    help="after the timed refilled runs, one more (the last --rows, --in-flight, --host-threads and "
-                        "--call-graphs) under cProfile, untimed: the loop thread's time by function (host_profile)")
+                        "--call-graphs) under cProfile, untimed: host time by function (host_profile)")
     p.add_argument("--cuda-graphs", action="store_true",
                    help="compile dcanalysis's network with CUDA graphs (engine.compile.optimise(cuda_graphs=True)); "
                         "the network's own rate is then measured so too")

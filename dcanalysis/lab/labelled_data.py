@@ -31,6 +31,7 @@ from ..evaluation.analysis import ARCH_NAMES
 from ..paths import MODELS_DIR
 from ..sequential import SequentialTest
 from ..engine.config import EngineConfig
+from ..estimators import interval_order
 from ..engine.overlap import classify_all
 from ..evaluation.lab_datasets import load_lab_dataset, to_model_input
 from .evaluate import accuracy_entry, baseline_predictions, shifted_sets
@@ -161,9 +162,9 @@ def verdicts(test_rows: list[dict]) -> list[str]:
         if dc is None or not rest:
             continue
         best = max(rest, key=lambda r: r["accuracy"])
-        overlap = dc["ci_lo"] <= best["ci_hi"] and best["ci_lo"] <= dc["ci_hi"]
         lead = 100 * (dc["accuracy"] - best["accuracy"])
-        side = "within the intervals of" if overlap else ("ahead of" if lead > 0 else "behind")
+        side = {"overlap": "within the intervals of", "above": "ahead of", "below": "behind"}[
+            interval_order((dc["ci_lo"], dc["ci_hi"]), (best["ci_lo"], best["ci_hi"]))]
         out.append(f"{labelled:,} labelled images: {DC} {_pct(dc)}\n"
                    f"    best discriminative, {best['model']}: {_pct(best)}\n    {lead:+.1f} points, {side} it")
     return out
@@ -207,7 +208,7 @@ def first_share_within_reach(test_rows: list[dict]) -> dict[str, int | None]:
         for labelled in sorted({r["labelled"] for r in test_rows}):
             dc = [r for r in test_rows if r["labelled"] == labelled and r["model"] == DC]
             m = [r for r in test_rows if r["labelled"] == labelled and r["model"] == model]
-            if dc and m and m[0]["ci_hi"] >= dc[0]["ci_lo"]:
+            if dc and m and interval_order((m[0]["ci_lo"], m[0]["ci_hi"]), (dc[0]["ci_lo"], dc[0]["ci_hi"])) != "below":
                 out[model] = labelled
                 break
     return out

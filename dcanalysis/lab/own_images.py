@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..estimators import interval_order
 from ..evaluation.lab_datasets import CLASSES
 from ..evaluation.run_store import UnsafeRunFileError, read_run_file, settings_differences, write_atomically
 from ..engine.config import add_engine_arguments, engine_from_arguments
@@ -87,8 +88,8 @@ def gap_lines(rows: list[dict], samplers: list[str]) -> list[str]:
         parts = []
         for s in samplers:
             r = by[(model, s)]
-            overlap = r["ci_lo"] <= ref["ci_hi"] and ref["ci_lo"] <= r["ci_hi"]
-            parts.append(f"{s} {100 * (r['accuracy'] - ref['accuracy']):+.1f}" + ("" if overlap else "*"))
+            apart = interval_order((r["ci_lo"], r["ci_hi"]), (ref["ci_lo"], ref["ci_hi"])) != "overlap"
+            parts.append(f"{s} {100 * (r['accuracy'] - ref['accuracy']):+.1f}" + ("*" if apart else ""))
         lines.append(f"{model:21s} own samples minus real test, points: " + ", ".join(parts))
     return lines + ["(* : the two intervals do not overlap)"]
 

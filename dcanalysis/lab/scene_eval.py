@@ -221,6 +221,13 @@ def _models(records: list[dict]) -> list[tuple]:
     return [(lambda r, n=n: r["contrastive"][n], CONTRASTIVE[n]) for n in names]
 
 
+def _swap_models(records: list[dict]) -> list[tuple]:
+    """(getter, display name) of every swap score the records hold: the Diffusion Classifier's raw and normalised
+    scores, then each contrastive model's."""
+    return [(lambda r: r["diffusion_raw"], "Diffusion Classifier"),
+            (lambda r: r["diffusion_normalised"], "Diffusion Classifier, normalised")] + _models(records)
+
+
 def swap_tables(records: list[dict]) -> list[dict]:
     """Winoground text/image/group scores per split, swap tag and model (rows for a DataFrame)."""
     rows = []
@@ -229,9 +236,7 @@ def swap_tables(records: list[dict]) -> list[dict]:
         if not recs:
             continue
         tags = [r["tag"] for r in recs]
-        models = [(lambda r: r["diffusion_raw"], "Diffusion Classifier"),
-                  (lambda r: r["diffusion_normalised"], "Diffusion Classifier, normalised")] + _models(recs)
-        for get, name in models:
+        for get, name in _swap_models(recs):
             for row in score_table(np.array([get(r) for r in recs]), tags, name):
                 rows.append({"split": split, **row})
     return rows
@@ -256,12 +261,17 @@ def zero_shot_table(records: list[dict]) -> list[dict]:
 SPLIT_NAMES = {"test_seen": "seen in training", "test_unseen": "held out"}
 
 
+def split_name(split: str) -> str:
+    """The book's name of a split (``SPLIT_NAMES``), or the split itself."""
+    return SPLIT_NAMES.get(split, split)
+
+
 def zero_shot_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
     """``zero_shot_table``'s rows as the book shows them: one row per (pairs, model), human column names, accuracy
     and its 95 % interval in %."""
     import pandas as pd
 
-    return pd.DataFrame([{"(colour, shape) pairs": SPLIT_NAMES.get(r["split"], r["split"]), "model": r["model"],
+    return pd.DataFrame([{"(colour, shape) pairs": split_name(r["split"]), "model": r["model"],
                           "top-1 accuracy (%)": round(r["accuracy"], 1),
                           "95 % interval (%)": f"{r['lo']:.1f} to {r['hi']:.1f}", "images": r["n"]}
                          for r in rows]).set_index(["(colour, shape) pairs", "model"])
@@ -280,7 +290,7 @@ def scores_frame(rows: list[dict]) -> "pandas.DataFrame":  # noqa: F821
     import pandas as pd
 
     frame = pd.DataFrame([r for r in rows if r["tag"] == "all"])
-    frame = frame.assign(pairs=frame.split.map(lambda s: SPLIT_NAMES.get(s, s)), score_name=frame.metric + " score",
+    frame = frame.assign(pairs=frame.split.map(split_name), score_name=frame.metric + " score",
                          cell=[f"{s:.1f} ({lo:.1f} to {hi:.1f})" for s, lo, hi in zip(frame.score, frame.lo, frame.hi)])
     table = frame.pivot_table(index=["pairs", "model"], columns="score_name", values="cell", aggfunc="first", sort=False)
     return table.rename_axis(index=["(colour, shape) pairs", "model"], columns=None)
@@ -292,11 +302,8 @@ def same_image_frame(records: list[dict]) -> "pandas.DataFrame":  # noqa: F821
     import pandas as pd
 
     swaps = [r for r in records if r["task"] == "swap"]
-    getters = {"Diffusion Classifier": lambda r: r["diffusion_raw"],
-               "Diffusion Classifier, normalised": lambda r: r["diffusion_normalised"]}
-    getters.update({CONTRASTIVE[n]: (lambda r, n=n: r["contrastive"][n]) for n in swaps[0].get("contrastive", {})})
     share = {name: round(100 * float(same_image_wins(np.array([get(r) for r in swaps])).mean()), 1)
-             for name, get in getters.items()}
+             for get, name in _swap_models(swaps)}
     return pd.DataFrame({"% of items where one image wins under both captions": share}).rename_axis(index="model")
 
 
@@ -307,7 +314,7 @@ def text_margins(records: list[dict]) -> "pandas.DataFrame":  # noqa: F821
 
     swaps = [r for r in records if r["task"] == "swap"]
     s = np.array([r["diffusion_raw"] for r in swaps])  # (item, caption, image)
-    frame = pd.DataFrame({"(colour, shape) pairs": [SPLIT_NAMES.get(r["split"], r["split"]) for r in swaps],
+    frame = pd.DataFrame({"(colour, shape) pairs": [split_name(r["split"]) for r in swaps],
                           "swap": [SWAP_NAMES.get(r["tag"], r["tag"]) for r in swaps],
                           "margin": 1e3 * np.minimum(s[:, 0, 0] - s[:, 1, 0], s[:, 1, 1] - s[:, 0, 1])})
     table = frame.groupby(["(colour, shape) pairs", "swap"], sort=False)["margin"].median().unstack().round(3)
@@ -321,7 +328,7 @@ def swap_frame(rows: list[dict], metric: str) -> "pandas.DataFrame":  # noqa: F8
     import pandas as pd
 
     frame = pd.DataFrame([r for r in rows if r["metric"] == metric])
-    frame = frame.assign(pairs=frame.split.map(lambda s: SPLIT_NAMES.get(s, s)), swap=frame.tag.map(SWAP_NAMES))
+    frame = frame.assign(pairs=frame.split.map(split_name), swap=frame.tag.map(SWAP_NAMES))
     table = frame.pivot_table(index=["pairs", "model"], columns="swap", values="score", sort=False)
     table = table[[name for name in SWAP_NAMES.values() if name in table.columns]]
     return table.round(1).rename_axis(index=["(colour, shape) pairs", "model"], columns=None)
