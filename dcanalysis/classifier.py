@@ -158,7 +158,7 @@ class BatchErrors:
     candidates: list
     errors: torch.Tensor  # (B, K, N) float64, NaN where a candidate did not get a trial
     timesteps: torch.Tensor  # (B, N) the trials' timesteps
-    reached: torch.Tensor  # (B, K) bool, the candidates that reached the policy's last stage
+    reached: list[list[int]]  # (B, K): the last step each candidate was alive after (``pruning.Pruned``)
     shape: tuple[int, ...]  # the diffusion-space sample shape
     image_indices: list[int]
 
@@ -439,8 +439,22 @@ class DiffusionClassifier:
 
     def _results(self, batch: BatchErrors, log_prior: torch.Tensor | None) -> list[ClassificationResult]:
         """The host's share of ``classify_batch`` after the GPU's: one result per image."""
-        return [self._result(batch.candidates, batch.errors[b], batch.timesteps[b], batch.reached[b], batch.shape,
-                             batch.image_indices[b], log_prior) for b in range(len(batch.image_indices))]
+        return self._results_of(batch.candidates, batch.errors, batch.timesteps, batch.reached, batch.shape,
+                                batch.image_indices, log_prior)
+
+    def _results_of(self, candidates: list, errors: torch.Tensor, timesteps: torch.Tensor, reached: list[list[int]],
+                    shape: tuple[int, ...], image_indices: Sequence[int], log_prior: torch.Tensor | None
+                    ) -> list[ClassificationResult]:
+        """One result per image of errors (B, K, N) float64 (NaN: no trial), timesteps (B, N), reached (B lists of K:
+        ``pruning.Pruned``) and image_indices (B,): every image's means and posterior in one set of tensor operations (a refilled run
+        finishes a dozen images per network call, and per-image operations were its host's largest cost); each
+        result's errors and timesteps are rows of the inputs, each row's numbers those it would get alone."""
+        means = torch.nanmean(errors, dim=2)
+        post = posterior(means, n_elements=math.prod(shape), temperature=self.config.temperature, log_prior=log_prior)
+        n_evaluations = (~torch.isnan(errors)).sum(dim=(1, 2)).tolist()
+        return [ClassificationResult(candidates, errors[b], timesteps[b], post[b], ranking(means[b], reached[b]),
+                                     n_evaluations[b], self.config.seed, image_indices[b])
+                for b in range(len(image_indices))]
 
     def host_inputs(self, images: Sequence[ImageSource | torch.Tensor], image_indices: Sequence[int], *,
                     plan_for: Callable[[int], NoisePlan] | None = None
@@ -487,9 +501,3 @@ class DiffusionClassifier:
 
         for batch in (map if run_ahead is None else run_ahead)(run, staged()):
             yield [] if batch is None else self._results(batch, log_prior)
-
-    def _result(self, candidates, errors, timesteps, reached, shape, image_index, log_prior) -> ClassificationResult:
-        means = torch.nanmean(errors, dim=1)
-        post = posterior(means, n_elements=math.prod(shape), temperature=self.config.temperature, log_prior=log_prior)
-        return ClassificationResult(candidates, errors, timesteps.clone(), post, ranking(means, reached),
-                                    int((~torch.isnan(errors)).sum()), self.config.seed, image_index)

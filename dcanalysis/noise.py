@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .timesteps import get_strategy
+from functools import lru_cache
+
+from .timesteps import get_strategy, is_deterministic
 
 
 def derive_generator(seed: int, *streams: int) -> torch.Generator:
@@ -101,5 +103,14 @@ def make_noise_plan(
 def plan_timesteps(n_trials: int, *, seed: int, image_index: int = 0, strategy: str = "even",
                    num_timesteps: int = 1000) -> torch.Tensor:
     """The timesteps of ``make_noise_plan`` alone (LongTensor (n_trials,)), without drawing the noise: what a
-    stored error table's columns were computed at."""
+    stored error table's columns were computed at. A deterministic strategy's (``timesteps.is_deterministic``) are
+    the same for every image: computed once per (strategy, n_trials, num_timesteps), where a run drawing a thousand
+    plans a second would otherwise spend its host time (issue 41)."""
+    if is_deterministic(get_strategy(strategy)):
+        return torch.tensor(_deterministic_timesteps(strategy, n_trials, num_timesteps), dtype=torch.long)
     return get_strategy(strategy)(n_trials, num_timesteps=num_timesteps, generator=derive_generator(seed, image_index, 0))
+
+
+@lru_cache(maxsize=64)
+def _deterministic_timesteps(strategy: str, n_trials: int, num_timesteps: int) -> tuple[int, ...]:
+    return tuple(get_strategy(strategy)(n_trials, num_timesteps=num_timesteps).tolist())

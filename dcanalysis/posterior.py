@@ -22,8 +22,9 @@ def posterior(
 
     Parameters
     ----------
-    mean_errors : Tensor (K,)
-        Per-element mean error of each candidate (see ``errors.py``).
+    mean_errors : Tensor (K,) or (B, K)
+        Per-element mean error of each candidate (see ``errors.py``); a (B, K) table gives B images' posteriors,
+        each row's equal to that row's alone.
     n_elements : int
         Elements per sample. Eq. 7 uses the squared *norm* ``||eps - eps_theta||^2``, a sum over elements, so
         the logit is ``-n_elements * mean_error``. ``n_elements=1`` gives a much flatter, mean-based posterior.
@@ -34,7 +35,7 @@ def posterior(
 
     Returns
     -------
-    Tensor (K,), float64, summing to 1.
+    Tensor of ``mean_errors``' shape, float64, each row summing to 1.
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}.")
@@ -43,10 +44,10 @@ def posterior(
         raise ValueError("mean errors contain NaN or inf; the network produced non-finite predictions.")
     logits = -e * n_elements / temperature
     if log_prior is not None:
-        if log_prior.shape != e.shape:
-            raise ValueError(f"log_prior has shape {tuple(log_prior.shape)}, expected {tuple(e.shape)}.")
+        if log_prior.shape != e.shape[-1:]:
+            raise ValueError(f"log_prior has shape {tuple(log_prior.shape)}, expected {tuple(e.shape[-1:])}.")
         logits = logits + log_prior.double()
-    return torch.softmax(logits, dim=0)
+    return torch.softmax(logits, dim=-1)
 
 
 def mean_error_softmax(mean_errors: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:

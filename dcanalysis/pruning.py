@@ -133,7 +133,8 @@ def _step_rules(policy: Policy):
 def ranking(mean_errors: torch.Tensor, reached: list[int]) -> list[int]:
     """Candidate indices, best first: survivors by their mean error, then the others in the reverse order of
     being dropped. mean_errors (K,) over the trials each received."""
-    return sorted(range(len(reached)), key=lambda k: (-reached[k], mean_errors[k].item()))
+    means = mean_errors.tolist()  # one conversion, not one per comparison key
+    return sorted(range(len(reached)), key=lambda k: (-reached[k], means[k]))
 
 
 def received(errors: torch.Tensor, trials: list[int]) -> torch.Tensor:

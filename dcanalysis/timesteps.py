@@ -136,9 +136,21 @@ def fixed(values: Sequence[int]) -> TimestepStrategy:
             raise ValueError(f"timesteps {bad} are outside [0, {num_timesteps}); use 0-based indices.")
         return torch.tensor(values, dtype=torch.long).repeat(math.ceil(n_trials / len(values)))[:n_trials]
 
+    strategy.deterministic = True
     strategy.__name__ = "fixed_" + "_".join(map(str, values))
     strategy.__doc__ = f"Cycle through t in {values} with fresh noise each repeat."
     return strategy
+
+
+# The strategies whose timesteps depend on (n_trials, num_timesteps) alone, not on the generator: a noise plan may
+# reuse them for every image (``noise.plan_timesteps``). A strategy without the mark counts as random.
+for _strategy in (even, middle, logit_normal):
+    _strategy.deterministic = True
+
+
+def is_deterministic(strategy: TimestepStrategy) -> bool:
+    """Whether ``strategy`` ignores its generator (marked ``deterministic``): the same timesteps for every image."""
+    return getattr(strategy, "deterministic", False)
 
 
 TIMESTEP_STRATEGIES: dict[str, TimestepStrategy] = {

@@ -22,3 +22,13 @@ def test_temperature_and_prior():
 def test_nan_errors_are_refused():
     with pytest.raises(ValueError, match="NaN"):
         posterior(torch.tensor([0.1, float("nan")]))
+
+
+def test_a_table_of_images_gives_each_row_its_own_posterior():
+    means = torch.rand(6, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    prior = torch.log(torch.tensor([0.1, 0.2, 0.3, 0.2, 0.2]))
+    rows = posterior(means, n_elements=50, temperature=2.0, log_prior=prior)
+    for b in range(6):
+        assert torch.equal(rows[b], posterior(means[b], n_elements=50, temperature=2.0, log_prior=prior))
+    with pytest.raises(ValueError, match="log_prior has shape"):
+        posterior(means, log_prior=prior[:4])

@@ -374,7 +374,7 @@ def main(argv=None):
                    help="images in flight in the refilled sequential test, each timed with each --rows")
     p.add_argument("--refill-images", type=int, default=4000,
                    help="test images (the head of the split) the refilled test is timed on; the first --n-images of "
-                        "them are compared with the official algorithm")
+                        "them are compared with the official algorithm; with the tuning images at most the split")
     p.add_argument("--throughput", action="store_true",
                    help="also the bare network against classify_batch (batch 8,000: 32 images x 1,000 per call)")
     p.add_argument("--seconds", type=float, default=2.0, help="time each bare-network row at least this long")
@@ -403,6 +403,9 @@ def main(argv=None):
     for name in a.datasets:
         ds = load_lab_dataset(name, test_only=True)
         x, y = to_model_input(ds.test_images), ds.test_labels.astype(np.int64)
+        if max(a.refill_images, a.n_images) + a.tune_images > len(x):
+            raise SystemExit(f"{name} has {len(x)} test images: --refill-images {a.refill_images} (or --n-images "
+                             f"{a.n_images}) and the last --tune-images {a.tune_images} overlap; lower one of them.")
         res = out["datasets"][name] = {}
         if a.throughput:
             res["throughput"] = throughput_rows(name, x, device=device, batch=8000, seconds=a.seconds,

@@ -10,12 +10,15 @@ the GPU waits while the host decides, so on the lab models it ran at about a thi
   one CUDA graph per padded size, captured once and replayed: the loop then launches one graph, not the hundreds of
   kernels of a compiled UNet, whose launches were the loop's largest cost on the MNIST model (issue 41);
 - the host reads a call's errors back while the GPU runs the next call, so no decision makes the GPU wait;
-- each image's own work (reading and encoding it, drawing its noise plan and sending it to the device) is done
-  ahead on ``host_threads`` worker threads (``torch.randn`` releases the GIL), so the loop admits a group of new
-  images with one copy each for x_0, noise and timesteps;
+- each image's own work (reading and encoding it, drawing its noise plan) is done ahead on ``host_threads``
+  worker threads (``torch.randn`` releases the GIL), a chunk of images (about one call's rows) at a time whose
+  noise travels to the device in one copy, so the loop admits many new images with one copy each for x_0, noise
+  and timesteps;
 - the moment all rows of an image's round are back, that image is decided by the policy's own rule
   (``pruning.policy_steps``, the rule ``prune`` applies): its next round joins the end of the queue, or, decided,
-  it leaves, and the next image takes its slot.
+  it leaves, and the next image takes its slot; the results of all images one call decides are built together;
+- a call shorter than ``rows`` goes out only when no other is in flight: at the end of a run, when the last images
+  finish their rounds with no new ones to take their slots, each of them moves on a round per call, not per two.
 
 Each image's decisions depend on its own errors only, and each row's error on that row only, so the results are
 those of ``classify_batch`` (``tests/engine/test_refill.py``); they come out in the order the images finish.
@@ -131,7 +134,8 @@ def classify_refilled(
     draw noise plans ahead of the loop (0: the loop does it). ``cuda_graphs``: replay each call's device work as
     one CUDA graph (``_CallGraphs``; a CUDA device, a network that never syncs with the host, no row groups);
     calls are then padded to the adapter's ``padded_sizes`` halvings of ``rows`` (``engine.batching.Batched``)
-    as the network sees them anyway. ``stats``: filled with what was sent to the network.
+    as the network sees them anyway. ``stats``: filled with what was sent to the network. An image that cannot be
+    read raises its error once every image before it has been yielded; no image after it is started.
     """
     candidates = check_candidates(candidates)
     indices = check_image_indices(range(len(images)) if image_indices is None else image_indices, len(images))
@@ -146,11 +150,11 @@ def classify_refilled(
         raise ValueError("cuda_graphs=True cannot capture an adapter that shares work between rows (row groups "
                          "change with every call): leave it off for this model.")
     bar = tqdm(total=len(indices), unit="image", desc="classify", mininterval=1, leave=False, disable=not progress)
-    # twice what the loop admits at its start (enough rows for two calls), and no more: each image prepared ahead
-    # holds its noise in pinned memory, whose allocation is slow, and on the device
+    # a chunk of images brings about one call's rows; four chunks ahead are twice what the loop admits at its
+    # start (two calls' rows), and no more: each image prepared ahead holds its noise on the device
     first_round = len(candidates) * policy_steps(clf.config.schedule)[0][1]
-    ahead = min(in_flight, 2 * -(-2 * rows // first_round))
-    waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, ahead=ahead)
+    chunk = max(1, min(in_flight, -(-rows // first_round)))
+    waiting = _host_inputs(clf, list(zip(images, indices)), host_threads, chunk=chunk, ahead=4)
     try:
         refill = _Refill(clf, candidates, in_flight, rows, log_prior, stats or RefillStats(), cuda_graphs)
         yield from refill.run(waiting, bar)
@@ -159,48 +163,80 @@ def classify_refilled(
         bar.close()
 
 
-def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, ahead: int
-                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]]:
-    """(x_0 (*sample_shape), noise (N, *sample_shape), both on the model's device, timesteps (N,) on the host,
-    image index) of each (image, index) of ``items``, in order: the image read and encoded, its noise plan drawn
-    and its N = ``total_trials`` trials sent to the device.
+@dataclass
+class _Prepared:
+    """Consecutive images made ready for their slots by ``_host_inputs``: x_0 (G, *sample_shape) and noise
+    (G, N, *sample_shape) on the model's device, timesteps (G, N) on the host, their image indices; ``error``: what
+    the image after the last one raised when it was read (it ends the run once these G are in)."""
 
-    Each image is encoded alone, as ``classify_batch`` encodes it (the same x_0 to the last bit). On a GPU the
-    pixels and noise travel from pinned memory, so these copies never wait for the GPU's queue; the loop then
-    puts a whole group of new images into their slots with one copy each for x_0 and noise. With ``threads`` > 0
-    up to ``ahead`` images are prepared ahead on worker threads (their kernels go to the same stream as the
-    loop's, before the loop's own reads of them); an image that cannot be read raises here, in its turn. The
-    first image is prepared on this thread: it fixes the run's sample shape, which every later plan needs."""
+    x0: torch.Tensor
+    noise: torch.Tensor
+    timesteps: torch.Tensor
+    indices: list[int]
+    error: Exception | None = None
+
+
+def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, chunk: int, ahead: int
+                 ) -> Iterator[_Prepared]:
+    """The images of ``items`` ((image, index) pairs) ``chunk`` at a time, in order, each read, encoded and its
+    noise plan drawn (its N = ``total_trials`` trials), as ``_Prepared``.
+
+    Each image is encoded alone, as ``classify_batch`` encodes it (the same x_0 to the last bit); a chunk's noise
+    plans travel to the device in one copy from pinned memory, so no copy waits for the GPU's queue and the loop
+    admits many images with one copy each for x_0, noise and timesteps. Whole chunks keep the worker threads'
+    Python (each line a turn at the GIL the loop's thread needs) per image small. With ``threads`` > 0 up to
+    ``ahead`` chunks are prepared ahead on worker threads (their kernels go to the same stream as the loop's,
+    before the loop's own reads of them). An image that cannot be read ends its chunk there; its error reaches the
+    loop after the images before it. The first chunk is prepared on this thread: its first image fixes the run's
+    sample shape, which every later plan needs."""
     trials, device = clf.config.schedule.total_trials, torch.device(clf.adapter.device)
     pin = device.type == "cuda"
 
-    def prepare(item):
-        image, i = item
-        (px,), (plan,) = clf.host_inputs([image], [i])
-        noise = plan.noise[:trials]
-        if pin:
-            px, noise = px.pin_memory(), noise.pin_memory()
-        with torch.no_grad():  # grad mode is per thread: a worker's starts on
-            x0 = clf.adapter.encode(px.unsqueeze(0).to(device, non_blocking=True))[0]
-        return x0, noise.to(device, non_blocking=True), plan.timesteps[:trials], i
+    def prepare(part: list) -> _Prepared:
+        x0, plans, indices, error = [], [], [], None
+        try:
+            with torch.no_grad():  # grad mode is per thread: a worker's starts on
+                for image, i in part:
+                    (px,), (plan,) = clf.host_inputs([image], [i])
+                    x = clf.adapter.encode(to_device_async(px.unsqueeze(0), device))[0]
+                    if x0 and x.shape != x0[0].shape:
+                        raise ValueError(_shape_message(i, x.shape, x0[0].shape))
+                    x0.append(x)
+                    plans.append(plan)
+                    indices.append(i)
+        except Exception as e:  # the images before it still run; the loop raises it after them
+            error = e
+        if not indices:
+            return _Prepared(torch.empty(0), torch.empty(0), torch.empty(0, dtype=torch.long), [], error)
+        shape = tuple(x0[0].shape)
+        noise = torch.empty((len(plans), trials, *shape), pin_memory=pin)
+        torch.stack([plan.noise[:trials] for plan in plans], out=noise)
+        return _Prepared(torch.stack(x0), noise.to(device, non_blocking=True),
+                         torch.stack([plan.timesteps[:trials] for plan in plans]), indices, error)
 
-    if not items:
+    parts = [items[i:i + chunk] for i in range(0, len(items), chunk)]
+    if not parts:
         return
-    yield prepare(items[0])
+    yield prepare(parts[0])
     if threads == 0:
-        yield from map(prepare, items[1:])
+        yield from map(prepare, parts[1:])
         return
-    pool, pending, rest = ThreadPoolExecutor(threads, thread_name_prefix="refill-host"), deque(), iter(items[1:])
+    pool, pending, rest = ThreadPoolExecutor(threads, thread_name_prefix="refill-host"), deque(), iter(parts[1:])
     try:
-        pending.extend(pool.submit(prepare, item) for item in islice(rest, ahead))
+        pending.extend(pool.submit(prepare, part) for part in islice(rest, ahead))
         while pending:
             done = pending.popleft().result()
-            pending.extend(pool.submit(prepare, item) for item in islice(rest, 1))
+            pending.extend(pool.submit(prepare, part) for part in islice(rest, 1))
             yield done
     finally:
         for f in pending:
             f.cancel()
         pool.shutdown(wait=True)
+
+
+def _shape_message(index: int, shape, expected) -> str:
+    return (f"image {index} has diffusion-space shape {tuple(shape)}; this run's images have {tuple(expected)}: "
+            f"resize them to one size, or classify each size apart.")
 
 
 class _CallGraphs:
@@ -289,25 +325,22 @@ class _Refill:
         self.index = [-1] * S  # the image index in each slot
 
     # -- admitting images
-    def _admit(self, items: list) -> None:
-        """Put (x_0, noise, timesteps, index) items (``_host_inputs``) into free slots: x_0, noise and timesteps
-        each in one copy on the device, their first round in the queue. Nothing here waits for the GPU's queue."""
+    def _admit(self, part: _Prepared, lo: int, hi: int) -> None:
+        """Put images ``lo:hi`` of ``part`` into free slots: x_0, noise and timesteps each in one copy on the
+        device, their first round in the queue. Nothing here waits for the GPU's queue."""
         if self.shape is None:
-            self._allocate(tuple(items[0][0].shape))
-        for x0, _, _, i in items:
-            if tuple(x0.shape) != self.shape:
-                raise ValueError(f"image {i} has diffusion-space shape {tuple(x0.shape)}; this run's images have "
-                                 f"{self.shape}: resize them to one size, or classify each size apart.")
-        slots = [self.free.pop() for _ in items]
+            self._allocate(tuple(part.x0.shape[1:]))
+        if tuple(part.x0.shape[1:]) != self.shape:
+            raise ValueError(_shape_message(part.indices[lo], part.x0.shape[1:], self.shape))
+        slots = [self.free.pop() for _ in range(hi - lo)]
         s = torch.tensor(slots)
         on_device = to_device_async(s, self.device)
-        timesteps = torch.stack([t for _, _, t, _ in items])
-        self.x0.index_copy_(0, on_device, torch.stack([x0 for x0, _, _, _ in items]))
-        self.noise.index_copy_(0, on_device, torch.stack([noise for _, noise, _, _ in items]))
-        self.t.index_copy_(0, on_device, to_device_async(timesteps, self.device))
-        for slot, (_, _, _, i) in zip(slots, items):
+        self.x0.index_copy_(0, on_device, part.x0[lo:hi])
+        self.noise.index_copy_(0, on_device, part.noise[lo:hi])
+        self.t.index_copy_(0, on_device, to_device_async(part.timesteps[lo:hi], self.device))
+        for slot, i in zip(slots, part.indices[lo:hi]):
             self.index[slot] = i
-        self.t_host[s] = timesteps
+        self.t_host[s] = part.timesteps[lo:hi]
         self.errors[s] = float("nan")
         self.alive[s] = True
         self.reached[s] = 0
@@ -380,8 +413,11 @@ class _Refill:
         if not len(complete):
             return []
         rounds = self.step[complete]
-        survivors = keep_each(self.policy, self.steps, self.errors[complete], self.active[complete], rounds,
-                              self.round_hi)
+        # the trials these rounds have reached, no more: the test's running sums read each row at its own n, the
+        # same numbers over any longer prefix (``sequential.prefix_sums``), and most images decide early
+        reached_trials = int(self.round_hi[rounds].max())
+        survivors = keep_each(self.policy, self.steps, self.errors[:, :, :reached_trials][complete],
+                              self.active[complete], rounds, self.round_hi)
         self.alive[complete] = survivors
         self.reached[complete] = torch.where(survivors, (rounds + 1).unsqueeze(1), self.reached[complete])
         done = (rounds + 1 == len(self.steps)) | (self.stops & (survivors.sum(dim=1) < 2))
@@ -389,45 +425,63 @@ class _Refill:
         more = complete[~done]
         self.step[more] = rounds[~done] + 1
         self._enqueue(more)
-        finished = complete[done].tolist()
-        return [self._finish(slot) for slot in finished]
+        return self._finish(complete[done])
 
-    def _finish(self, slot: int) -> ClassificationResult:
-        """The result of the image in ``slot``; the slot is free again."""
-        result = self.clf._result(self.candidates, self.errors[slot].clone(), self.t_host[slot].clone(),
-                                  self.reached[slot].tolist(), self.shape, self.index[slot], self.log_prior)
-        self.free.append(slot)
-        return result
+    def _finish(self, slots: torch.Tensor) -> list[ClassificationResult]:
+        """The results of the images in ``slots`` (F,), built together (``DiffusionClassifier._results_of``); their
+        slots are free again."""
+        results = self.clf._results_of(self.candidates, self.errors[slots], self.t_host[slots],
+                                       self.reached[slots].tolist(), self.shape,
+                                       [self.index[s] for s in slots.tolist()], self.log_prior)
+        self.free.extend(slots.tolist())
+        return results
 
-    def run(self, waiting: Iterator, bar) -> Iterator[ClassificationResult]:
+    def run(self, waiting: Iterator[_Prepared], bar) -> Iterator[ClassificationResult]:
         """The loop: top the queue up with new images, launch the next call, then take back the one before it.
 
         New images are admitted a few at a time, as many as keep ``2 * rows`` rows queued (up to ``in_flight``):
         the host's work between two launches must stay shorter than a call's GPU time, and admitting hundreds of
-        images at once (their noise plans drawn on the host) would leave the GPU idle."""
+        images at once would leave the GPU idle. When fewer than ``rows`` rows are queued (the run's last images
+        finishing their rounds, no new ones to take their slots), the call in flight is taken back first: its
+        images' next rounds then join the next call instead of the one after it, so each of these images moves
+        on a round per call, not per two. An image that could not be read stops the admissions: the images
+        before it are decided and yielded, then its error is raised."""
         first_round = len(self.candidates) * (self.steps[0][1] - self.steps[0][0])
-        more, in_call, stats, clock = True, None, self.stats, time.perf_counter
+        part, used, in_call, stats, clock = None, 0, None, self.stats, time.perf_counter
+        failed: Exception | None = None  # an image that could not be read: no more are admitted, raised at the end
+        exhausted = False  # every image admitted (or one could not be read)
         while True:
             start = clock()
-            if more and self.free and self.queue.size < 2 * self.rows:
-                want = min(len(self.free), -(-(2 * self.rows - self.queue.size) // first_round))
-                items = [item for _, item in zip(range(want), waiting)]
-                stats.waited_workers_s += clock() - start
-                more = len(items) == want
-                if items:
-                    self._admit(items)
+            while self.free and self.queue.size < 2 * self.rows and not exhausted:
+                if part is None or used == len(part.indices):
+                    if part is not None and part.error is not None:
+                        failed, exhausted = part.error, True
+                        break
+                    asked = clock()
+                    part, used = next(waiting, None), 0
+                    stats.waited_workers_s += clock() - asked
+                    exhausted = part is None
+                    continue
+                want = -(-(2 * self.rows - self.queue.size) // first_round)
+                n = min(len(self.free), len(part.indices) - used, want)
+                self._admit(part, used, used + n)
+                used += n
+            stats.admit_s += clock() - start
             launched = clock()
-            call = self._launch(self.queue.take(self.rows)) if self.queue.size else None
+            call = None
+            if self.queue.size >= self.rows or (in_call is None and self.queue.size):  # else: take in_call back first
+                call = self._launch(self.queue.take(self.rows))
             deciding, waited = clock(), stats.waited_s
             finished = self._take_back(in_call) if in_call is not None else []
-            stats.admit_s += launched - start
             stats.launch_s += deciding - launched
             stats.decide_s += clock() - deciding - (stats.waited_s - waited)
             for result in finished:
                 bar.update(1)
                 yield result
             in_call = call
-            if in_call is None and not self.queue.size and not (more and self.free):
+            if in_call is None and not self.queue.size and exhausted:
                 if len(self.free) != self.slots:  # every image in a slot has a round queued or in a call
                     raise RuntimeError("classify_refilled lost track of an image: this is a bug, please report it.")
+                if failed is not None:  # every image before it has its result
+                    raise failed
                 return

@@ -61,6 +61,15 @@ def test_throughput_rows_time_the_bare_variants_and_save_each_row_as_it_comes(mo
     assert [r.get("overlap") for r in rows if r["task"] != "bare forward"] == [True]
 
 
+def test_timed_images_that_would_overlap_the_tuning_images_are_refused_in_one_line(tmp_path):
+    from dcanalysis.bench import versus_official
+
+    with pytest.raises(SystemExit, match="--refill-images 9600 .* overlap; lower one of them"):
+        versus_official.main(["--device", "cpu", "--refill-images", "9600", "--tune-images", "500",
+                              "--out", str(tmp_path / "v.json")])
+    assert not (tmp_path / "v.json").exists()
+
+
 @pytest.mark.slow  # 95 s here: the lab UNet runs about 30 evaluations/s on a 2-core CPU
 def test_the_gpu_command_runs_end_to_end_in_miniature_on_the_cpu(tmp_path, monkeypatch):
     """The whole ``versus_official`` job, tiny and eager, on the CPU: every row it writes, the fair ratio (the

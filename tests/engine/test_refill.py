@@ -57,12 +57,44 @@ def test_images_prepared_ahead_on_threads_give_the_same_results_and_the_stats_co
     assert stats.calls >= stats.rows / 9 and stats.waited_s == 0.0  # no GPU here: nothing to wait for
 
 
-def test_an_image_a_worker_thread_cannot_read_raises_its_own_error_in_the_loop():
+@pytest.mark.parametrize("host_threads", [0, 2])
+def test_an_image_that_cannot_be_read_raises_its_own_error_after_every_image_before_it_is_decided(host_threads):
     adapter = GaussianMixtureAdapter(two_moons_like(2))
     clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=SequentialTest(step=2, min_trials=4, max_trials=8)))
-    points = [torch.zeros(2), torch.zeros(2), "a-file.png"]  # the toy model reads no files
+    points = [torch.zeros(2)] * 7 + ["a-file.png"] + [torch.zeros(2)] * 3  # the toy model reads no files
+    got = []
     with pytest.raises(TypeError, match="pass a tensor of shape"):
-        list(classify_refilled(clf, points, [0, 1], host_threads=2))
+        for r in classify_refilled(clf, points, [0, 1], host_threads=host_threads, in_flight=3, rows=5):
+            got.append(r.image_index)
+    assert sorted(got) == list(range(7))  # nothing before the bad image is lost, nothing after it is started
+
+
+def test_a_short_call_is_launched_only_when_no_other_call_is_in_flight(monkeypatch):
+    """When fewer rows than a call holds are queued, the call in flight comes back first: its images' next rounds
+    join the next call (the run's last images then move on a round per call)."""
+    from dcanalysis.engine import refill
+
+    events = []
+    launch, take_back = refill._Refill._launch, refill._Refill._take_back
+    monkeypatch.setattr(refill._Refill, "_launch", lambda self, rows: events.append(len(rows)) or launch(self, rows))
+    monkeypatch.setattr(refill._Refill, "_take_back", lambda self, call: events.append("back") or take_back(self, call))
+    adapter = GaussianMixtureAdapter(two_moons_like(3))
+    points = torch.randn(12, 2, generator=torch.Generator().manual_seed(1))
+    policy = SequentialTest(step=2, min_trials=4, max_trials=30, confidence=0.999)
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=policy, batch_size=50, seed=2))
+    got = list(classify_refilled(clf, list(points), [0, 1, 2], in_flight=4, rows=10))
+    assert sorted(r.image_index for r in got) == list(range(12))
+    in_flight = 0
+    short = 0
+    for e in events:
+        if e == "back":
+            in_flight -= 1
+            continue
+        if e < 10:
+            short += 1
+            assert in_flight == 0, events
+        in_flight += 1
+    assert short > 0  # the rule was exercised
 
 
 def test_a_lab_unet_gives_classify_batchs_decisions_through_one_static_batch_shape(monkeypatch):
