@@ -181,6 +181,13 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
                                  candidates=candidates)
     tables = ErrorTables(torch.stack([r.errors for r in results]).float().numpy(), labels, np.zeros(0), np.arange(len(x)))
     exhaustive = float(np.mean([r.prediction_index == y for r, y in zip(results, labels)]))
+    return {"images": len(x), **choose_from_tables(tables, exhaustive, trials=trials, tolerance=tolerance),
+            "tables_seconds": wall}
+
+
+def choose_from_tables(tables: ErrorTables, exhaustive: float, *, trials: int, tolerance: float) -> dict:
+    """Every ``SEQUENTIAL_CANDIDATES`` setting replayed on exhaustive tables (``analysis.replay``); the cheapest
+    whose accuracy is within ``tolerance`` of the exhaustive classifier's ``exhaustive``, else the most accurate."""
     rows = []
     for c in SEQUENTIAL_CANDIDATES:
         min_trials = c.get("min_trials", 2 * c["step"])
@@ -189,8 +196,8 @@ def choose_sequential(clf_exhaustive: DiffusionClassifier, x, labels, *, first_i
         rows.append({**c, "min_trials": min_trials, "max_trials": trials, "accuracy": acc, "evaluations": ev})
     ok = [r for r in rows if r["accuracy"] >= exhaustive - tolerance]
     chosen = min(ok, key=lambda r: r["evaluations"]) if ok else max(rows, key=lambda r: r["accuracy"])
-    return {"images": len(x), "exhaustive_accuracy": exhaustive, "exhaustive_trials": trials, "tolerance": tolerance,
-            "candidates": rows, "chosen": chosen, "tables_seconds": wall}
+    return {"exhaustive_accuracy": exhaustive, "exhaustive_trials": trials, "tolerance": tolerance,
+            "candidates": rows, "chosen": chosen}
 
 
 # classify_batch's adapter: eager, compiled as it loads (NCHW), compiled with the UNet in channels_last as the bare
