@@ -208,8 +208,7 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, chunk: 
             error = e
         if not indices:
             return _Prepared(torch.empty(0), torch.empty(0), torch.empty(0, dtype=torch.long), [], error)
-        shape = tuple(x0[0].shape)
-        noise = torch.empty((len(plans), trials, *shape), pin_memory=pin)
+        noise = torch.empty((len(plans), trials, *plans[0].sample_shape), pin_memory=pin)
         torch.stack([plan.noise[:trials] for plan in plans], out=noise)
         return _Prepared(torch.stack(x0), noise.to(device, non_blocking=True),
                          torch.stack([plan.timesteps[:trials] for plan in plans]), indices, error)
@@ -330,8 +329,6 @@ class _Refill:
         device, their first round in the queue. Nothing here waits for the GPU's queue."""
         if self.shape is None:
             self._allocate(tuple(part.x0.shape[1:]))
-        if tuple(part.x0.shape[1:]) != self.shape:
-            raise ValueError(_shape_message(part.indices[lo], part.x0.shape[1:], self.shape))
         slots = [self.free.pop() for _ in range(hi - lo)]
         s = torch.tensor(slots)
         on_device = to_device_async(s, self.device)
@@ -461,6 +458,9 @@ class _Refill:
                     part, used = next(waiting, None), 0
                     stats.waited_workers_s += clock() - asked
                     exhausted = part is None
+                    if part is not None and part.indices and self.shape not in (None, tuple(part.x0.shape[1:])):
+                        failed, exhausted = ValueError(_shape_message(part.indices[0], part.x0.shape[1:],
+                                                                      self.shape)), True
                     continue
                 want = -(-(2 * self.rows - self.queue.size) // first_round)
                 n = min(len(self.free), len(part.indices) - used, want)

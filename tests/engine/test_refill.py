@@ -69,6 +69,22 @@ def test_an_image_that_cannot_be_read_raises_its_own_error_after_every_image_bef
     assert sorted(got) == list(range(7))  # nothing before the bad image is lost, nothing after it is started
 
 
+@pytest.mark.parametrize("host_threads", [0, 2])
+def test_an_image_of_another_size_is_refused_in_one_line_after_every_image_before_it_is_decided(host_threads,
+                                                                                                 monkeypatch):
+    adapter = GaussianMixtureAdapter(two_moons_like(2))
+    encode = adapter.encode
+    # an image whose first pixel is 99 encodes to twice the size, as a larger picture would
+    monkeypatch.setattr(adapter, "encode", lambda x: torch.cat([x, x], -1) if x[0, 0] == 99 else encode(x))
+    clf = DiffusionClassifier(adapter, ClassifierConfig(schedule=SequentialTest(step=2, min_trials=4, max_trials=8)))
+    points = [torch.zeros(2)] * 6 + [torch.tensor([99.0, 0.0])] + [torch.zeros(2)] * 3
+    got = []
+    with pytest.raises(ValueError, match=r"image 6 has diffusion-space shape \(4,\); this run's images have \(2,\)"):
+        for r in classify_refilled(clf, points, [0, 1], host_threads=host_threads, in_flight=3, rows=5):
+            got.append(r.image_index)
+    assert sorted(got) == list(range(6))
+
+
 def test_a_short_call_is_launched_only_when_no_other_call_is_in_flight(monkeypatch):
     """When fewer rows than a call holds are queued, the call in flight comes back first: its images' next rounds
     join the next call (the run's last images then move on a round per call)."""
