@@ -446,9 +446,10 @@ class DiffusionClassifier:
                     shape: tuple[int, ...], image_indices: Sequence[int], log_prior: torch.Tensor | None
                     ) -> list[ClassificationResult]:
         """One result per image of errors (B, K, N) float64 (NaN: no trial), timesteps (B, N), reached (B lists of K:
-        ``pruning.Pruned``) and image_indices (B,): every image's means and posterior in one set of tensor operations (a refilled run
-        finishes a dozen images per network call, and per-image operations were its host's largest cost); each
-        result's errors and timesteps are rows of the inputs, each row's numbers those it would get alone."""
+        ``pruning.Pruned``) and image_indices (B,): every image's means and posterior in one set of tensor
+        operations (a refilled run finishes a dozen images per network call, and per-image operations were its
+        host's largest cost); each result's errors and timesteps are rows of the inputs, each row's numbers those
+        it would get alone."""
         means = torch.nanmean(errors, dim=2)
         post = posterior(means, n_elements=math.prod(shape), temperature=self.config.temperature, log_prior=log_prior)
         n_evaluations = (~torch.isnan(errors)).sum(dim=(1, 2)).tolist()

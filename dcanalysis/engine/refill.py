@@ -167,7 +167,8 @@ def classify_refilled(
 class _Prepared:
     """Consecutive images made ready for their slots by ``_host_inputs``: x_0 (G, *sample_shape) and noise
     (G, N, *sample_shape) on the model's device, timesteps (G, N) on the host, their image indices; ``error``: what
-    the image after the last one raised when it was read (it ends the run once these G are in)."""
+    the image after the last one raised (unreadable, or of another size than the run's first image): the loop
+    admits no image after these G and raises it once they are decided."""
 
     x0: torch.Tensor
     noise: torch.Tensor
@@ -187,10 +188,12 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, chunk: 
     Python (each line a turn at the GIL the loop's thread needs) per image small. With ``threads`` > 0 up to
     ``ahead`` chunks are prepared ahead on worker threads (their kernels go to the same stream as the loop's,
     before the loop's own reads of them). An image that cannot be read ends its chunk there; its error reaches the
-    loop after the images before it. The first chunk is prepared on this thread: its first image fixes the run's
-    sample shape, which every later plan needs."""
+    loop after the images before it; so does an image whose diffusion-space shape is not the run's. The first
+    chunk is prepared on this thread: its first image fixes the run's sample shape (before any worker starts),
+    which every later image must have."""
     trials, device = clf.config.schedule.total_trials, torch.device(clf.adapter.device)
     pin = device.type == "cuda"
+    run_shape: list[torch.Size] = []  # the first image's x_0 shape, set on this thread before the workers start
 
     def prepare(part: list) -> _Prepared:
         x0, plans, indices, error = [], [], [], None
@@ -199,8 +202,12 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, chunk: 
                 for image, i in part:
                     (px,), (plan,) = clf.host_inputs([image], [i])
                     x = clf.adapter.encode(to_device_async(px.unsqueeze(0), device))[0]
-                    if x0 and x.shape != x0[0].shape:
-                        raise ValueError(_shape_message(i, x.shape, x0[0].shape))
+                    if not run_shape:
+                        run_shape.append(x.shape)
+                    if x.shape != run_shape[0]:
+                        raise ValueError(f"image {i} has diffusion-space shape {tuple(x.shape)}; this run's images "
+                                         f"have {tuple(run_shape[0])}: resize them to one size, or classify each "
+                                         f"size apart.")
                     x0.append(x)
                     plans.append(plan)
                     indices.append(i)
@@ -231,11 +238,6 @@ def _host_inputs(clf: DiffusionClassifier, items: list, threads: int, *, chunk: 
         for f in pending:
             f.cancel()
         pool.shutdown(wait=True)
-
-
-def _shape_message(index: int, shape, expected) -> str:
-    return (f"image {index} has diffusion-space shape {tuple(shape)}; this run's images have {tuple(expected)}: "
-            f"resize them to one size, or classify each size apart.")
 
 
 class _CallGraphs:
@@ -427,10 +429,11 @@ class _Refill:
     def _finish(self, slots: torch.Tensor) -> list[ClassificationResult]:
         """The results of the images in ``slots`` (F,), built together (``DiffusionClassifier._results_of``); their
         slots are free again."""
+        free = slots.tolist()
         results = self.clf._results_of(self.candidates, self.errors[slots], self.t_host[slots],
-                                       self.reached[slots].tolist(), self.shape,
-                                       [self.index[s] for s in slots.tolist()], self.log_prior)
-        self.free.extend(slots.tolist())
+                                       self.reached[slots].tolist(), self.shape, [self.index[s] for s in free],
+                                       self.log_prior)
+        self.free.extend(free)
         return results
 
     def run(self, waiting: Iterator[_Prepared], bar) -> Iterator[ClassificationResult]:
@@ -441,8 +444,8 @@ class _Refill:
         images at once would leave the GPU idle. When fewer than ``rows`` rows are queued (the run's last images
         finishing their rounds, no new ones to take their slots), the call in flight is taken back first: its
         images' next rounds then join the next call instead of the one after it, so each of these images moves
-        on a round per call, not per two. An image that could not be read stops the admissions: the images
-        before it are decided and yielded, then its error is raised."""
+        on a round per call, not per two. An image that could not be read (or is of another size) stops the
+        admissions: the images before it are decided and yielded, then its error is raised."""
         first_round = len(self.candidates) * (self.steps[0][1] - self.steps[0][0])
         part, used, in_call, stats, clock = None, 0, None, self.stats, time.perf_counter
         failed: Exception | None = None  # an image that could not be read: no more are admitted, raised at the end
@@ -458,9 +461,6 @@ class _Refill:
                     part, used = next(waiting, None), 0
                     stats.waited_workers_s += clock() - asked
                     exhausted = part is None
-                    if part is not None and part.indices and self.shape not in (None, tuple(part.x0.shape[1:])):
-                        failed, exhausted = ValueError(_shape_message(part.indices[0], part.x0.shape[1:],
-                                                                      self.shape)), True
                     continue
                 want = -(-(2 * self.rows - self.queue.size) // first_round)
                 n = min(len(self.free), len(part.indices) - used, want)
